@@ -1,0 +1,48 @@
+"""optimum-dpruner: extract a smaller, domain-specific LLM from a general one by D-Pruner (and baselines).
+
+Public names are resolved lazily so that importing the package (e.g. for the CLI's flags) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "DPrunerConfig": "configuration",
+    "MethodName": "configuration",
+    "DPruner": "pruner",
+    "PruneResult": "result",
+    "PruneReport": "result",
+    "perplexity": "evaluation",
+    "calibration_samples": "data",
+    "builtin_path": "data",
+    "save_importance": "importance",
+    "load_importance": "importance",
+    "prune_mask": "masks",
+    "METHODS": "methods",
+    "get_method": "methods",
+    "DPrunerError": "errors",
+    "ConfigError": "errors",
+    "DataError": "errors",
+    "UnsupportedModelError": "errors",
+    "NumericalError": "errors",
+    "DPrunerWarning": "errors",
+    "ensure_default_model": "assets",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'optimum_dpruner' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

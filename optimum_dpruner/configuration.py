@@ -1,0 +1,257 @@
+"""`DPrunerConfig`: every option of a pruning run, validated, saved and loaded as JSON.
+
+This module imports only the standard library so that the CLI can build its flags without torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from .errors import ConfigError, DPrunerWarning
+
+__all__ = ["DPrunerConfig", "MethodName", "Granularity", "CONFIG_NAME"]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "dpruner_config.json"
+
+
+class MethodName(str, Enum):
+    """Names of the pruning methods; the registry, the CLI and the config all use these strings."""
+
+    DPRUNER = "dpruner"
+    SPARSEGPT = "sparsegpt"
+    WANDA = "wanda"
+    MAGNITUDE = "magnitude"
+
+
+class Granularity(str, Enum):
+    """Comparison group within which the lowest scores are pruned."""
+
+    LAYER = "layer"  # one threshold per weight matrix
+    ROW = "row"  # one threshold per output row (Wanda)
+    BLOCK = "block"  # one threshold per block of `block_size` input columns (SparseGPT, D-Pruner "iterative blocking")
+
+
+def _choices(enum_cls: type[Enum]) -> str:
+    return ", ".join(repr(m.value) for m in enum_cls)
+
+
+@dataclass
+class DPrunerConfig:
+    """Configuration of a pruning run (D-Pruner or one of the baselines).
+
+    Args:
+        method (`str`, *optional*, defaults to `"dpruner"`):
+            Pruning method: `"dpruner"`, `"sparsegpt"`, `"wanda"` or `"magnitude"`.
+        sparsity (`float`, *optional*):
+            Fraction of zeros in every target matrix, in [0, 1). Defaults to 0.5, or to 1 - N/M for an N:M pattern.
+        pattern (`str`, *optional*, defaults to `"unstructured"`):
+            `"unstructured"` or `"N:M"` (e.g. `"2:4"`: keep the N highest-scored of every M consecutive input weights).
+        granularity (`str`, *optional*):
+            Comparison group for unstructured masks: `"layer"`, `"row"` or `"block"`. Defaults to the method's own
+            (magnitude and D-Pruner: layer, Wanda: row, SparseGPT: block).
+        block_size (`int`, *optional*, defaults to 128):
+            Columns per block, for `granularity="block"` and SparseGPT's lazy OBS updates.
+        targets (`list[str]`, *optional*):
+            fnmatch patterns of module names (relative to the model) to prune. Defaults to every `nn.Linear` inside
+            the decoder blocks.
+        ignore (`list[str]`, *optional*, defaults to `[]`):
+            fnmatch patterns of module names never to prune, applied after `targets`.
+        num_samples (`int`, *optional*, defaults to 32):
+            Number of general calibration sequences.
+        seq_len (`int`, *optional*, defaults to 512):
+            Tokens per calibration sequence (general and domain).
+        domain_num_samples (`int`, *optional*, defaults to 16):
+            Number of domain calibration sequences (D-Pruner's gradient stage).
+        text_column (`str`, *optional*, defaults to `"text"`):
+            Column holding the text in calibration datasets.
+        seed (`int`, *optional*, defaults to 0):
+            Seed for calibration sampling and everything random in the run.
+        damp (`float`, *optional*, defaults to 0.01):
+            Hessian damping as a fraction of its mean diagonal (SparseGPT and D-Pruner's general importance).
+        general_importance (`str`, *optional*, defaults to `"sparsegpt"`):
+            How D-Pruner computes G: `"sparsegpt"` (saliency taken while SparseGPT prunes, as the authors) or
+            `"obs"` (the same saliency on the unmodified weights, no OBS updates).
+        lambda_reg (`float`, *optional*, defaults to 0.1):
+            Weight of the generality-preserving regulariser (hint for legal text: 0.001).
+        alpha (`float`, *optional*, defaults to 1e-4):
+            Step size in the regulariser when weights are not updated (`learning_rate=0`).
+        learning_rate (`float`, *optional*, defaults to 0.0):
+            SGD learning rate of the domain stage; 0 scores at the pretrained weights in one pass.
+        domain_epochs (`int`, *optional*, defaults to 1):
+            Passes over the domain data in the domain stage.
+        max_grad_norm (`float`, *optional*, defaults to 1.0):
+            Gradient-norm clipping of the SGD updates (0 disables it).
+        apply_mask_to (`str`, *optional*, defaults to `"pretrained"`):
+            Which weights D-Pruner's mask zeroes: `"pretrained"` or `"finetuned"`.
+        gradient_checkpointing (`bool`, *optional*, defaults to `True`):
+            Use gradient checkpointing in the domain stage.
+        domain_batch_size (`int`, *optional*, defaults to 1):
+            Sequences per step in the domain stage.
+        importance_dtype (`str`, *optional*, defaults to `"float32"`):
+            Storage dtype of D-Pruner's G and I: `"float32"` or `"bfloat16"`.
+        importance_device (`str`, *optional*):
+            Device of G and I; defaults to each weight's device (`"cpu"` saves accelerator memory).
+    """
+
+    method: str = field(default="dpruner", metadata={"help": "Pruning method: " + _choices(MethodName) + "."})
+    sparsity: float | None = field(
+        default=None, metadata={"help": "Fraction of zeros per target matrix in [0, 1); default 0.5 or 1-N/M."}
+    )
+    pattern: str = field(default="unstructured", metadata={"help": "'unstructured' or 'N:M' (e.g. '2:4')."})
+    granularity: str | None = field(
+        default=None, metadata={"help": "Comparison group: " + _choices(Granularity) + "; default: the method's."}
+    )
+    block_size: int = field(default=128, metadata={"help": "Columns per block (block granularity, SparseGPT)."})
+    targets: list[str] | None = field(
+        default=None, metadata={"help": "fnmatch patterns of modules to prune; default: every Linear in the blocks."}
+    )
+    ignore: list[str] = field(default_factory=list, metadata={"help": "fnmatch patterns of modules never pruned."})
+    num_samples: int = field(default=32, metadata={"help": "Number of general calibration sequences."})
+    seq_len: int = field(default=512, metadata={"help": "Tokens per calibration sequence."})
+    domain_num_samples: int = field(default=16, metadata={"help": "Number of domain calibration sequences."})
+    text_column: str = field(default="text", metadata={"help": "Column holding the text in calibration datasets."})
+    seed: int = field(default=0, metadata={"help": "Seed for sampling and everything random."})
+    damp: float = field(default=0.01, metadata={"help": "Hessian damping, fraction of the mean diagonal."})
+    general_importance: str = field(
+        default="sparsegpt", metadata={"help": "D-Pruner's G: 'sparsegpt' (with OBS updates) or 'obs' (no updates)."}
+    )
+    lambda_reg: float = field(default=0.1, metadata={"help": "Weight of the generality-preserving regulariser."})
+    alpha: float = field(default=1e-4, metadata={"help": "Regulariser step size when learning_rate is 0."})
+    learning_rate: float = field(default=0.0, metadata={"help": "SGD learning rate of the domain stage (0: no update)."})
+    domain_epochs: int = field(default=1, metadata={"help": "Passes over the domain data."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient-norm clipping of SGD updates (0: off)."})
+    apply_mask_to: str = field(
+        default="pretrained", metadata={"help": "Weights the D-Pruner mask zeroes: 'pretrained' or 'finetuned'."}
+    )
+    gradient_checkpointing: bool = field(default=True, metadata={"help": "Gradient checkpointing in the domain stage."})
+    domain_batch_size: int = field(default=1, metadata={"help": "Sequences per step in the domain stage."})
+    importance_dtype: str = field(default="float32", metadata={"help": "Dtype of G and I: 'float32' or 'bfloat16'."})
+    importance_device: str | None = field(
+        default=None, metadata={"help": "Device of G and I; default: the weight's device."}
+    )
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    # ------------------------------------------------------------------ validation
+    def _validate(self) -> None:
+        valid_methods = [m.value for m in MethodName]
+        if self.method not in valid_methods:
+            raise ConfigError(f"method={self.method!r} is unknown; choose one of {', '.join(valid_methods)}.")
+        nm = self.nm
+        if nm is not None:
+            implied = 1.0 - nm[0] / nm[1]
+            if self.sparsity is None:
+                self.sparsity = implied
+            elif abs(self.sparsity - implied) > 1e-9:
+                raise ConfigError(
+                    f"sparsity={self.sparsity} contradicts pattern={self.pattern!r}, which implies sparsity "
+                    f"{implied:g}; drop sparsity or set it to {implied:g}."
+                )
+        elif self.sparsity is None:
+            self.sparsity = 0.5
+        if not isinstance(self.sparsity, (int, float)) or not 0.0 <= float(self.sparsity) < 1.0:
+            raise ConfigError(f"sparsity={self.sparsity!r} must be a number in [0, 1), e.g. 0.5.")
+        self.sparsity = float(self.sparsity)
+        if self.granularity is not None and self.granularity not in [g.value for g in Granularity]:
+            raise ConfigError(f"granularity={self.granularity!r} is unknown; choose one of {_choices(Granularity)}.")
+        for name in ("block_size", "num_samples", "seq_len", "domain_num_samples", "domain_epochs", "domain_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name}={value!r} must be a positive integer.")
+        for name in ("damp", "lambda_reg", "alpha", "learning_rate", "max_grad_norm"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"{name}={value!r} must be a non-negative number.")
+        if self.general_importance not in ("sparsegpt", "obs"):
+            raise ConfigError(f"general_importance={self.general_importance!r} must be 'sparsegpt' or 'obs'.")
+        if self.apply_mask_to not in ("pretrained", "finetuned"):
+            raise ConfigError(f"apply_mask_to={self.apply_mask_to!r} must be 'pretrained' or 'finetuned'.")
+        if self.importance_dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"importance_dtype={self.importance_dtype!r} must be 'float32' or 'bfloat16'.")
+        if self.targets is not None and (isinstance(self.targets, str) or not all(isinstance(t, str) for t in self.targets)):
+            raise ConfigError(f"targets={self.targets!r} must be a list of module-name patterns, e.g. ['*.mlp.*'].")
+        if isinstance(self.ignore, str) or not all(isinstance(t, str) for t in self.ignore):
+            raise ConfigError(f"ignore={self.ignore!r} must be a list of module-name patterns, e.g. ['*.o_proj'].")
+        if self.apply_mask_to == "finetuned" and self.learning_rate == 0:
+            warnings.warn(
+                "apply_mask_to='finetuned' with learning_rate=0 is the same as 'pretrained': no weight is updated.",
+                DPrunerWarning,
+                stacklevel=3,
+            )
+
+    @property
+    def nm(self) -> tuple[int, int] | None:
+        """`(N, M)` for an N:M pattern, `None` for unstructured. Raises `ConfigError` on a malformed pattern."""
+        if self.pattern == "unstructured":
+            return None
+        parts = str(self.pattern).split(":")
+        try:
+            n, m = (int(p) for p in parts)
+        except ValueError:
+            raise ConfigError(
+                f"pattern={self.pattern!r} must be 'unstructured' or 'N:M' with integers N < M, e.g. '2:4'."
+            ) from None
+        if not 0 < n < m:
+            raise ConfigError(f"pattern={self.pattern!r} needs 0 < N < M, e.g. '2:4' or '4:8'.")
+        return n, m
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """The options as a plain dict (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DPrunerConfig":
+        """Build a config from a dict; unknown keys (e.g. from a newer version) are dropped with a warning."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            warnings.warn(f"Ignoring unknown DPrunerConfig keys: {', '.join(unknown)}.", DPrunerWarning, stacklevel=2)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> str:
+        """Write `dpruner_config.json` into `save_directory` (created if needed) and return its path."""
+        os.makedirs(save_directory, exist_ok=True)
+        path = os.path.join(save_directory, CONFIG_NAME)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.to_json_string())
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike) -> "DPrunerConfig":
+        """Load a config from a JSON file or from a folder holding `dpruner_config.json`.
+
+        A `dpruner_config.json` written by `save_pretrained` of a pruned model holds the config under the key
+        `"config"`; that layout is accepted too.
+        """
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            path = os.path.join(path, CONFIG_NAME)
+        if not os.path.isfile(path):
+            raise ConfigError(f"config path {path!r} does not exist; pass a JSON file or a folder with {CONFIG_NAME}.")
+        with open(path, encoding="utf-8") as f:
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"config file {path!r} is not valid JSON: {e}.") from None
+        if isinstance(data, dict) and isinstance(data.get("config"), dict):
+            data = data["config"]
+        return cls.from_dict(data)
+
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        """Help text of every field, for CLI flags and docs."""
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}

@@ -1,0 +1,196 @@
+"""Calibration data: load texts from many sources, tokenise, and cut fixed-length sequences from the seed.
+
+Sources accepted everywhere a dataset is expected:
+- a `datasets.Dataset` or `datasets.IterableDataset`;
+- a list of strings;
+- `"builtin:<name>"` for a bundled corpus (see `BUILTIN_DATASETS`), e.g. `"builtin:medical"`;
+- a local file or folder (json, jsonl, txt, csv, parquet, optionally gzipped) or a hub id, read with
+  `datasets.load_dataset`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+
+from .errors import ConfigError, DataError, DPrunerWarning
+
+__all__ = [
+    "BUILTIN_DATASETS",
+    "builtin_path",
+    "load_texts",
+    "iter_texts",
+    "calibration_samples",
+    "max_sequence_length",
+]
+
+logger = logging.getLogger(__name__)
+
+_DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
+
+#: Bundled corpora (see `optimum_dpruner/data/README.md` for sources and licences): name -> (train file, test file).
+BUILTIN_DATASETS: dict[str, tuple[str, str]] = {
+    "general": ("general_train.jsonl.gz", "general_test.jsonl.gz"),
+    "medical": ("medical_train.jsonl.gz", "medical_test.jsonl.gz"),
+    "legal": ("legal_train.jsonl.gz", "legal_test.jsonl.gz"),
+}
+
+_BUILDERS = {
+    ".json": "json",
+    ".jsonl": "json",
+    ".txt": "text",
+    ".text": "text",
+    ".csv": "csv",
+    ".parquet": "parquet",
+}
+
+
+def builtin_path(name: str, split: str = "train") -> str:
+    """Path of a bundled corpus file (`split` is `"train"` for calibration, `"test"` for evaluation)."""
+    if name not in BUILTIN_DATASETS:
+        raise DataError(f"builtin dataset {name!r} does not exist; choose one of {', '.join(BUILTIN_DATASETS)}.")
+    if split not in ("train", "test"):
+        raise DataError(f"split={split!r} must be 'train' or 'test'.")
+    return os.path.join(_DATA_DIR, BUILTIN_DATASETS[name][split == "test"])
+
+
+def _builder_for(path: str) -> str | None:
+    stem = path[:-3] if path.endswith(".gz") else path
+    return _BUILDERS.get(os.path.splitext(stem)[1].lower())
+
+
+def load_texts(source: Any, split: str = "train"):
+    """Open `source` as a `datasets.Dataset`/`IterableDataset` or a list of strings (see module doc)."""
+    import datasets
+
+    if isinstance(source, (datasets.Dataset, datasets.IterableDataset)):
+        return source
+    if isinstance(source, (list, tuple)):
+        if not all(isinstance(t, str) for t in source):
+            raise DataError("a list passed as a dataset must hold strings only.")
+        return list(source)
+    if not isinstance(source, (str, os.PathLike)):
+        raise DataError(
+            f"dataset of type {type(source).__name__} is not supported; pass a datasets.Dataset, a list of strings, "
+            "a 'builtin:<name>' id, a file, a folder or a hub id."
+        )
+    source = os.fspath(source)
+    if source.startswith("builtin:"):
+        source = builtin_path(source.split(":", 1)[1], split)
+    if os.path.isfile(source):
+        builder = _builder_for(source)
+        if builder is None:
+            raise DataError(f"cannot tell the format of {source!r}; use .json, .jsonl, .txt, .csv or .parquet.")
+        return datasets.load_dataset(builder, data_files=source, split="train")
+    try:
+        return datasets.load_dataset(source, split=split)
+    except Exception as e:  # datasets raises many types for a missing dataset
+        raise DataError(f"could not load dataset {source!r}: {e}") from e
+
+
+def iter_texts(dataset, text_column: str = "text", seed: int | None = None) -> Iterator[str]:
+    """Yield the texts of `dataset`; a `Dataset` or list is visited in a seeded random order when `seed` is given."""
+    import datasets
+
+    if isinstance(dataset, list):
+        order = _permutation(len(dataset), seed)
+        if not dataset:
+            raise DataError("the dataset is empty; pass at least one text.")
+        yield from (dataset[i] for i in order)
+        return
+    columns = dataset.column_names
+    if columns is not None and text_column not in columns:
+        raise DataError(
+            f"text_column={text_column!r} is not in the dataset; its columns are {', '.join(columns)}. "
+            "Pass text_column=<one of them>."
+        )
+    if isinstance(dataset, datasets.Dataset):
+        if len(dataset) == 0:
+            raise DataError("the dataset is empty; pass at least one text.")
+        for i in _permutation(len(dataset), seed):
+            yield dataset[int(i)][text_column]
+        return
+    any_row = False
+    for row in dataset:  # IterableDataset: visited in its own order
+        any_row = True
+        if text_column not in row:
+            raise DataError(
+                f"text_column={text_column!r} is not in the dataset; its columns are {', '.join(row)}. "
+                "Pass text_column=<one of them>."
+            )
+        yield row[text_column]
+    if not any_row:
+        raise DataError("the dataset is empty; pass at least one text.")
+
+
+def _permutation(n: int, seed: int | None) -> Iterable[int]:
+    if seed is None:
+        return range(n)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=generator).tolist()
+
+
+def max_sequence_length(model_config) -> int | None:
+    """The longest sequence the model accepts, from its config (`None` when the config does not say)."""
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(model_config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def calibration_samples(
+    source: Any,
+    tokenizer,
+    num_samples: int,
+    seq_len: int,
+    seed: int = 0,
+    text_column: str = "text",
+    model_config=None,
+) -> list[torch.Tensor]:
+    """Cut `num_samples` sequences of `seq_len` tokens from `source`, deterministically from `seed`.
+
+    The texts are visited in a seeded random order, each tokenised (no special tokens) and followed by the
+    tokens of a blank line, and the stream is cut into consecutive `seq_len`-token windows until
+    `num_samples` are filled. Fewer windows than asked gives a `DPrunerWarning`; not even one a `DataError`.
+
+    Returns:
+        `list[torch.Tensor]`: `num_samples` (or fewer) tensors of shape `(1, seq_len)`, dtype long, on CPU.
+    """
+    if tokenizer is None:
+        raise DataError("a tokenizer is needed to cut calibration data; pass tokenizer= to DPruner.from_pretrained.")
+    limit = max_sequence_length(model_config) if model_config is not None else None
+    if limit is not None and seq_len > limit:
+        raise ConfigError(f"seq_len={seq_len} exceeds the model's limit of {limit} tokens; lower seq_len.")
+    dataset = load_texts(source)
+    separator = tokenizer("\n\n", add_special_tokens=False)["input_ids"]
+    needed = num_samples * seq_len
+    stream: list[int] = []
+    for text in iter_texts(dataset, text_column, seed):
+        if not isinstance(text, str) or not text.strip():
+            continue
+        stream.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        stream.extend(separator)
+        if len(stream) >= needed:
+            break
+    count = len(stream) // seq_len
+    if count == 0:
+        raise DataError(
+            f"the texts hold {len(stream)} tokens, fewer than one sequence of seq_len={seq_len}; "
+            "pass more text or lower seq_len."
+        )
+    if count < num_samples:
+        warnings.warn(
+            f"only {count} sequences of {seq_len} tokens could be cut ({len(stream)} tokens found); "
+            f"using {count} instead of num_samples={num_samples}.",
+            DPrunerWarning,
+            stacklevel=2,
+        )
+    count = min(count, num_samples)
+    ids = torch.tensor(stream[: count * seq_len], dtype=torch.long).view(count, 1, seq_len)
+    return list(ids.unbind(0))

@@ -1,0 +1,94 @@
+"""D-Pruner's stages, in order: general importance G, domain importance I with the regularised loss, masks."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from .configuration import DPrunerConfig
+from .errors import ConfigError
+from .gradients import collect_dual_importance
+from .methods.base import LayerResult
+from .methods.dpruner import DPrunerMethod, OBSSaliency
+from .methods.sparsegpt import SparseGPTMethod
+from .pipeline import prune_blockwise
+from .result import PruneReport, StageMonitor
+
+__all__ = ["general_importance", "run_dpruner", "apply_importance_masks"]
+
+logger = logging.getLogger(__name__)
+
+
+def general_importance(
+    model: nn.Module, samples: list[torch.Tensor], config: DPrunerConfig, progress: bool = True
+) -> dict[str, torch.Tensor]:
+    """Step 1: G for every target matrix, from general calibration samples; the model's weights are unchanged.
+
+    `general_importance="sparsegpt"` runs SparseGPT block by block (OBS updates, pruned outputs propagated)
+    and keeps each block's saliency, then puts the original weights back; `"obs"` takes the saliency of the
+    unmodified weights in one pass.
+    """
+    dtype = getattr(torch, config.importance_dtype)
+    scores: dict[str, torch.Tensor] = {}
+
+    def keep(name: str, result: LayerResult) -> None:
+        scores[name] = result.saliency.to(device=config.importance_device or result.saliency.device, dtype=dtype)
+
+    method_cls = SparseGPTMethod if config.general_importance == "sparsegpt" else OBSSaliency
+    prune_blockwise(model, samples, method_cls, config, on_layer=keep, restore_weights=True, progress=progress)
+    return scores
+
+
+@torch.no_grad()
+def apply_importance_masks(targets: dict[str, nn.Linear], importance: dict[str, torch.Tensor], config: DPrunerConfig) -> None:
+    """Step 4: zero the lowest-I weights of each target (no reconstruction)."""
+    missing = [n for n in targets if n not in importance]
+    if missing:
+        raise ConfigError(
+            f"the importance scores lack {len(missing)} target matrices (e.g. {missing[0]}); they were computed for "
+            "another model or other targets: recompute them or match `targets`/`ignore`."
+        )
+    for name, module in targets.items():
+        if tuple(importance[name].shape) != tuple(module.weight.shape):
+            raise ConfigError(
+                f"importance for {name} has shape {tuple(importance[name].shape)}, the weight {tuple(module.weight.shape)}; "
+                "the scores belong to another model."
+            )
+        result = DPrunerMethod(module.weight, config, importance=importance[name]).prune(module.weight.data)
+        module.weight.data.copy_(result.weight)
+
+
+def run_dpruner(
+    model: nn.Module,
+    targets: dict[str, nn.Linear],
+    general_samples: list[torch.Tensor],
+    domain_samples: list[torch.Tensor],
+    config: DPrunerConfig,
+    report: PruneReport,
+    monitor: StageMonitor,
+    progress: bool = True,
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Steps 1-3 of D-Pruner (masks are applied by the caller); returns `{"G": ..., "I": ...}`.
+
+    Adds to `report.extra`: the regulariser's relative size |g~ - g| / |g| per matrix (`regulariser_ratio`) and
+    its mean (`regulariser_ratio_mean`), and the domain losses.
+    """
+    with monitor.measure(report, "general_importance"):
+        general = general_importance(model, general_samples, config, progress)
+    pretrained = None
+    if config.learning_rate > 0 and config.apply_mask_to == "pretrained":
+        pretrained = {n: m.weight.detach().to("cpu", copy=True) for n, m in targets.items()}
+    with monitor.measure(report, "domain_importance"):
+        stats = collect_dual_importance(model, domain_samples, targets, general, config, progress)
+    if pretrained is not None:
+        with torch.no_grad():
+            for name, module in targets.items():
+                module.weight.copy_(pretrained[name])
+    ratios = stats.regulariser_ratio()
+    report.extra["regulariser_ratio"] = ratios
+    report.extra["regulariser_ratio_mean"] = sum(ratios.values()) / len(ratios)
+    report.extra["domain_losses"] = stats.losses
+    logger.info("regulariser |g~ - g| / |g|: mean %.3e", report.extra["regulariser_ratio_mean"])
+    return {"G": general, "I": stats.importance}

@@ -1,0 +1,38 @@
+"""Exceptions and warnings raised by optimum-dpruner.
+
+Every error that a user can cause derives from :class:`DPrunerError`; the ones about bad input are also
+``ValueError`` so that generic handlers keep working.
+"""
+
+__all__ = [
+    "DPrunerError",
+    "ConfigError",
+    "DataError",
+    "UnsupportedModelError",
+    "NumericalError",
+    "DPrunerWarning",
+]
+
+
+class DPrunerError(Exception):
+    """Base class of every optimum-dpruner error."""
+
+
+class ConfigError(DPrunerError, ValueError):
+    """An option of :class:`~optimum_dpruner.DPrunerConfig` (or of a call) is invalid."""
+
+
+class DataError(DPrunerError, ValueError):
+    """Calibration or evaluation data cannot be used (empty, missing column, too short...)."""
+
+
+class UnsupportedModelError(DPrunerError, ValueError):
+    """The model is not a decoder-only causal LM that the pipeline can walk."""
+
+
+class NumericalError(DPrunerError, RuntimeError):
+    """A numerical step failed even after its fallbacks (e.g. Cholesky after damping escalation)."""
+
+
+class DPrunerWarning(UserWarning):
+    """Warnings about choices that may hurt the result (damping escalated, fewer samples than asked...)."""

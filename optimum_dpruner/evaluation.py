@@ -1,0 +1,94 @@
+"""Evaluation of causal LMs, pruned or not: strided perplexity."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .data import iter_texts, load_texts
+from .errors import DataError
+
+__all__ = ["perplexity", "tokenize_corpus"]
+
+
+def tokenize_corpus(source: Any, tokenizer, text_column: str = "text", max_tokens: int | None = None) -> torch.Tensor:
+    """Tokenise a corpus in its own order, documents joined by a blank line, up to `max_tokens` tokens.
+
+    Returns:
+        `torch.Tensor`: 1-D long tensor of token ids.
+    """
+    separator = tokenizer("\n\n", add_special_tokens=False)["input_ids"]
+    ids: list[int] = []
+    for text in iter_texts(load_texts(source, split="test"), text_column):
+        if not isinstance(text, str) or not text.strip():
+            continue
+        if ids:
+            ids.extend(separator)
+        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if max_tokens is not None and len(ids) >= max_tokens:
+            break
+    if max_tokens is not None:
+        ids = ids[:max_tokens]
+    if len(ids) < 2:
+        raise DataError(f"the evaluation texts hold {len(ids)} tokens; perplexity needs at least 2.")
+    return torch.tensor(ids, dtype=torch.long)
+
+
+@torch.no_grad()
+def perplexity(
+    model,
+    tokenizer,
+    source: Any,
+    window: int = 512,
+    stride: int | None = None,
+    limit: int | None = None,
+    text_column: str = "text",
+    progress: bool = True,
+) -> float:
+    """Strided perplexity: sliding windows of `window` tokens moved by `stride`, loss only on new tokens.
+
+    Args:
+        model: a causal LM.
+        tokenizer: its tokenizer.
+        source: evaluation texts (anything `load_texts` accepts; `builtin:<name>` reads the test split).
+        window (`int`, *optional*, defaults to 512): tokens per forward pass.
+        stride (`int`, *optional*): step between windows; defaults to `window` (non-overlapping).
+        limit (`int`, *optional*): evaluate at most this many windows (the first ones).
+        text_column (`str`, *optional*, defaults to `"text"`): column holding the text.
+        progress (`bool`, *optional*, defaults to `True`): show a progress bar.
+
+    Returns:
+        `float`: exp(mean negative log-likelihood over every scored token).
+    """
+    stride = stride or window
+    if not 0 < stride <= window:
+        raise DataError(f"stride={stride} must be in [1, window={window}].")
+    max_tokens = None if limit is None else window + (limit - 1) * stride
+    ids = tokenize_corpus(source, tokenizer, text_column, max_tokens)
+    device = model.get_input_embeddings().weight.device
+    starts = list(range(0, max(len(ids) - window, 0) + 1, stride))
+    if starts[-1] + window < len(ids):
+        starts.append(starts[-1] + stride)
+    if limit is not None:
+        starts = starts[:limit]
+    total_nll, total_count, scored_until = 0.0, 0, 0
+    was_training = model.training
+    model.eval()
+    try:
+        for begin in tqdm(starts, desc="perplexity", disable=not progress, leave=False):
+            chunk = ids[begin : begin + window].unsqueeze(0).to(device)
+            logits = model(input_ids=chunk, use_cache=False).logits.float()
+            log_probs = torch.log_softmax(logits[0, :-1], dim=-1)
+            nll = -log_probs.gather(1, chunk[0, 1:].unsqueeze(1)).squeeze(1)
+            # token at absolute position p (p >= 1) is predicted by nll[p - begin - 1]; score only new ones
+            first_new = max(scored_until, begin + 1)
+            new = nll[first_new - begin - 1 :]
+            total_nll += float(new.sum())
+            total_count += new.numel()
+            scored_until = begin + chunk.shape[1]
+    finally:
+        model.train(was_training)
+    return math.exp(total_nll / total_count)

@@ -1,0 +1,180 @@
+"""D-Pruner's domain stage: gradients of the domain loss, folded into the dual importance as they are produced.
+
+A post-accumulate-grad hook on each target weight turns its gradient g into the regularised g~, adds the step's
+Taylor score to I, optionally takes the SGD step (LOMO style: the update is fused into the hook), and frees the
+gradient at once. A full set of gradients is never held: memory is weights + activations + G + I.
+With weight updates and gradient clipping, each step runs two backward passes (as LOMO does): the first
+scores at the current weights and measures the global norm of g~, the second applies the clipped update.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .configuration import DPrunerConfig
+from .errors import UnsupportedModelError
+from .hooks import HookManager
+from .methods.dpruner import regularised_gradient, taylor_importance
+from .pipeline import model_device
+
+__all__ = ["DomainStats", "collect_dual_importance"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DomainStats:
+    """Output of the domain stage.
+
+    Args:
+        importance (`dict[str, torch.Tensor]`): I per target matrix.
+        grad_l1 (`dict[str, float]`): sum of |g| per matrix over the scored steps.
+        delta_l1 (`dict[str, float]`): sum of |g~ - g| per matrix (the regulariser's contribution).
+        steps (`int`): optimisation steps scored.
+        losses (`list[float]`): domain loss of each step.
+    """
+
+    importance: dict[str, torch.Tensor]
+    grad_l1: dict[str, float] = field(default_factory=dict)
+    delta_l1: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+    losses: list[float] = field(default_factory=list)
+
+    def regulariser_ratio(self) -> dict[str, float]:
+        """|g~ - g| / |g| per matrix (L1 over all entries and steps)."""
+        return {n: (self.delta_l1[n] / self.grad_l1[n]) if self.grad_l1[n] else 0.0 for n in self.importance}
+
+
+@contextlib.contextmanager
+def _training_state(model: nn.Module, targets: dict[str, nn.Linear], checkpointing: bool) -> Iterator[None]:
+    """Only the target weights require grad, dropout is off, checkpointing as asked; all restored on exit."""
+    saved_flags = [(p, p.requires_grad) for p in model.parameters()]
+    was_training = model.training
+    had_checkpointing = bool(getattr(model, "is_activation_checkpointing", False))
+    try:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for name, module in targets.items():
+            if not module.weight.dtype.is_floating_point:
+                raise UnsupportedModelError(
+                    f"{name}.weight has dtype {module.weight.dtype}, which cannot get gradients; D-Pruner's domain "
+                    "stage needs floating-point target weights (load the model unquantized)."
+                )
+            module.weight.requires_grad_(True)
+        model.train()
+        for m in model.modules():  # deterministic scores: no dropout
+            if isinstance(m, nn.Dropout):
+                m.eval()
+        if checkpointing and not had_checkpointing and getattr(model, "supports_gradient_checkpointing", False):
+            model.activation_checkpointing_enable()
+        yield
+    finally:
+        if checkpointing and not had_checkpointing and getattr(model, "supports_gradient_checkpointing", False):
+            model.activation_checkpointing_disable()
+        for p, flag in saved_flags:
+            p.requires_grad_(flag)
+            p.grad = None
+        model.train(was_training)
+
+
+def collect_dual_importance(
+    model: nn.Module,
+    samples: list[torch.Tensor],
+    targets: dict[str, nn.Linear],
+    general: dict[str, torch.Tensor],
+    config: DPrunerConfig,
+    progress: bool = True,
+) -> DomainStats:
+    """Accumulate D-Pruner's dual importance I over the domain samples (see module doc).
+
+    Args:
+        model (`nn.Module`): the causal LM (weights updated in place only if `config.learning_rate > 0`).
+        samples (`list[torch.Tensor]`): domain input ids, each `(1, seq_len)`.
+        targets (`dict[str, nn.Linear]`): the matrices to score.
+        general (`dict[str, torch.Tensor]`): G for each target.
+        config (`DPrunerConfig`): `lambda_reg`, `alpha`, `learning_rate`, `domain_epochs`, `max_grad_norm`,
+            `domain_batch_size`, `gradient_checkpointing`, `importance_dtype`, `importance_device`, `seed`.
+        progress (`bool`, *optional*, defaults to `True`): show a progress bar.
+
+    Returns:
+        `DomainStats`: I per matrix and the regulariser's relative size.
+    """
+    missing = [n for n in targets if n not in general]
+    if missing:
+        raise KeyError(f"no general importance for {missing[:3]}")
+    dtype = getattr(torch, config.importance_dtype)
+    stats = DomainStats(
+        importance={
+            n: torch.zeros(m.weight.shape, dtype=dtype, device=config.importance_device or m.weight.device)
+            for n, m in targets.items()
+        }
+    )
+    stats.grad_l1 = {n: 0.0 for n in targets}
+    stats.delta_l1 = {n: 0.0 for n in targets}
+    names = {id(m.weight): n for n, m in targets.items()}
+    fired: set[str] = set()
+    lr0 = config.learning_rate
+    two_pass = lr0 > 0 and config.max_grad_norm > 0
+    state = {"lr": lr0, "score": True, "update": False, "clip": 1.0, "sq_norm": 0.0}
+
+    def on_grad(param: torch.Tensor) -> None:
+        name = names[id(param)]
+        fired.add(name)
+        grad = param.grad
+        alpha = state["lr"] if lr0 > 0 else config.alpha
+        g_reg = regularised_gradient(grad, general[name].to(grad.device), config.lambda_reg, alpha)
+        with torch.no_grad():
+            if state["score"]:
+                imp = stats.importance[name]
+                imp += taylor_importance(g_reg, param.detach()).to(device=imp.device, dtype=imp.dtype)
+                stats.grad_l1[name] += float(grad.float().abs().sum())
+                stats.delta_l1[name] += float((g_reg - grad.float()).abs().sum())
+                if two_pass:
+                    state["sq_norm"] += float(g_reg.pow(2).sum())
+            if state["update"]:
+                param.add_(g_reg.to(param.dtype), alpha=-state["lr"] * state["clip"])
+        param.grad = None
+
+    device = model_device(model)
+    batches = [torch.cat(samples[i : i + config.domain_batch_size]) for i in range(0, len(samples), config.domain_batch_size)]
+    total_steps = config.domain_epochs * len(batches)
+    torch.manual_seed(config.seed)
+
+    def loss_of(batch: torch.Tensor) -> torch.Tensor:
+        batch = batch.to(device)
+        return model(input_ids=batch, labels=batch, use_cache=False).loss
+
+    with _training_state(model, targets, config.gradient_checkpointing), HookManager() as hooks:
+        for module in targets.values():
+            hooks.add_post_accumulate_grad_hook(module.weight, on_grad)
+        bar = tqdm(total=total_steps, desc="dpruner: domain gradients", disable=not progress)
+        for step in range(total_steps):
+            batch = batches[step % len(batches)]
+            state["lr"] = lr0 * (1.0 - step / total_steps)  # linear decay to 0
+            state.update(score=True, update=lr0 > 0 and not two_pass, sq_norm=0.0)
+            loss = loss_of(batch)
+            loss.backward()
+            loss = loss.detach()
+            stats.losses.append(loss.item())
+            if step == 0 and len(fired) < len(targets):
+                silent = [n for n in targets if n not in fired]
+                raise UnsupportedModelError(
+                    f"{len(silent)} target matrices got no gradient (e.g. {silent[0]}); they must take part in the "
+                    "forward pass and be trainable (no torch.no_grad / inference_mode, no quantized weights)."
+                )
+            if two_pass:
+                norm = state["sq_norm"] ** 0.5
+                state.update(score=False, update=True, clip=min(1.0, config.max_grad_norm / (norm + 1e-6)))
+                loss_of(batch).backward()
+            stats.steps += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{stats.losses[-1]:.3f}")
+        bar.close()
+    return stats

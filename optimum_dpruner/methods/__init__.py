@@ -1,0 +1,22 @@
+"""Pruning methods, one per module, registered by name (see `registry.py`)."""
+
+from .base import LayerResult, PruningMethod
+from .registry import METHODS, get_method, register_method
+
+# Each import registers its method.
+from .magnitude import MagnitudeMethod  # noqa: E402
+from .wanda import WandaMethod  # noqa: E402
+from .sparsegpt import SparseGPTMethod  # noqa: E402
+from .dpruner import DPrunerMethod  # noqa: E402
+
+__all__ = [
+    "METHODS",
+    "get_method",
+    "register_method",
+    "PruningMethod",
+    "LayerResult",
+    "MagnitudeMethod",
+    "WandaMethod",
+    "SparseGPTMethod",
+    "DPrunerMethod",
+]

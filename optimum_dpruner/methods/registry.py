@@ -1,0 +1,29 @@
+"""The registry of pruning methods: names (MethodName values) to classes."""
+
+from __future__ import annotations
+
+from ..configuration import MethodName
+from ..errors import ConfigError
+
+__all__ = ["METHODS", "register_method", "get_method"]
+
+METHODS: dict[str, type] = {}
+
+
+def register_method(cls: type) -> type:
+    """Class decorator: add a `PruningMethod` subclass under its `name` (must be a `MethodName` value, once)."""
+    valid = {m.value for m in MethodName}
+    if cls.name not in valid:
+        raise ValueError(f"method name {cls.name!r} is not a MethodName value ({', '.join(sorted(valid))})")
+    if cls.name in METHODS:
+        raise ValueError(f"method {cls.name!r} is already registered by {METHODS[cls.name].__name__}")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def get_method(name: str) -> type:
+    """The class registered under `name`; a `ConfigError` lists the valid names otherwise."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ConfigError(f"method={name!r} is unknown; choose one of {', '.join(sorted(METHODS))}.") from None

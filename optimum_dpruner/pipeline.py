@@ -1,0 +1,216 @@
+"""The block-by-block pipeline: capture each decoder block's inputs, collect statistics, mask, propagate.
+
+No model family's code is patched. A forward pre-hook (with kwargs) on every decoder block records what the
+model passes to it (hidden states for the first block; attention mask, position embeddings, cache position...
+for all of them, since models like Gemma3 pass different masks to different layers), and the hook on the last
+block stops the forward pass. Then, for each block in turn: forward hooks on its target linears feed a
+`PruningMethod` per matrix, the matrices are pruned, and the block is run again with hooks muted to produce the
+next block's inputs from the *pruned* block. Only one block's statistics exist at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .configuration import DPrunerConfig
+from .errors import UnsupportedModelError
+from .hooks import HookManager
+from .methods.base import LayerResult, PruningMethod
+from .modeling import DecoderBlocks, find_decoder_blocks, find_target_linears
+
+__all__ = ["BlockInputs", "capture_block_inputs", "prune_blockwise", "iter_target_linears", "model_device"]
+
+logger = logging.getLogger(__name__)
+
+
+class _StopForward(Exception):
+    """Raised by the capture hook to end the model's forward pass once every block's inputs are recorded."""
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Device of the input embeddings (where input ids must go)."""
+    return model.get_input_embeddings().weight.device
+
+
+def _block_output(output: Any) -> torch.Tensor:
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+class BlockInputs:
+    """Inputs of every decoder block for every calibration sample.
+
+    `hidden[s]` is the hidden state entering the current block for sample `s`; `calls[b][s]` holds the other
+    positional and keyword arguments the model passed to block `b` for sample `s` (tensors shared between
+    blocks are stored once, by reference).
+    """
+
+    def __init__(self, num_blocks: int) -> None:
+        self.hidden: list[torch.Tensor] = []
+        self.calls: list[list[tuple[tuple, dict]]] = [[] for _ in range(num_blocks)]
+
+    def run_block(self, block: nn.Module, index: int, sample: int) -> torch.Tensor:
+        args, kwargs = self.calls[index][sample]
+        return _block_output(block(self.hidden[sample], *args, **kwargs))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Structural equality of hook arguments (tensors compared by value)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (
+            isinstance(a, torch.Tensor)
+            and isinstance(b, torch.Tensor)
+            and a.shape == b.shape
+            and a.dtype == b.dtype
+            and torch.equal(a, b)
+        )
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+@torch.no_grad()
+def capture_block_inputs(
+    model: nn.Module, blocks: DecoderBlocks, samples: list[torch.Tensor], progress: bool = True
+) -> BlockInputs:
+    """Record every block's inputs for each sample (see module doc).
+
+    The first sample runs up to the last block, recording what every block receives. The arguments other than
+    the hidden states (masks, positions, rotary embeddings) depend on the sequence's shape, not its tokens, so
+    the other samples stop at the first block; if that block's arguments differ from the first sample's (e.g.
+    another length), the sample runs to the last block too.
+    """
+    inputs = BlockInputs(len(blocks))
+    last = len(blocks) - 1
+    device = model_device(model)
+    stop_at = [last]
+    current: dict[int, tuple[tuple, dict]] = {}
+
+    def make_hook(index: int) -> Callable:
+        def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            kwargs = dict(kwargs)
+            if args:
+                hidden, rest = args[0], tuple(args[1:])
+            elif "hidden_states" in kwargs:
+                hidden, rest = kwargs.pop("hidden_states"), ()
+            else:
+                raise UnsupportedModelError(f"decoder block {index} was called without hidden states")
+            if index == 0:
+                inputs.hidden.append(hidden.detach())
+            kwargs.pop("past_key_values", None)
+            kwargs.pop("past_key_value", None)
+            kwargs["use_cache"] = False
+            current[index] = (rest, kwargs)
+            if index == stop_at[0]:
+                raise _StopForward
+
+        return hook
+
+    def run(ids: torch.Tensor) -> None:
+        current.clear()
+        try:
+            model(input_ids=ids.to(device), use_cache=False)
+        except _StopForward:
+            return
+        raise UnsupportedModelError("the model's forward pass never reached its last decoder block")
+
+    with HookManager() as hooks:
+        for i, block in enumerate(blocks.blocks):
+            hooks.add_forward_pre_hook(block, make_hook(i), with_kwargs=True)
+        for s, ids in enumerate(tqdm(samples, desc="Capturing block inputs", disable=not progress, leave=False)):
+            stop_at[0] = last if s == 0 else 0
+            run(ids)
+            if s > 0 and not _same(current[0], inputs.calls[0][0]):
+                inputs.hidden.pop()
+                stop_at[0] = last
+                run(ids)
+            for index in range(len(blocks)):
+                inputs.calls[index].append(current[index] if index in current else inputs.calls[index][0])
+    return inputs
+
+
+def iter_target_linears(model: nn.Module, config: DPrunerConfig) -> dict[str, nn.Linear]:
+    """Every target linear of the model, keyed by full module name, in block order."""
+    blocks = find_decoder_blocks(model)
+    found: dict[str, nn.Linear] = {}
+    for i, block in enumerate(blocks.blocks):
+        found.update(find_target_linears(block, f"{blocks.name}.{i}", config.targets, config.ignore))
+    if not found:
+        raise UnsupportedModelError(
+            f"no target linear matched targets={config.targets!r} ignore={config.ignore!r} in {type(model).__name__}."
+        )
+    return found
+
+
+@torch.no_grad()
+def _write_weight(module: nn.Linear, weight: torch.Tensor) -> None:
+    module.weight.data.copy_(weight.to(device=module.weight.device, dtype=module.weight.dtype))
+
+
+@torch.no_grad()
+def prune_blockwise(
+    model: nn.Module,
+    samples: list[torch.Tensor] | None,
+    method_cls: type[PruningMethod],
+    config: DPrunerConfig,
+    on_layer: Callable[[str, LayerResult], None] | None = None,
+    restore_weights: bool = False,
+    progress: bool = True,
+) -> None:
+    """Prune every target linear of `model` in place with `method_cls`, block by block.
+
+    Args:
+        model (`nn.Module`): a decoder-only causal LM.
+        samples (`list[torch.Tensor]`, *optional*): calibration input ids, each `(1, seq_len)`; unused when the
+            method needs no data.
+        method_cls (`type[PruningMethod]`): the per-matrix method.
+        config (`DPrunerConfig`): options.
+        on_layer (`Callable`, *optional*): called with `(name, LayerResult)` after each matrix is pruned.
+        restore_weights (`bool`, *optional*, defaults to `False`): put each block's original weights back after its
+            pruned outputs were propagated (D-Pruner's general stage keeps only the saliency).
+        progress (`bool`, *optional*, defaults to `True`): show progress bars.
+    """
+    blocks = find_decoder_blocks(model)
+    needs_data = method_cls.requires_data
+    inputs = capture_block_inputs(model, blocks, samples, progress) if needs_data else None
+    was_training = model.training
+    model.eval()
+    try:
+        for index, block in enumerate(tqdm(blocks.blocks, desc=f"{method_cls.name}: blocks", disable=not progress)):
+            targets = find_target_linears(block, f"{blocks.name}.{index}", config.targets, config.ignore)
+            methods = {name: method_cls(module.weight, config) for name, module in targets.items()}
+            if needs_data:
+                with HookManager() as hooks:
+                    for name, module in targets.items():
+                        hooks.add_forward_hook(module, lambda m, args, out, _n=name: methods[_n].add_batch(args[0]))
+                    outputs = [
+                        inputs.run_block(block, index, s)
+                        for s in tqdm(range(len(inputs.hidden)), desc=f"block {index}", disable=not progress, leave=False)
+                    ]
+                if not method_cls.changes_weights:  # the dense outputs are the next block's inputs
+                    inputs.hidden = outputs
+                del outputs
+            originals = {name: m.weight.detach().clone() for name, m in targets.items()} if restore_weights else {}
+            for name, module in targets.items():
+                result = methods[name].prune(module.weight.data)
+                methods[name].free()
+                _write_weight(module, result.weight)
+                if on_layer is not None:
+                    on_layer(name, result)
+                del result
+            del methods
+            if needs_data and method_cls.changes_weights and index < len(blocks) - 1:
+                inputs.hidden = [inputs.run_block(block, index, s) for s in range(len(inputs.hidden))]
+            if needs_data:
+                inputs.calls[index] = []
+            for name, weight in originals.items():
+                _write_weight(targets[name], weight)
+    finally:
+        model.train(was_training)

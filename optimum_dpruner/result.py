@@ -1,0 +1,191 @@
+"""`PruneResult` and `PruneReport`: what a pruning run returns, and how each stage is timed and measured."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["PruneReport", "PruneResult", "MatrixSparsity", "measure_sparsity", "StageMonitor", "current_rss"]
+
+
+def current_rss() -> int:
+    """Resident set size of this process in bytes (Linux `/proc`; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class StageMonitor:
+    """Times a stage and records its peak memory: process RSS sampled every 20 ms, and on CUDA the peak allocated."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+
+    @contextlib.contextmanager
+    def measure(self, report: "PruneReport", stage: str) -> Iterator[None]:
+        peak = [current_rss()]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(self.interval):
+                peak[0] = max(peak[0], current_rss())
+
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            stop.set()
+            thread.join()
+            peak[0] = max(peak[0], current_rss())
+            report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + elapsed
+            report.peak_rss_bytes[stage] = max(report.peak_rss_bytes.get(stage, 0), peak[0])
+            if cuda:
+                report.peak_cuda_bytes[stage] = torch.cuda.max_memory_allocated()
+
+
+@dataclass
+class MatrixSparsity:
+    """Zeros and size of one target matrix."""
+
+    zeros: int
+    numel: int
+    shape: tuple[int, ...]
+
+    @property
+    def sparsity(self) -> float:
+        return self.zeros / self.numel if self.numel else 0.0
+
+
+def measure_sparsity(targets: dict[str, nn.Linear]) -> dict[str, MatrixSparsity]:
+    """Exact zeros of each target matrix."""
+    return {
+        name: MatrixSparsity(int((m.weight == 0).sum().item()), m.weight.numel(), tuple(m.weight.shape))
+        for name, m in targets.items()
+    }
+
+
+@dataclass
+class PruneReport:
+    """What a run achieved and cost.
+
+    Args:
+        method (`str`): the pruning method.
+        pattern (`str`): `"unstructured"` or `"N:M"`.
+        target_sparsity (`float`): the requested sparsity.
+        matrices (`dict[str, MatrixSparsity]`): zeros per target matrix, after pruning.
+        total_parameters (`int`): all parameters of the model (shared weights counted once).
+        total_zeros (`int`): zeros among them.
+        stage_seconds (`dict[str, float]`): wall time of each stage.
+        peak_rss_bytes (`dict[str, int]`): peak resident memory of the process during each stage.
+        peak_cuda_bytes (`dict[str, int]`): peak CUDA memory allocated during each stage (CUDA only).
+        extra (`dict[str, Any]`): method-specific figures (e.g. D-Pruner's regulariser ratio per layer).
+    """
+
+    method: str
+    pattern: str
+    target_sparsity: float
+    matrices: dict[str, MatrixSparsity] = field(default_factory=dict)
+    total_parameters: int = 0
+    total_zeros: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss_bytes: dict[str, int] = field(default_factory=dict)
+    peak_cuda_bytes: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target_zeros(self) -> int:
+        return sum(m.zeros for m in self.matrices.values())
+
+    @property
+    def target_numel(self) -> int:
+        return sum(m.numel for m in self.matrices.values())
+
+    @property
+    def sparsity(self) -> float:
+        """Fraction of zeros among the target matrices."""
+        return self.target_zeros / self.target_numel if self.target_numel else 0.0
+
+    @property
+    def model_sparsity(self) -> float:
+        """Fraction of zeros among all parameters (embeddings and norms included)."""
+        return self.total_zeros / self.total_parameters if self.total_parameters else 0.0
+
+    def fill_model_totals(self, model: nn.Module) -> None:
+        params = list(model.parameters())  # parameters() yields tied weights once
+        self.total_parameters = sum(p.numel() for p in params)
+        self.total_zeros = sum(int((p == 0).sum().item()) for p in params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "pattern": self.pattern,
+            "target_sparsity": self.target_sparsity,
+            "sparsity": self.sparsity,
+            "model_sparsity": self.model_sparsity,
+            "matrices": {n: {"zeros": m.zeros, "numel": m.numel, "sparsity": m.sparsity} for n, m in self.matrices.items()},
+            "stage_seconds": dict(self.stage_seconds),
+            "peak_rss_bytes": dict(self.peak_rss_bytes),
+            "peak_cuda_bytes": dict(self.peak_cuda_bytes),
+            "extra": self.extra,
+        }
+
+    def table(self, max_rows: int | None = None) -> str:
+        """The report as plain-text tables (per matrix, then per stage)."""
+        lines = [f"method={self.method} pattern={self.pattern} target sparsity={self.target_sparsity:.4f}", ""]
+        width = max([len(n) for n in self.matrices] + [6])
+        lines.append(f"{'matrix':<{width}}  {'shape':>12}  {'sparsity':>8}")
+        rows = list(self.matrices.items())
+        shown = rows if max_rows is None or len(rows) <= max_rows else rows[:max_rows]
+        for name, m in shown:
+            shape = "x".join(str(s) for s in m.shape)
+            lines.append(f"{name:<{width}}  {shape:>12}  {m.sparsity:>8.4f}")
+        if len(shown) < len(rows):
+            lines.append(f"... {len(rows) - len(shown)} more matrices")
+        lines.append(f"{'all target matrices':<{width}}  {self.target_numel:>12,}  {self.sparsity:>8.4f}")
+        lines.append(f"{'all parameters':<{width}}  {self.total_parameters:>12,}  {self.model_sparsity:>8.4f}")
+        lines += ["", f"{'stage':<24}  {'seconds':>9}  {'peak RSS MiB':>12}  {'peak CUDA MiB':>13}"]
+        for stage, seconds in self.stage_seconds.items():
+            rss = self.peak_rss_bytes.get(stage, 0) / 2**20
+            cuda = self.peak_cuda_bytes.get(stage)
+            cuda_text = f"{cuda / 2**20:>13.1f}" if cuda is not None else f"{'-':>13}"
+            lines.append(f"{stage:<24}  {seconds:>9.2f}  {rss:>12.1f}  {cuda_text}")
+        for key, value in self.extra.items():
+            if isinstance(value, (int, float, str)):
+                lines.append(f"{key}: {value}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table(max_rows=40)
+
+
+@dataclass
+class PruneResult:
+    """The outcome of `DPruner.prune`: the pruned `model`, its `tokenizer`, the `report` and the `config` used.
+
+    `importance` holds D-Pruner's scores (`{"G": {...}, "I": {...}}`) when the method computed them.
+    """
+
+    model: Any
+    tokenizer: Any
+    report: PruneReport
+    config: Any
+    importance: dict[str, dict[str, torch.Tensor]] | None = None
+
+    def __str__(self) -> str:
+        return str(self.report)

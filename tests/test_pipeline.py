@@ -1,0 +1,89 @@
+"""The block walk: inputs captured with hooks reproduce the model's own computation, on several architectures."""
+
+import pytest
+import torch
+
+from conftest import ARCHS
+from optimum_dpruner import DPruner, DPrunerConfig, UnsupportedModelError
+from optimum_dpruner.data import calibration_samples
+from optimum_dpruner.methods import SparseGPTMethod
+from optimum_dpruner.modeling import find_decoder_blocks
+from optimum_dpruner.pipeline import capture_block_inputs, iter_target_linears, prune_blockwise
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_captured_inputs_reproduce_every_block(make_tiny, tokenizer, arch):
+    model = make_tiny(arch, num_layers=3)
+    samples = calibration_samples("builtin:general", tokenizer, 3, 48, seed=0)
+    blocks = find_decoder_blocks(model)
+    inputs = capture_block_inputs(model, blocks, samples, progress=False)
+    assert len(inputs.hidden) == 3 and all(len(c) == 3 for c in inputs.calls)
+    with torch.no_grad():
+        for s, ids in enumerate(samples):
+            hidden = model(input_ids=ids, output_hidden_states=True).hidden_states
+            torch.testing.assert_close(inputs.hidden[s], hidden[0])
+            for b in range(2):  # the last entry of hidden_states is after the final norm
+                args, kwargs = inputs.calls[b][s]
+                out = blocks.blocks[b](hidden[b], *args, **kwargs)
+                out = out[0] if isinstance(out, tuple) else out
+                torch.testing.assert_close(out, hidden[b + 1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_sparsegpt_prunes_every_architecture(make_tiny, tokenizer, arch):
+    model = make_tiny(arch)
+    config = DPrunerConfig(method="sparsegpt", num_samples=4, seq_len=64, block_size=32)
+    result = DPruner(model, tokenizer, config).prune("builtin:general", progress=False)
+    assert abs(result.report.sparsity - 0.5) < 0.01
+    assert len(result.report.matrices) == 14
+    ids = calibration_samples("builtin:general", tokenizer, 1, 32, seed=3)[0]
+    with torch.no_grad():
+        assert torch.isfinite(model(input_ids=ids).logits).all()
+
+
+def test_hooks_are_removed_even_on_error(tiny_llama, tokenizer):
+    class Boom(SparseGPTMethod):
+        def prune(self, weight):
+            raise RuntimeError("boom")
+
+    samples = calibration_samples("builtin:general", tokenizer, 2, 32, seed=0)
+    with pytest.raises(RuntimeError, match="boom"):
+        prune_blockwise(tiny_llama, samples, Boom, DPrunerConfig(method="sparsegpt"), progress=False)
+    for module in tiny_llama.modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks
+
+
+def test_restore_weights_keeps_the_model_and_returns_saliency(tiny_llama, tokenizer):
+    before = {n: p.detach().clone() for n, p in tiny_llama.named_parameters()}
+    seen = {}
+    samples = calibration_samples("builtin:general", tokenizer, 2, 32, seed=0)
+    prune_blockwise(
+        tiny_llama, samples, SparseGPTMethod, DPrunerConfig(method="sparsegpt"),
+        on_layer=lambda n, r: seen.__setitem__(n, r.saliency), restore_weights=True, progress=False,
+    )
+    for name, param in tiny_llama.named_parameters():
+        assert torch.equal(param, before[name]), name
+    assert set(seen) == set(iter_target_linears(tiny_llama, DPrunerConfig()))
+
+
+def test_targets_and_ignore_select_matrices(tiny_llama, tokenizer):
+    config = DPrunerConfig(method="magnitude", targets=["*.mlp.*"], ignore=["*.down_proj"])
+    result = DPruner(tiny_llama, tokenizer, config).prune(progress=False)
+    assert sorted(result.report.matrices) == [
+        "model.layers.0.mlp.gate_proj", "model.layers.0.mlp.up_proj",
+        "model.layers.1.mlp.gate_proj", "model.layers.1.mlp.up_proj",
+    ]
+    assert (tiny_llama.model.layers[0].self_attn.q_proj.weight != 0).all()
+
+
+def test_no_matching_target_is_an_error(tiny_llama, tokenizer):
+    with pytest.raises(UnsupportedModelError, match="no target linear"):
+        DPruner(tiny_llama, tokenizer, DPrunerConfig(method="magnitude", targets=["*.nothing"])).prune(progress=False)
+
+
+def test_bf16_model_is_pruned_with_fp32_statistics(make_tiny, tokenizer):
+    model = make_tiny("llama").to(torch.bfloat16)
+    config = DPrunerConfig(method="sparsegpt", num_samples=2, seq_len=32, block_size=32)
+    result = DPruner(model, tokenizer, config).prune(progress=False)
+    assert model.model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
+    assert abs(result.report.sparsity - 0.5) < 0.01
