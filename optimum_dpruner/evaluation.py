@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from .data import iter_texts, load_texts
 from .errors import DataError
 
-__all__ = ["perplexity", "tokenize_corpus"]
+__all__ = ["perplexity", "perplexities", "format_comparison", "tokenize_corpus"]
 
 
 def tokenize_corpus(source: Any, tokenizer, text_column: str = "text", max_tokens: int | None = None) -> torch.Tensor:
@@ -92,3 +92,18 @@ def perplexity(
     finally:
         model.train(was_training)
     return math.exp(total_nll / total_count)
+
+
+def perplexities(model, tokenizer, sets: dict[str, Any], window: int = 512, limit: int | None = 8, progress: bool = True) -> dict[str, float]:
+    """Perplexity on several corpora: `{label: source}` -> `{label: ppl}` (see `perplexity`)."""
+    return {label: perplexity(model, tokenizer, src, window=window, limit=limit, progress=progress) for label, src in sets.items()}
+
+
+def format_comparison(before: dict[str, float], after: dict[str, float]) -> str:
+    """A before/after perplexity table as plain text."""
+    width = max(len(k) for k in before) + 2
+    lines = [f"{'perplexity':<{width}}{'dense':>10}{'pruned':>10}{'change':>9}"]
+    for label, dense in before.items():
+        pruned = after[label]
+        lines.append(f"{label:<{width}}{dense:>10.2f}{pruned:>10.2f}{(pruned / dense - 1) * 100:>8.1f}%")
+    return "\n".join(lines)

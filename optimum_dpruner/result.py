@@ -189,3 +189,23 @@ class PruneResult:
 
     def __str__(self) -> str:
         return str(self.report)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, overwrite: bool = False, **kwargs: Any) -> str:
+        """Write the pruned model as a plain transformers checkpoint with sparsity metadata (atomically).
+
+        Args:
+            save_directory (`str`): output folder; must not exist unless `overwrite=True`.
+            overwrite (`bool`, *optional*, defaults to `False`): replace an existing folder.
+            kwargs: passed to `optimum_dpruner.serialization.save_pruned`.
+        """
+        from .serialization import save_pruned
+
+        return save_pruned(save_directory, self.model, self.tokenizer, self.config, self.report, overwrite=overwrite, **kwargs)
+
+    def save_importance(self, path: str | os.PathLike) -> str:
+        """Save D-Pruner's G and I so that other sparsities or patterns need no new pass over data."""
+        from .importance import save_importance
+
+        if self.importance is None:
+            raise ValueError(f"method={self.report.method!r} computes no importance scores to save; use method='dpruner'.")
+        return save_importance(path, self.importance, {"config": self.config.to_dict()})

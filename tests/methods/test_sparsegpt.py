@@ -10,15 +10,15 @@ from optimum_dpruner.methods.sparsegpt import inverse_hessian_factor
 
 def test_diagonal_hessian_saliency_is_hand_checkable():
     # H = diag(a): H^-1 = diag(1/a), U = diag(1/sqrt(a)), so the saliency is W^2 * a and no update moves weights
-    weight = torch.tensor([[1.0, -2.0, 3.0, 0.5], [0.25, 1.0, -1.0, 2.0]])
+    weight = torch.tensor([[1.0, -2.0, 3.0, 0.6], [0.25, 1.0, -1.0, 2.0]])
     a = torch.tensor([4.0, 1.0, 0.25, 9.0])
     method = SparseGPTMethod(weight, DPrunerConfig(method="sparsegpt", damp=0.0, block_size=4))
     method.hessian = torch.diag(a)
     method.num_tokens = 1
     result = method.prune(weight)
     torch.testing.assert_close(result.saliency, weight.pow(2) * a)
-    # block granularity = whole 4-column block: the 4 lowest of W^2 * a = [[4,4,2.25,2.25],[0.25,1,0.25,36]]
-    assert result.mask.tolist() == [[False, False, True, True], [True, True, True, False]]
+    # block granularity = whole 4-column block: the 4 lowest of W^2 * a = [[4, 4, 2.25, 3.24], [0.25, 1, 0.25, 36]]
+    assert result.mask.tolist() == [[False, False, True, False], [True, True, True, False]]
     torch.testing.assert_close(result.weight, weight.masked_fill(result.mask, 0))
 
 

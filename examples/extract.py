@@ -1,0 +1,48 @@
+"""Extract a domain-specific model from SmolLM2 with D-Pruner, and compare perplexity before and after.
+
+This is the flow `medical.py` and `legal.py` run with their domain's defaults:
+load -> measure -> prune (general + domain calibration) -> measure -> save.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from optimum_dpruner import DPruner, DPrunerConfig
+from optimum_dpruner.evaluation import format_comparison, perplexities
+
+
+def main(domain: str, lambda_reg: float, argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=f"Extract a {domain} model with D-Pruner.")
+    parser.add_argument("--model", default=None, help="model folder, hub id or .gguf (default: embedded SmolLM2-135M-Instruct)")
+    parser.add_argument("--general-dataset", default="builtin:general", help="general calibration data")
+    parser.add_argument("--domain-dataset", default=f"builtin:{domain}", help=f"{domain} calibration data")
+    parser.add_argument("--sparsity", type=float, default=None, help="fraction of zeros (default 0.5)")
+    parser.add_argument("--pattern", default="unstructured", help="'unstructured' or N:M such as 2:4")
+    parser.add_argument("--lambda-reg", type=float, default=lambda_reg, help="weight of the generality regulariser")
+    parser.add_argument("--num-samples", type=int, default=32, help="general calibration sequences")
+    parser.add_argument("--domain-num-samples", type=int, default=16, help="domain calibration sequences")
+    parser.add_argument("--seq-len", type=int, default=512, help="tokens per calibration sequence")
+    parser.add_argument("--eval-windows", type=int, default=4, help="512-token windows per perplexity")
+    parser.add_argument("--output", default=f"outputs/smollm2-{domain}", help="folder for the pruned model")
+    args = parser.parse_args(argv)
+
+    config = DPrunerConfig(
+        method="dpruner",
+        sparsity=args.sparsity,
+        pattern=args.pattern,
+        lambda_reg=args.lambda_reg,
+        num_samples=args.num_samples,
+        domain_num_samples=args.domain_num_samples,
+        seq_len=args.seq_len,
+    )
+    pruner = DPruner.from_pretrained(args.model, config=config)
+    held_out = {"general (Wikipedia test)": "builtin:general", f"{domain} (test)": f"builtin:{domain}"}
+    before = perplexities(pruner.model, pruner.tokenizer, held_out, limit=args.eval_windows)
+    result = pruner.prune(args.general_dataset, args.domain_dataset)
+    after = perplexities(result.model, result.tokenizer, held_out, limit=args.eval_windows)
+
+    print(result.report.table(max_rows=7))
+    print()
+    print(format_comparison(before, after))
+    print(f"\nsaved to {result.save_pretrained(args.output, overwrite=True)}")
