@@ -29,6 +29,11 @@ _EXPORTS = {
     "DataError": "errors",
     "UnsupportedModelError": "errors",
     "NumericalError": "errors",
+    "HubError": "errors",
+    "load_pretrained": "serialization",
+    "verify_sparsity": "verification",
+    "SparsityCheck": "verification",
+    "push_to_hub": "hub",
     "DPrunerWarning": "errors",
     "ensure_default_model": "assets",
 }

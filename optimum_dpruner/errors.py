@@ -10,6 +10,7 @@ __all__ = [
     "DataError",
     "UnsupportedModelError",
     "NumericalError",
+    "HubError",
     "DPrunerWarning",
 ]
 
@@ -32,6 +33,10 @@ class UnsupportedModelError(DPrunerError, ValueError):
 
 class NumericalError(DPrunerError, RuntimeError):
     """A numerical step failed even after its fallbacks (e.g. Cholesky after damping escalation)."""
+
+
+class HubError(DPrunerError, RuntimeError):
+    """Talking to the Hugging Face Hub failed: rejected token (401), no write access (403), or errors left after retries."""
 
 
 class DPrunerWarning(UserWarning):

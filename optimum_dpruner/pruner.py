@@ -12,12 +12,13 @@ import torch
 from .configuration import DPrunerConfig
 from .data import calibration_samples
 from .dual import apply_importance_masks, run_dpruner
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .importance import load_importance
 from .methods import get_method
 from .modeling import load_model, load_tokenizer
 from .pipeline import iter_target_linears, prune_blockwise
 from .result import PruneReport, PruneResult, StageMonitor, measure_sparsity
+from .serialization import SPARSITY_KEY, sparsity_metadata
 
 __all__ = ["DPruner", "DEFAULT_GENERAL_DATASET"]
 
@@ -26,11 +27,26 @@ logger = logging.getLogger(__name__)
 DEFAULT_GENERAL_DATASET = "builtin:general"
 
 
-def _fingerprint(samples: list[torch.Tensor]) -> dict[str, Any]:
+def _describe_source(source: Any) -> str:
+    """A short name for a calibration source (a path, hub id or builtin id as given; else its type)."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, (list, tuple)):
+        return f"list of {len(source)} texts"
+    info = getattr(source, "info", None)
+    return getattr(info, "dataset_name", None) or type(source).__name__
+
+
+def _fingerprint(samples: list[torch.Tensor], source: Any) -> dict[str, Any]:
     digest = hashlib.sha256()
     for s in samples:
         digest.update(s.numpy().tobytes())
-    return {"num_samples": len(samples), "seq_len": int(samples[0].shape[-1]), "sha256": digest.hexdigest()}
+    return {
+        "source": _describe_source(source),
+        "num_samples": len(samples),
+        "seq_len": int(samples[0].shape[-1]),
+        "sha256": digest.hexdigest(),
+    }
 
 
 class DPruner:
@@ -51,6 +67,7 @@ class DPruner:
         self.model = model
         self.tokenizer = tokenizer
         self.config = config or DPrunerConfig()
+        self.result: PruneResult | None = None
 
     @classmethod
     def from_pretrained(
@@ -132,10 +149,11 @@ class DPruner:
                         f"method={cfg.method!r} needs both a general and a domain dataset; pass domain_ds= "
                         "(e.g. 'builtin:medical'), or pick a baseline that takes one dataset."
                     )
+                general_ds = general_ds or DEFAULT_GENERAL_DATASET
                 with monitor.measure(report, "calibration_data"):
-                    general = self._samples(general_ds or DEFAULT_GENERAL_DATASET, cfg.num_samples)
+                    general = self._samples(general_ds, cfg.num_samples)
                     domain = self._samples(domain_ds, cfg.domain_num_samples)
-                calibration = {"general": _fingerprint(general), "domain": _fingerprint(domain)}
+                calibration = {"general": _fingerprint(general, general_ds), "domain": _fingerprint(domain, domain_ds)}
                 scores = run_dpruner(self.model, targets, general, domain, cfg, report, monitor, progress)
             with monitor.measure(report, "masking"):
                 apply_importance_masks(targets, scores["I"], cfg)
@@ -147,12 +165,38 @@ class DPruner:
                 )
             samples = None
             if method_cls.requires_data:
+                general_ds = general_ds or DEFAULT_GENERAL_DATASET
                 with monitor.measure(report, "calibration_data"):
-                    samples = self._samples(general_ds or DEFAULT_GENERAL_DATASET, cfg.num_samples)
-                calibration = {"general": _fingerprint(samples)}
+                    samples = self._samples(general_ds, cfg.num_samples)
+                calibration = {"general": _fingerprint(samples, general_ds)}
             with monitor.measure(report, "prune"):
                 prune_blockwise(self.model, samples, method_cls, cfg, progress=progress)
         report.matrices = measure_sparsity(targets)
         report.fill_model_totals(self.model)
         report.extra["calibration"] = calibration
-        return PruneResult(self.model, self.tokenizer, report, cfg, importance=scores)
+        # the metadata travels with the model, so that a plain model.save_pretrained keeps it and
+        # verify_sparsity(model) works straight away
+        setattr(self.model.config, SPARSITY_KEY, sparsity_metadata(report, cfg))
+        self.result = PruneResult(self.model, self.tokenizer, report, cfg, importance=scores)
+        return self.result
+
+    def _last_result(self, action: str) -> PruneResult:
+        if self.result is None:
+            raise ConfigError(f"nothing to {action} yet: call prune() first, then {action} (or use the PruneResult it returns).")
+        return self.result
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> str:
+        """Save the result of the last `prune()`; see `PruneResult.save_pretrained` for the arguments.
+
+        Raises:
+            `ConfigError`: `prune()` was not called yet, or the folder exists and `overwrite` is `False`.
+        """
+        return self._last_result("save_pretrained").save_pretrained(save_directory, **kwargs)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
+        """Upload the result of the last `prune()`; see `PruneResult.push_to_hub` for the arguments.
+
+        Raises:
+            `ConfigError`: `prune()` was not called yet; `HubError`: the upload failed.
+        """
+        return self._last_result("push_to_hub").push_to_hub(repo_id, **kwargs)

@@ -190,17 +190,84 @@ class PruneResult:
     def __str__(self) -> str:
         return str(self.report)
 
-    def save_pretrained(self, save_directory: str | os.PathLike, overwrite: bool = False, **kwargs: Any) -> str:
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, overwrite: bool = False, *, compressed: bool = False, **kwargs: Any
+    ) -> str:
         """Write the pruned model as a plain transformers checkpoint with sparsity metadata (atomically).
+
+        The folder also holds the tokenizer, `dpruner_config.json`, a model card (`README.md`) and the per-layer
+        sparsity plot.
 
         Args:
             save_directory (`str`): output folder; must not exist unless `overwrite=True`.
             overwrite (`bool`, *optional*, defaults to `False`): replace an existing folder.
-            kwargs: passed to `optimum_dpruner.serialization.save_pruned`.
+            compressed (`bool`, *optional*, defaults to `False`): store target matrices as bitmask + values (smaller
+                on disk; load with `optimum_dpruner.load_pretrained`).
+            kwargs: passed to `optimum_dpruner.serialization.save_pruned` (`model_card`, `base_model`, `license`,
+                `evaluation`, `max_shard_size`).
+
+        Returns:
+            `str`: the folder written.
+
+        Raises:
+            `ConfigError`: the folder exists and `overwrite` is `False`.
         """
         from .serialization import save_pruned
 
-        return save_pruned(save_directory, self.model, self.tokenizer, self.config, self.report, overwrite=overwrite, **kwargs)
+        return save_pruned(
+            save_directory, self.model, self.tokenizer, self.config, self.report, overwrite=overwrite, compressed=compressed, **kwargs
+        )
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        commit_message: str | None = None,
+        compressed: bool = False,
+        max_retries: int = 5,
+        **save_kwargs: Any,
+    ) -> str:
+        """Save to a temporary folder, then upload weights, metadata, card and plot to the Hub in one commit.
+
+        Args:
+            repo_id (`str`): `"namespace/name"`; the repository is created if needed.
+            private (`bool`, *optional*): visibility of a newly created repository.
+            token (`str`, *optional*): a write token; defaults to `HF_TOKEN` or the token of `hf auth login`.
+            revision (`str`, *optional*): branch to commit to; default `main`.
+            create_pr (`bool`, *optional*, defaults to `False`): open a pull request instead.
+            commit_message (`str`, *optional*): defaults to a summary of the method and sparsity.
+            compressed (`bool`, *optional*, defaults to `False`): upload the compressed format.
+            max_retries (`int`, *optional*, defaults to 5): retries after 5xx answers or connection errors.
+            save_kwargs: passed to `save_pretrained` (`base_model`, `license`, `evaluation`...).
+
+        Returns:
+            `str`: the URL of the commit (or of the pull request).
+
+        Raises:
+            `HubError`: 401/403 or errors left after the retries.
+        """
+        import tempfile
+
+        from .hub import push_to_hub
+
+        with tempfile.TemporaryDirectory(prefix="dpruner-push-") as tmp:
+            folder = self.save_pretrained(
+                os.path.join(tmp, repo_id.split("/")[-1]), compressed=compressed, **save_kwargs
+            )
+            return push_to_hub(
+                folder,
+                repo_id,
+                private=private,
+                token=token,
+                revision=revision,
+                create_pr=create_pr,
+                commit_message=commit_message,
+                max_retries=max_retries,
+            )
 
     def save_importance(self, path: str | os.PathLike) -> str:
         """Save D-Pruner's G and I so that other sparsities or patterns need no new pass over data."""

@@ -1,0 +1,180 @@
+"""Check a pruned model (in memory or on disk) against its sparsity metadata.
+
+Fine-tuning without re-masking or merging LoRA adapters (W + B·A is dense) fills the zeros back in, silently.
+`verify_sparsity` recounts the zeros of every target matrix listed under `config.json["dpruner_sparsity"]` and,
+for an N:M pattern, checks every group of M consecutive input weights.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .serialization import SPARSITY_KEY, read_sparsity_metadata, read_weights
+
+__all__ = ["verify_sparsity", "SparsityCheck", "MatrixCheck"]
+
+
+@dataclass
+class MatrixCheck:
+    """One target matrix: the sparsity recorded at save time, the sparsity found, and broken N:M groups.
+
+    Args:
+        name (`str`): module name (e.g. `"model.layers.0.mlp.up_proj"`).
+        shape (`tuple[int, ...]`): weight shape, `()` when the matrix is missing.
+        expected (`float`): sparsity recorded in the metadata.
+        actual (`float`, *optional*): sparsity found; `None` when the matrix is missing.
+        nm_violations (`int`, *optional*, defaults to 0): N:M groups with fewer than M - N zeros.
+        problem (`str`, *optional*): what is wrong, `None` when the matrix is fine.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    expected: float
+    actual: float | None
+    nm_violations: int = 0
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+@dataclass
+class SparsityCheck:
+    """The result of `verify_sparsity`.
+
+    Args:
+        source (`str`): what was checked (a folder or a model class name).
+        method (`str`, *optional*): pruning method from the metadata.
+        pattern (`str`, *optional*): `"unstructured"` or `"N:M"` from the metadata.
+        rows (`list[MatrixCheck]`): one row per target matrix.
+        problems (`list[str]`): one line per problem found; empty when the weights match the metadata.
+    """
+
+    source: str
+    method: str | None = None
+    pattern: str | None = None
+    rows: list[MatrixCheck] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """`True` when every target matrix kept its recorded sparsity (and N:M pattern)."""
+        return not self.problems
+
+    def table(self, max_rows: int | None = None) -> str:
+        """A plain-text table: one row per matrix (problems first when rows are cut), then the verdict."""
+        rows = sorted(self.rows, key=lambda r: r.ok) if max_rows is not None else self.rows
+        shown = rows if max_rows is None else rows[:max_rows]
+        width = max([len(r.name) for r in shown] + [6])
+        lines = [
+            f"source={self.source} method={self.method} pattern={self.pattern}",
+            f"{'matrix':<{width}}  {'expected':>8}  {'actual':>8}  {'N:M broken':>10}  status",
+        ]
+        for r in shown:
+            actual = f"{r.actual:.4f}" if r.actual is not None else "-"
+            lines.append(
+                f"{r.name:<{width}}  {r.expected:>8.4f}  {actual:>8}  {r.nm_violations:>10}  {'ok' if r.ok else 'LOST'}"
+            )
+        if len(shown) < len(rows):
+            lines.append(f"... {len(rows) - len(shown)} more matrices")
+        lines.append("OK: every target matrix matches the metadata." if self.ok else f"{len(self.problems)} problem(s):")
+        lines += [f"- {p}" for p in self.problems]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table(max_rows=40)
+
+
+def _nm(pattern: str | None) -> tuple[int, int] | None:
+    if not pattern or pattern == "unstructured":
+        return None
+    n, m = (int(p) for p in pattern.split(":"))
+    return n, m
+
+
+def _model_weights(model, names: list[str]) -> Iterator[tuple[str, torch.Tensor | None]]:
+    for name in names:
+        try:
+            yield name, model.get_submodule(name).weight.detach()
+        except AttributeError:
+            yield name, None
+
+
+def _folder_weights(folder: str, names: list[str]) -> Iterator[tuple[str, torch.Tensor | None]]:
+    found = {key[: -len(".weight")]: tensor for key, tensor in read_weights(folder, [f"{n}.weight" for n in names])}
+    for name in names:
+        yield name, found.pop(name, None)
+
+
+def _check_matrix(name: str, weight: torch.Tensor | None, expected: float, nm, tolerance: float) -> MatrixCheck:
+    if weight is None:
+        return MatrixCheck(name, (), expected, None, problem=f"{name}: listed in the metadata but not in the weights")
+    zeros = weight.eq(0)
+    actual = float(zeros.sum()) / weight.numel()
+    row = MatrixCheck(name, tuple(weight.shape), expected, actual)
+    problems = []
+    if actual < expected - tolerance:
+        problems.append(f"sparsity {actual:.4f} < recorded {expected:.4f}")
+    if nm is not None:
+        n, m = nm
+        if weight.dim() != 2 or weight.shape[-1] % m:
+            problems.append(f"input size {weight.shape[-1]} is not a multiple of {m} (pattern {n}:{m})")
+        else:
+            row.nm_violations = int((zeros.reshape(-1, m).sum(dim=1) < m - n).sum())
+            if row.nm_violations:
+                groups = weight.numel() // m
+                problems.append(f"{row.nm_violations} of {groups} groups of {m} break the {n}:{m} pattern")
+    if problems:
+        row.problem = f"{name}: " + "; ".join(problems)
+    return row
+
+
+def verify_sparsity(model_or_dir: Any, tolerance: float = 1e-6) -> "SparsityCheck":
+    """Check the weights of a pruned model against the sparsity metadata saved with it.
+
+    Every target matrix listed in `config.json["dpruner_sparsity"]` must still have at least its recorded
+    sparsity and, for an N:M pattern, at least M - N zeros in every group of M consecutive input weights. A
+    merged LoRA adapter, for example, makes the matrices it touched dense again and is reported here. For a model
+    wrapped in peft with unmerged adapters, merge them first: only the base weights would be checked.
+
+    Args:
+        model_or_dir (`PreTrainedModel` or `str`): a model whose config carries the metadata (e.g. loaded from a
+            saved folder), or a folder written by `save_pretrained` (dense or compressed; read tensor by tensor).
+        tolerance (`float`, *optional*, defaults to 1e-6): how far below the recorded sparsity a matrix may be
+            (the metadata is rounded to 6 decimals).
+
+    Returns:
+        `SparsityCheck`: `.ok`, `.problems` (one line each), `.rows` (one per matrix) and `.table()`.
+
+    Raises:
+        `ConfigError`: a folder without `config.json`.
+    """
+    if isinstance(model_or_dir, (str, os.PathLike)):
+        source = os.fspath(model_or_dir)
+        metadata = read_sparsity_metadata(source)
+        weights = lambda names: _folder_weights(source, names)  # noqa: E731
+    else:
+        model = model_or_dir.get_base_model() if hasattr(model_or_dir, "get_base_model") else model_or_dir
+        source = type(model).__name__
+        metadata = getattr(model.config, SPARSITY_KEY, None)
+        weights = lambda names: _model_weights(model, names)  # noqa: E731
+    if not isinstance(metadata, dict) or not metadata.get("per_matrix_sparsity"):
+        return SparsityCheck(
+            source,
+            problems=[f"no '{SPARSITY_KEY}' metadata in config.json: this model was not saved by optimum-dpruner"],
+        )
+    check = SparsityCheck(source, metadata.get("method"), metadata.get("pattern"))
+    expected = metadata["per_matrix_sparsity"]
+    nm = _nm(metadata.get("pattern"))
+    for name, weight in weights(list(expected)):
+        row = _check_matrix(name, weight, float(expected[name]), nm, tolerance)
+        check.rows.append(row)
+        if row.problem:
+            check.problems.append(row.problem)
+    return check

@@ -1,0 +1,337 @@
+"""Saving pruned models: plain transformers round trip, compressed storage, atomic saves, verify_sparsity, model card."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from optimum_dpruner import DPruner, DPrunerConfig, load_pretrained, verify_sparsity
+from optimum_dpruner.card import PLOT_NAME, build_model_card
+from optimum_dpruner.errors import ConfigError
+from optimum_dpruner.serialization import SPARSITY_KEY, pack_bitmask, unpack_bitmask
+
+
+def _prune(model, tokenizer=None, general=None, **options):
+    pruner = DPruner(model, tokenizer, DPrunerConfig(**{"method": "magnitude", **options}))
+    return pruner.prune(general, progress=False)
+
+
+def _small_vocab_llama(seed: int = 0, dtype=torch.float32):
+    """Embeddings small next to the target matrices, so that the size of the targets dominates the checkpoint."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=128
+    )
+    return AutoModelForCausalLM.from_config(config).to(dtype).eval()
+
+
+def _weights_bytes(folder) -> int:
+    return sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder) if f.endswith(".safetensors"))
+
+
+def _zero_patterns(model, names) -> dict[str, torch.Tensor]:
+    return {n: model.get_submodule(n).weight.eq(0) for n in names}
+
+
+_PLAIN_LOAD = textwrap.dedent(
+    """
+    import json, sys, torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    folder, resaved, out = sys.argv[1:4]
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert not any(m.startswith("optimum_dpruner") for m in sys.modules), "the plugin was imported"
+    ids = tokenizer("The heart pumps blood through the arteries.", return_tensors="pt").input_ids
+    with torch.no_grad():
+        logits = model(ids).logits
+    model.save_pretrained(resaved)
+    torch.save({"ids": ids, "logits": logits}, out)
+    """
+)
+
+
+def test_save_loads_in_plain_transformers_with_identical_logits_and_zeros(tmp_path, tiny_llama, tokenizer):
+    result = _prune(tiny_llama, tokenizer, "builtin:general", method="wanda", num_samples=2, seq_len=32)
+    folder = result.save_pretrained(tmp_path / "pruned")
+
+    # A fresh interpreter that never imports optimum_dpruner loads it, computes logits and re-saves it.
+    proc = subprocess.run(
+        [sys.executable, "-c", _PLAIN_LOAD, folder, str(tmp_path / "resaved"), str(tmp_path / "out.pt")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = torch.load(tmp_path / "out.pt")
+    with torch.no_grad():
+        expected = result.model(out["ids"]).logits
+    assert torch.equal(out["logits"], expected)
+
+    from transformers import AutoModelForCausalLM
+
+    names = sorted(result.report.matrices)
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "resaved")
+    before, after = _zero_patterns(result.model, names), _zero_patterns(reloaded, names)
+    assert all(torch.equal(before[n], after[n]) for n in names)
+    assert all(torch.equal(a, b) for a, b in zip(result.model.state_dict().values(), reloaded.state_dict().values()))
+
+    config = json.loads((tmp_path / "pruned" / "config.json").read_text())
+    meta = config[SPARSITY_KEY]
+    assert "quantization_config" not in config
+    assert meta["method"] == "wanda" and meta["pattern"] == "unstructured" and meta["format"] == "dense"
+    assert meta["targets"] == names and len(names) == 14
+    assert meta["per_matrix_sparsity"] == {n: round(m.sparsity, 6) for n, m in result.report.matrices.items()}
+    assert abs(meta["global_sparsity"] - 0.5) < 1e-3
+    # the block survives a plain transformers load -> save round trip
+    assert json.loads((tmp_path / "resaved" / "config.json").read_text())[SPARSITY_KEY] == meta
+
+    side_car = json.loads((tmp_path / "pruned" / "dpruner_config.json").read_text())
+    assert side_car["config"]["method"] == "wanda" and side_car["format"] == "dense"
+    assert {"torch", "transformers", "safetensors"} <= set(side_car["library_versions"])
+    general = side_car["calibration"]["general"]
+    assert general["source"] == "builtin:general" and general["num_samples"] == 2 and general["seq_len"] == 32
+    assert len(general["sha256"]) == 64
+    assert {"README.md", PLOT_NAME, "tokenizer.json", "model.safetensors"} <= set(os.listdir(folder))
+    assert set(os.listdir(tmp_path)) == {"pruned", "resaved", "out.pt"}  # no temporary folder left behind
+
+
+@pytest.mark.parametrize("pattern,dtype", [("unstructured", torch.float32), ("2:4", torch.bfloat16)], ids=["unstructured-fp32", "2:4-bf16"])
+def test_compressed_storage_is_smaller_and_restores_the_same_model(tmp_path, pattern, dtype):
+    from transformers import AutoModelForCausalLM
+
+    result = _prune(_small_vocab_llama(dtype=dtype), pattern=pattern)
+    dense = result.save_pretrained(tmp_path / "dense")
+    compressed = result.save_pretrained(tmp_path / "compressed", compressed=True)
+
+    ratio = _weights_bytes(compressed) / _weights_bytes(dense)
+    print(f"compressed/dense weight bytes ({pattern}, {dtype}): {ratio:.3f}")
+    assert ratio < 0.7  # targets: (0.5 x itemsize + 1/8) / itemsize; embeddings and norms stay dense
+    assert not any(f.startswith("model") and f.endswith(".safetensors") for f in os.listdir(compressed))
+    meta = json.loads((tmp_path / "compressed" / "config.json").read_text())[SPARSITY_KEY]
+    assert meta["format"] == "bitmask" and meta["files"] == ["dpruner-compressed.safetensors"]
+
+    # Plain transformers refuses the folder loudly instead of initialising the missing weights at random.
+    with pytest.raises(OSError):
+        AutoModelForCausalLM.from_pretrained(compressed)
+
+    restored = load_pretrained(compressed)
+    assert restored.dtype == dtype
+    # the reference is what plain transformers loads from the dense save (a model cast with .to(bf16) keeps
+    # bf16 rotary buffers, a loaded one computes them in fp32)
+    reference = AutoModelForCausalLM.from_pretrained(dense, dtype=dtype).eval()
+    ids = torch.randint(0, 128, (2, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(restored(ids).logits, reference(ids).logits)
+    original = result.model.state_dict()
+    assert set(restored.state_dict()) == set(original)
+    assert all(torch.equal(t, original[k]) for k, t in restored.state_dict().items())
+    assert restored.config.dpruner_sparsity["format"] == "dense"  # a re-save with transformers is dense
+    assert verify_sparsity(compressed).ok and verify_sparsity(restored).ok
+    card = (tmp_path / "compressed" / "README.md").read_text()
+    assert "library_name: optimum-dpruner" in card and "load_pretrained" in card
+
+
+@pytest.mark.parametrize("numel", [1, 7, 8, 9, 64, 1001])
+def test_bitmask_is_numpy_packbits_layout_and_round_trips(numel):
+    mask = torch.rand(numel, generator=torch.Generator().manual_seed(numel)) > 0.5
+    packed = pack_bitmask(mask)
+    assert packed.dtype == torch.uint8
+    assert packed.numpy().tobytes() == np.packbits(mask.numpy()).tobytes()
+    assert torch.equal(unpack_bitmask(packed, numel), mask)
+
+
+def test_existing_folder_is_kept_unless_overwrite(tmp_path, tiny_llama):
+    pruner = DPruner(tiny_llama, None, DPrunerConfig(method="magnitude"))
+    with pytest.raises(ConfigError, match="prune"):
+        pruner.save_pretrained(tmp_path / "out")
+    pruner.prune(progress=False)
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "mine.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="overwrite=True"):
+        pruner.save_pretrained(target)
+    assert (target / "mine.txt").read_text() == "keep me"
+    pruner.save_pretrained(target, overwrite=True, model_card=False)
+    assert not (target / "mine.txt").exists() and (target / "model.safetensors").exists()
+    assert os.listdir(tmp_path) == ["out"]  # no temporary folder left behind
+
+
+_SLOW_SAVE = textwrap.dedent(
+    """
+    import sys, torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+    from optimum_dpruner import DPruner, DPrunerConfig
+    torch.manual_seed(0)
+    config = LlamaConfig(hidden_size=512, intermediate_size=1536, num_hidden_layers=2, num_attention_heads=8,
+                         num_key_value_heads=8, vocab_size=32000)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    result = DPruner(model, None, DPrunerConfig(method="magnitude")).prune(progress=False)
+    print("saving", flush=True)
+    result.save_pretrained(sys.argv[1], overwrite=True, compressed=True)
+    print("saved", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-folder", "overwrite"])
+def test_sigkill_during_save_leaves_no_complete_looking_folder(tmp_path, existing):
+    target = tmp_path / "model"
+    if existing:  # a complete earlier save must survive a killed overwrite untouched
+        target.mkdir()
+        (target / "config.json").write_text("{}")
+        (target / "OLD").write_text("earlier save")
+    child = subprocess.Popen([sys.executable, "-c", _SLOW_SAVE, str(target)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline, killed_in = time.monotonic() + 300, None
+    try:
+        while time.monotonic() < deadline and child.poll() is None:
+            partial = [d for d in os.listdir(tmp_path) if d.startswith(".model.tmp-")]
+            # config.json is written first and the weights after it: kill once the save is under way
+            if partial and os.path.exists(tmp_path / partial[0] / "config.json"):
+                os.kill(child.pid, signal.SIGKILL)
+                killed_in = sorted(os.listdir(tmp_path / partial[0]))
+                break
+            time.sleep(0.002)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        _, err = child.communicate(timeout=60)
+    assert killed_in is not None, f"the child finished before it could be killed (rc={child.returncode}): {err[-2000:]!r}"
+    assert child.returncode == -signal.SIGKILL
+    assert "dpruner_config.json" not in killed_in  # killed mid-save, before the last file
+    if existing:
+        assert sorted(os.listdir(target)) == ["OLD", "config.json"] and (target / "OLD").read_text() == "earlier save"
+    else:
+        assert not target.exists()
+    # whatever is left is hidden and named as temporary: nothing that a loader would pick up as a model
+    leftovers = [d for d in os.listdir(tmp_path) if d != "model"]
+    assert leftovers and all(d.startswith(".model.tmp-") for d in leftovers)
+
+
+def _merge_lora(linear: torch.nn.Linear, rank: int = 4, seed: int = 0) -> None:
+    """Fold a LoRA adapter into the weight: W <- W + B @ A, what peft's merge_and_unload computes."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(rank, linear.in_features, generator=g) * 0.01
+    b = torch.randn(linear.out_features, rank, generator=g) * 0.01
+    with torch.no_grad():
+        linear.weight += b @ a
+
+
+def test_verify_sparsity_reports_matrices_densified_by_a_lora_merge(tmp_path, tiny_llama):
+    result = _prune(tiny_llama, sparsity=0.5)
+    folder = result.save_pretrained(tmp_path / "pruned", model_card=False)
+    for subject in (folder, result.model):
+        check = verify_sparsity(subject)
+        assert check.ok and not check.problems and len(check.rows) == 14
+        assert all(abs(r.actual - 0.5) < 1e-3 for r in check.rows)
+
+    merged = ["model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj"]
+    for name in merged:
+        _merge_lora(result.model.get_submodule(name))
+    result.model.save_pretrained(tmp_path / "merged")  # a plain re-save keeps the metadata
+    for subject in (result.model, str(tmp_path / "merged")):
+        check = verify_sparsity(subject)
+        assert not check.ok
+        assert [p.split(":")[0] for p in check.problems] == merged
+        assert all("< recorded 0.5000" in p for p in check.problems)
+        lost = {r.name for r in check.rows if not r.ok}
+        assert lost == set(merged) and all(r.actual < 0.01 for r in check.rows if r.name in lost)
+        assert check.table().count("LOST") == 2
+
+
+def test_verify_sparsity_catches_a_broken_nm_pattern_with_the_same_count(tiny_llama):
+    result = _prune(tiny_llama, pattern="2:4")
+    assert verify_sparsity(result.model).ok
+    weight = result.model.get_submodule("model.layers.0.mlp.up_proj").weight
+    with torch.no_grad():
+        groups = weight.view(-1, 4)
+        zero = int(groups[0].eq(0).nonzero()[0])  # group 0 loses a zero...
+        kept = int(groups[1].ne(0).nonzero()[0])  # ...group 1 gains one: same count, broken pattern
+        groups[0, zero], groups[1, kept] = 1.0, 0.0
+    check = verify_sparsity(result.model)
+    assert not check.ok and len(check.problems) == 1
+    row = next(r for r in check.rows if not r.ok)
+    assert row.name == "model.layers.0.mlp.up_proj" and row.nm_violations == 1 and row.actual == pytest.approx(0.5)
+    assert "break the 2:4 pattern" in check.problems[0] and "recorded" not in check.problems[0]
+
+
+def test_verify_sparsity_without_metadata_says_so(tiny_llama):
+    check = verify_sparsity(tiny_llama)
+    assert not check.ok and "dpruner_sparsity" in check.problems[0]
+
+
+def _png_size_and_pixels(path) -> tuple[int, int, bytes]:
+    data = open(path, "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width, height = 8, b"", 0, 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        chunk = data[pos + 8 : pos + 8 + length]
+        assert struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(kind + chunk)
+        if kind == b"IHDR":
+            width, height = struct.unpack(">II", chunk[:8])
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    assert len(raw) == height * (1 + 3 * width)
+    return width, height, raw
+
+
+def test_model_card_carries_hub_metadata_table_plot_and_speed_note(tmp_path, make_tiny, tokenizer):
+    from huggingface_hub import ModelCard
+
+    base = tmp_path / "base"
+    make_tiny("llama").save_pretrained(base)
+    (base / "README.md").write_text("---\nlicense: mit\nlanguage: en\n---\n# tiny base\n")
+    pruner = DPruner.from_pretrained(str(base), DPrunerConfig(method="wanda", num_samples=2, seq_len=32), tokenizer=tokenizer)
+    result = pruner.prune("builtin:general", progress=False)
+    evaluation = {"general (Wikipedia test)": {"dense": 10.0, "pruned": 12.5}}
+    folder = result.save_pretrained(tmp_path / "pruned", base_model="me/tiny-base", evaluation=evaluation)
+
+    card = ModelCard.load(os.path.join(folder, "README.md"))
+    assert card.data.base_model == "me/tiny-base"
+    assert card.data.license == "mit" and card.data.language == "en"  # inherited from the base model's card
+    assert {"pruned", "sparse", "dpruner", "unstructured"} <= set(card.data.tags)
+    assert card.data.library_name == "transformers" and card.data.pipeline_tag == "text-generation"
+    assert "quantization" not in card.content
+    text = card.text
+    assert f"]({PLOT_NAME})" in text
+    assert "| layer | `self_attn.q_proj` |" in text and "| 0 | 0.500 |" in text and "| 1 | 0.500 |" in text
+    assert "no speed-up" in text
+    assert "2 sequences x 32 tokens" in text and "Seed: 0" in text
+    assert "| general (Wikipedia test) | 10.00 | 12.50 | +25.0 % |" in text
+    assert json.loads((tmp_path / "pruned" / "dpruner_config.json").read_text())["base_model"] == "me/tiny-base"
+
+    width, height, raw = _png_size_and_pixels(os.path.join(folder, PLOT_NAME))
+    assert width > 100 and height > 100
+    assert bytes((31, 119, 180)) in raw and bytes((255, 127, 14)) in raw  # the first two matrix kinds are drawn
+
+    no_eval = _prune(make_tiny("llama"), sparsity=0.5).save_pretrained(tmp_path / "plain")
+    no_eval_card = ModelCard.load(os.path.join(no_eval, "README.md"))
+    assert "## Evaluation" not in no_eval_card.text and "uses no data" in no_eval_card.text
+    assert no_eval_card.data.license is None and no_eval_card.data.base_model is None
+
+
+def test_card_lists_hub_datasets_only():
+    meta = {"method": "dpruner", "pattern": "2:4", "global_sparsity": 0.5, "per_matrix_sparsity": {"model.layers.0.mlp.up_proj": 0.5}}
+    side_car = {
+        "config": {"seed": 3},
+        "calibration": {
+            "general": {"source": "builtin:general", "num_samples": 4, "seq_len": 64, "sha256": "a" * 64},
+            "domain": {"source": "org/medical-notes", "num_samples": 2, "seq_len": 64, "sha256": "b" * 64},
+        },
+    }
+    card = build_model_card(meta, side_car, base_model="org/base")
+    assert card.data.datasets == ["org/medical-notes"]
+    assert "2:4" in card.data.tags and "Seed: 3" in card.text
