@@ -39,7 +39,12 @@ def _single(args: argparse.Namespace) -> dict:
         pruner = DPruner.from_pretrained(config=config)
         domain = f"builtin:{args.domain}"
         if method == "dpruner":
-            result = pruner.prune("builtin:general", domain, progress=False)
+            # the first D-Pruner run saves G and I; the others re-extract their masks from them (no data pass)
+            reuse = args.scores and os.path.exists(args.scores)
+            result = pruner.prune("builtin:general", domain, importance=args.scores if reuse else None, progress=False)
+            row["scores"] = "reused" if reuse else "computed"
+            if args.scores and not reuse:
+                result.save_importance(args.scores)
         else:
             result = pruner.prune(domain if calibration == "domain" else "builtin:general", progress=False)
         report = result.report
@@ -58,11 +63,12 @@ def _single(args: argparse.Namespace) -> dict:
 
 
 def _table(rows: list[dict], domain: str) -> str:
-    head = f"| run | {domain} calib. | general ppl | {domain} ppl | sparsity | prune s | peak RSS MiB |\n|---|---|---|---|---|---|---|\n"
+    head = (f"| method | pattern | calibration | general ppl | {domain} ppl | sparsity | prune s | peak RSS MiB |\n"
+            "|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in rows:
         lines.append(
-            f"| {r['method']} {r['pattern'] if r['method'] != 'dense' else ''} | {r['calibration']} | "
+            f"| {r['method']} | {r['pattern']} | {r['calibration']}{' (scores reused)' if r.get('scores') == 'reused' else ''} | "
             f"{r['general_ppl']:.2f} | {r[f'{domain}_ppl']:.2f} | {r['sparsity']:.3f} | {r['prune_seconds']:.0f} | "
             f"{r['peak_rss_mib'] if r['peak_rss_mib'] is not None else '-'} |"
         )
@@ -77,11 +83,12 @@ def main() -> None:
                         help="calibration set of the baselines (D-Pruner always uses both)")
     parser.add_argument("--domain", default="medical", choices=["medical", "legal"])
     parser.add_argument("--dense", action="store_true", help="also evaluate the unpruned model")
-    parser.add_argument("--eval-windows", type=int, default=16)
+    parser.add_argument("--eval-windows", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--config-json", default="", help="extra DPrunerConfig fields as JSON, for every run")
     parser.add_argument("--out", default="benchmarks/results/prune_bench.json")
+    parser.add_argument("--scores", default="", help="D-Pruner scores file: saved by the first D-Pruner run, reused by the next")
     parser.add_argument("--single", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
@@ -90,7 +97,12 @@ def main() -> None:
     runs = ["dense/-/-"] if args.dense else []
     for method in args.methods:
         for pattern in args.patterns:
-            calibrations = ["general+domain"] if method == "dpruner" else args.calibration
+            if method == "dpruner":
+                calibrations = ["general+domain"]
+            elif method == "magnitude":
+                calibrations = ["none"]  # uses no data
+            else:
+                calibrations = args.calibration
             runs += [f"{method}/{pattern}/{c}" for c in calibrations]
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     rows: list[dict] = []
@@ -98,16 +110,17 @@ def main() -> None:
     for run in runs:
         start = time.time()
         child = [sys.executable, __file__, "--single", run, "--domain", args.domain, "--eval-windows", str(args.eval_windows),
-                 "--seed", str(args.seed), "--threads", str(args.threads), "--config-json", args.config_json]
+                 "--seed", str(args.seed), "--threads", str(args.threads), "--config-json", args.config_json,
+                 "--scores", args.scores]
         out = subprocess.run(child, check=True, capture_output=True, text=True).stdout
         row = json.loads(out.strip().splitlines()[-1])
         row["wall_seconds"] = round(time.time() - start, 1)
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k not in ("config", "stage_seconds")}), flush=True)
         with open(args.out, "w") as f:
-            json.dump({"command": command, "date": time.strftime("%Y-%m-%d"), "rows": rows}, f, indent=1)
+            json.dump({"command": command, "date": time.strftime("%Y-%m-%d", time.gmtime()), "rows": rows}, f, indent=1)
         with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
-            f.write(f"Command: `{command}`\n\nDate: {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU threads, fp32.\n\n")
+            f.write(f"Command: `{command}`\n\nDate: {time.strftime('%Y-%m-%d', time.gmtime())}, {os.cpu_count()} CPU threads, fp32.\n\n")
             f.write(_table(rows, args.domain))
 
 

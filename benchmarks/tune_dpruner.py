@@ -1,0 +1,107 @@
+"""Investigate D-Pruner's options on SmolLM2 using validation text only (never the test splits).
+
+Validation sets, disjoint from the calibration bundle and from every test split:
+- general: the ABC news corpus (`general/lee_news.jsonl` of the project's data bundle; not Wikipedia);
+- medical: PubMed *train*-split abstracts 1000-1299 (the bundled calibration file holds abstracts 0-999).
+
+G (the SparseGPT pass on general text) is computed once; each variant then recomputes only what it changes
+(I for lambda / alpha / learning rate / sample count; nothing for granularity), masks a fresh copy of the
+model, and measures validation perplexity. The SparseGPT and Wanda baselines calibrated on domain data are
+measured on the same validation text for reference.
+
+    python benchmarks/tune_dpruner.py --data ../shared/data --out benchmarks/results/tune_dpruner.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+
+import torch
+
+from optimum_dpruner import DPruner, DPrunerConfig, perplexity
+from optimum_dpruner.assets import ensure_default_model
+from optimum_dpruner.data import calibration_samples
+from optimum_dpruner.dual import apply_importance_masks, general_importance
+from optimum_dpruner.gradients import collect_dual_importance
+from optimum_dpruner.pipeline import iter_target_linears
+
+
+def _jsonl(path: str) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=os.path.join("..", "shared", "data"))
+    parser.add_argument("--eval-windows", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/results/tune_dpruner.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    validation = {
+        "general_val_ppl": [r["text"] for r in _jsonl(os.path.join(args.data, "general", "lee_news.jsonl"))],
+        "medical_val_ppl": [
+            r["title"] + "\n" + r["text"] for r in _jsonl(os.path.join(args.data, "medical", "pubmed_train.jsonl"))[1000:1300]
+        ],
+    }
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = ensure_default_model()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    master = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    rows: list[dict] = []
+
+    def evaluate(model, name: str, **info) -> None:
+        row = {"variant": name, **info}
+        for key, texts in validation.items():
+            row[key] = round(perplexity(model, tokenizer, texts, limit=args.eval_windows, progress=False), 3)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        with open(args.out, "w") as f:
+            json.dump({"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d", time.gmtime()), "rows": rows}, f, indent=1)
+
+    evaluate(master, "dense")
+    for method in ("sparsegpt",):  # the strongest baseline on the test-split table
+        model = copy.deepcopy(master)
+        DPruner(model, tokenizer, DPrunerConfig(method=method)).prune("builtin:medical", progress=False)
+        evaluate(model, f"{method} (medical calibration)")
+
+    base = DPrunerConfig()
+    general = calibration_samples("builtin:general", tokenizer, base.num_samples, base.seq_len, base.seed)
+    domain = calibration_samples("builtin:medical", tokenizer, 32, base.seq_len, base.seed)
+    work = copy.deepcopy(master)
+    start = time.time()
+    G = general_importance(work, general, base, progress=False)
+    print(f"G computed in {time.time() - start:.0f}s", flush=True)
+
+    def variant(name: str, domain_samples, granularities=("layer",), **overrides) -> None:
+        config = DPrunerConfig(**overrides)
+        model = copy.deepcopy(master)
+        targets = iter_target_linears(model, config)
+        t = time.time()
+        stats = collect_dual_importance(model, domain_samples, targets, G, config, progress=False)
+        seconds = round(time.time() - t, 1)
+        ratios = stats.regulariser_ratio()
+        for granularity in granularities:
+            masked = copy.deepcopy(master)
+            cfg = DPrunerConfig(**{**overrides, "granularity": granularity})
+            apply_importance_masks(iter_target_linears(masked, cfg), stats.importance, cfg)
+            evaluate(masked, f"{name} / {granularity}", domain_samples=len(domain_samples), domain_seconds=seconds,
+                     regulariser_ratio_mean=sum(ratios.values()) / len(ratios), **overrides)
+
+    variant("defaults (lambda 0.1, alpha 1e-4)", domain[:16], granularities=("layer", "row", "block"))
+    # the regulariser's relative size grows linearly with lambda * alpha^2: probe a lambda where it is O(1)
+    variant("lambda 1e12", domain[:16], lambda_reg=1e12)
+    variant("defaults, 32 domain samples", domain)
+    variant("SGD fine-tuning lr 0.03", domain[:16], learning_rate=0.03)
+
+
+if __name__ == "__main__":
+    main()
