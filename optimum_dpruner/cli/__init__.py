@@ -1,0 +1,49 @@
+"""`optimum-cli dpruner`: prune, evaluate, inspect and push from the shell.
+
+Registered with optimum-cli by `optimum/commands/register/register_dpruner.py`. Importing this package loads only
+the standard library, `optimum.commands.base` and `optimum_dpruner.configuration`: torch, transformers and the
+pruning code are imported inside each command's `run()`, so that `optimum-cli --help` stays fast and a broken
+heavy dependency cannot break the other optimum-cli commands.
+"""
+
+from optimum.commands.base import CommandInfo
+
+from .base import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, DPrunerCLICommand
+from .checkpoint import InspectCommand, PushCommand
+from .evaluate import EvaluateCommand
+from .prune import PruneCommand
+
+__all__ = [
+    "DPrunerCommand",
+    "PruneCommand",
+    "EvaluateCommand",
+    "InspectCommand",
+    "PushCommand",
+    "EXIT_OK",
+    "EXIT_FAILURE",
+    "EXIT_USAGE",
+]
+
+
+class DPrunerCommand(DPrunerCLICommand):
+    """The `optimum-cli dpruner` group; without a subcommand it prints its help."""
+
+    COMMAND = CommandInfo(name="dpruner", help="Prune LLMs with D-Pruner (or SparseGPT, Wanda, magnitude) and use them.")
+    DESCRIPTION = (
+        "Extract a smaller, domain-specific LLM by pruning (D-Pruner, SparseGPT, Wanda, magnitude), then evaluate,\n"
+        "inspect and push it. Exit codes: 0 success, 1 failure, 2 usage error."
+    )
+    EXAMPLES = """
+  optimum-cli dpruner prune -m HuggingFaceTB/SmolLM2-135M-Instruct --domain-dataset builtin:medical -o out
+  optimum-cli dpruner evaluate -m out --dataset builtin:medical builtin:general
+  optimum-cli dpruner inspect out
+  optimum-cli dpruner push out me/smollm2-medical-50
+
+Run 'optimum-cli dpruner <command> --help' for the options of a command.
+"""
+    SUBCOMMANDS = (
+        CommandInfo("prune", help="Prune a model and save it (optionally push it).", subcommand_class=PruneCommand),
+        CommandInfo("evaluate", help="Perplexity of a model on data sets.", subcommand_class=EvaluateCommand),
+        CommandInfo("inspect", help="Sparsity table and metadata check of a pruned folder.", subcommand_class=InspectCommand),
+        CommandInfo("push", help="Push a pruned folder to the Hugging Face Hub.", subcommand_class=PushCommand),
+    )

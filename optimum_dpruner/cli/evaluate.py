@@ -1,0 +1,113 @@
+"""`optimum-cli dpruner evaluate`: strided perplexity of a (pruned) model on one or more data sets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from .base import (
+    DPrunerCLICommand,
+    RunFailure,
+    UsageError,
+    add_model_loading_arguments,
+    check_device,
+    disable_progress_bars,
+    format_table,
+    status,
+)
+from .prune import check_model_argument, load_model_or_fail
+
+__all__ = ["EvaluateCommand"]
+
+_EXAMPLES = """
+  # perplexity of a pruned model on the bundled medical and general test texts
+  optimum-cli dpruner evaluate --model smollm2-medical-50 --dataset builtin:medical builtin:general
+
+  # the first 16 windows of 1024 tokens of your own file, as JSON
+  optimum-cli dpruner evaluate -m ./my-model --dataset eval.jsonl --window 1024 --limit 16 --json
+"""
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer, e.g. 512")
+    return value
+
+
+class EvaluateCommand(DPrunerCLICommand):
+    DESCRIPTION = (
+        "Strided perplexity of a causal LM (pruned or not): windows of --window tokens moved by --stride, loss on\n"
+        "the new tokens only. 'builtin:<name>' data sets are read from their test split."
+    )
+    EXAMPLES = _EXAMPLES
+    FLAG_NAMES = {"stride": "--stride", "window": "--window", "text_column": "--text-column", "dtype": "--dtype"}
+
+    @staticmethod
+    def parse_args(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("-m", "--model", required=True, help="Model to evaluate: a folder, a .gguf file or a Hub id.")
+        parser.add_argument(
+            "--dataset", required=True, nargs="+", metavar="DATASET", help="Evaluation data, e.g. builtin:medical."
+        )
+        parser.add_argument("--window", type=_positive, default=512, metavar="N", help="Tokens per window (default: 512).")
+        parser.add_argument("--stride", type=_positive, default=None, metavar="N", help="Step between windows (default: --window).")
+        parser.add_argument("--limit", type=_positive, default=None, metavar="N", help="Evaluate at most N windows per data set.")
+        parser.add_argument("--text-column", default="text", metavar="COLUMN", help="Column holding the text (default: text).")
+        parser.add_argument("--json", action="store_true", help="Print the results as JSON instead of a table.")
+        add_model_loading_arguments(parser)
+        parser.add_argument("--no-progress", action="store_true", help="Hide the progress bars.")
+        DPrunerCLICommand.add_common_arguments(parser)
+
+    def execute(self) -> int:
+        args = self.args
+        check_model_argument(args.model)
+        if args.stride is not None and args.stride > args.window:
+            raise UsageError(f"--stride {args.stride} exceeds --window {args.window}; pass a stride of at most the window.")
+        from ..data import BUILTIN_DATASETS
+        from ..evaluation import perplexity
+        from ..modeling import load_model, load_tokenizer
+        from ..serialization import load_pretrained, read_sparsity_metadata
+
+        for value in args.dataset:
+            if value.startswith("builtin:") and value[8:] not in BUILTIN_DATASETS:
+                choices = ", ".join(f"builtin:{n}" for n in BUILTIN_DATASETS)
+                raise UsageError(f"--dataset {value!r} is not a bundled dataset; choose one of {choices}.")
+        check_device(args.device)
+        if args.no_progress:
+            disable_progress_bars()
+        status(f"loading {args.model}")
+        pruned = os.path.isfile(os.path.join(args.model, "config.json")) and read_sparsity_metadata(args.model) is not None
+        load = load_pretrained if pruned else load_model  # load_pretrained also reads compressed folders
+        model = load_model_or_fail(lambda: load(args.model, dtype=args.dtype, device=args.device), args.model)
+        tokenizer = load_tokenizer(args.model)
+        if tokenizer is None:
+            raise RunFailure(f"--model {args.model!r} has no tokenizer; save the tokenizer into the model folder.")
+        results = {}
+        for source in args.dataset:
+            status(f"perplexity on {source}")
+            results[source] = perplexity(
+                model,
+                tokenizer,
+                source,
+                window=args.window,
+                stride=args.stride,
+                limit=args.limit,
+                text_column=args.text_column,
+                progress=not args.no_progress,
+            )
+        metadata = read_sparsity_metadata(args.model) if pruned else None
+        if args.json:
+            print(json.dumps({"model": args.model, "perplexity": results, "sparsity": metadata, "window": args.window,
+                              "stride": args.stride or args.window, "limit": args.limit}, indent=2))
+            return 0
+        print(format_table([(k, f"{v:.3f}") for k, v in results.items()], header=("dataset", "perplexity")))
+        if metadata:
+            print(
+                f"\nmodel: {metadata.get('method')} {metadata.get('pattern')}, "
+                f"sparsity {metadata.get('global_sparsity', 0):.4f} of the target matrices"
+            )
+        return 0

@@ -1,0 +1,206 @@
+"""`optimum-cli dpruner prune`: prune a causal LM and save it (and optionally push it to the Hub)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .base import (
+    DPrunerCLICommand,
+    RunFailure,
+    UsageError,
+    add_hub_arguments,
+    add_model_loading_arguments,
+    check_device,
+    disable_progress_bars,
+    format_pairs,
+    push_folder,
+    status,
+)
+from .flags import CONFIG_FLAGS, add_config_arguments, config_from_args
+
+__all__ = ["PruneCommand", "load_model_or_fail", "check_model_argument"]
+
+_EXAMPLES = """
+  # D-Pruner: general + domain calibration, 50% unstructured sparsity
+  optimum-cli dpruner prune --model HuggingFaceTB/SmolLM2-135M-Instruct \\
+      --general-dataset builtin:general --domain-dataset builtin:medical \\
+      --sparsity 0.5 --output smollm2-medical-50
+
+  # SparseGPT baseline with a 2:4 pattern on your own text, pushed to the Hub
+  optimum-cli dpruner prune -m ./my-model --general-dataset notes.jsonl --text-column body \\
+      --method sparsegpt --pattern 2:4 --output my-model-2of4 --push-to-hub me/my-model-2of4
+
+  # re-run a saved configuration with one option changed
+  optimum-cli dpruner prune -m ./my-model --config smollm2-medical-50 --sparsity 0.6 -o out-60
+
+Datasets: 'builtin:general', 'builtin:medical', 'builtin:legal', a .json/.jsonl/.txt/.csv/.parquet
+file (optionally .gz), a folder, or a Hub dataset id.
+"""
+
+
+def check_model_argument(model: str) -> None:
+    """`UsageError` when `--model` is a local path (not a Hub id) that does not exist."""
+    looks_local = model.startswith((os.sep, ".", "~")) or model.endswith(".gguf") or model.count("/") > 1
+    if looks_local and not os.path.exists(os.path.expanduser(model)):
+        raise UsageError(f"--model {model!r} does not exist; pass a model folder, a .gguf file or a Hub model id.")
+
+
+def load_model_or_fail(load, model: str):
+    """Call `load()`; turn a failure into a `RunFailure` naming `--model`."""
+    from ..errors import DPrunerError
+
+    try:
+        return load()
+    except DPrunerError as e:
+        raise RunFailure(f"--model {model!r}: {e}") from e
+    except (OSError, ValueError) as e:
+        raise RunFailure(
+            f"--model {model!r} could not be loaded ({type(e).__name__}: {e}); pass a folder with config.json, "
+            "a .gguf file or a Hub model id."
+        ) from e
+
+
+class PruneCommand(DPrunerCLICommand):
+    DESCRIPTION = (
+        "Prune a decoder-only causal LM with D-Pruner or a baseline (SparseGPT, Wanda, magnitude) and save it as a\n"
+        "plain transformers checkpoint with its sparsity metadata. Every DPrunerConfig option has a flag; --config\n"
+        "loads a saved configuration and the flags typed override it."
+    )
+    EXAMPLES = _EXAMPLES
+    FLAG_NAMES = {
+        **CONFIG_FLAGS,
+        "domain_ds": "--domain-dataset",
+        "general_ds": "--general-dataset",
+        "save_directory": "--output",
+        "dtype": "--dtype",
+    }
+
+    @staticmethod
+    def parse_args(parser: argparse.ArgumentParser) -> None:
+        io = parser.add_argument_group("model and data")
+        io.add_argument("-m", "--model", required=True, help="Model to prune: a folder, a .gguf file or a Hub model id.")
+        io.add_argument(
+            "--general-dataset",
+            default=None,
+            metavar="DATASET",
+            help="General calibration data (default: builtin:general). The baselines calibrate on this set only.",
+        )
+        io.add_argument(
+            "--domain-dataset", default=None, metavar="DATASET", help="Domain calibration data (D-Pruner only)."
+        )
+        io.add_argument(
+            "--importance", default=None, metavar="PATH", help="D-Pruner scores saved by --save-importance: no data pass."
+        )
+        io.add_argument(
+            "--config", default=None, metavar="PATH", help="A DPrunerConfig JSON file, or a pruned model folder."
+        )
+        add_config_arguments(parser)
+        out = parser.add_argument_group("output")
+        out.add_argument("-o", "--output", required=True, metavar="DIR", help="Folder to write the pruned model to.")
+        out.add_argument("--overwrite", action="store_true", help="Replace --output if it exists.")
+        out.add_argument(
+            "--compressed", action="store_true", help="Store the pruned matrices as bitmask + kept values (smaller)."
+        )
+        out.add_argument("--save-importance", default=None, metavar="PATH", help="Also save D-Pruner's scores here.")
+        out.add_argument("--push-to-hub", default=None, metavar="REPO", help="Push the output folder to this Hub repo.")
+        add_hub_arguments(parser, title="Hub options (with --push-to-hub)")
+        add_model_loading_arguments(parser)
+        parser.add_argument("--no-progress", action="store_true", help="Hide the progress bars.")
+        DPrunerCLICommand.add_common_arguments(parser)
+
+    def _check_arguments(self):
+        """Check everything that can be checked before loading the model; return the config and the output path."""
+        args = self.args
+        if args.config is not None and not os.path.exists(args.config):
+            raise UsageError(f"--config {args.config!r} does not exist; pass a JSON file or a pruned model folder.")
+        config = config_from_args(args, args.config)
+        output = os.path.abspath(os.path.expanduser(args.output))
+        if os.path.exists(output) and not args.overwrite:
+            raise UsageError(f"--output {args.output!r} already exists; pass --overwrite or choose another folder.")
+        check_model_argument(args.model)
+        if args.importance is not None and not os.path.exists(args.importance):
+            raise UsageError(f"--importance {args.importance!r} does not exist; pass a file written by --save-importance.")
+
+        from ..data import BUILTIN_DATASETS
+        from ..methods import METHODS, get_method
+
+        check_device(args.device)
+        method_cls = get_method(config.method)
+        two_sets = sorted(n for n, c in METHODS.items() if c.requires_domain_data)
+        if method_cls.requires_domain_data:
+            if args.domain_dataset is None and args.importance is None:
+                raise UsageError(
+                    f"--method {config.method} needs --domain-dataset (e.g. builtin:medical) or --importance; "
+                    "or pick a one-dataset method with --method."
+                )
+        else:
+            for flag, value in (("--domain-dataset", args.domain_dataset), ("--importance", args.importance)):
+                if value is not None:
+                    raise UsageError(
+                        f"{flag} is used only by --method {'/'.join(two_sets)}; drop it, or calibrate --method "
+                        f"{config.method} on the domain text by passing it as --general-dataset."
+                    )
+            if args.save_importance is not None:
+                raise UsageError(f"--save-importance needs --method {'/'.join(two_sets)}; drop it.")
+        for flag, value in (("--general-dataset", args.general_dataset), ("--domain-dataset", args.domain_dataset)):
+            if isinstance(value, str) and value.startswith("builtin:") and value[8:] not in BUILTIN_DATASETS:
+                choices = ", ".join(f"builtin:{n}" for n in BUILTIN_DATASETS)
+                raise UsageError(f"{flag} {value!r} is not a bundled dataset; choose one of {choices}.")
+        if args.push_to_hub is not None and args.push_to_hub.count("/") > 1:
+            raise UsageError(f"--push-to-hub {args.push_to_hub!r} is not a repo id; pass 'name' or 'owner/name'.")
+        return config, output
+
+    def execute(self) -> int:
+        args = self.args
+        config, output = self._check_arguments()
+        from ..errors import DPrunerError
+        from ..pruner import DPruner
+
+        if args.no_progress:
+            disable_progress_bars()
+        status(f"loading {args.model}")
+        pruner = load_model_or_fail(
+            lambda: DPruner.from_pretrained(args.model, config=config, dtype=args.dtype, device=args.device), args.model
+        )
+        status(f"pruning with {config.method}, sparsity {config.sparsity:g}, pattern {config.pattern}")
+        result = pruner.prune(
+            args.general_dataset, args.domain_dataset, importance=args.importance, progress=not args.no_progress
+        )
+        status(f"saving to {output}")
+        result.save_pretrained(output, overwrite=args.overwrite, **({"compressed": True} if args.compressed else {}))
+        rows = []
+        if args.save_importance is not None:
+            rows.append(("importance", result.save_importance(args.save_importance)))
+        if args.push_to_hub is not None:
+            status(f"pushing to {args.push_to_hub}")
+            try:
+                rows.append(("pushed", push_folder(args, output, args.push_to_hub)))
+            except DPrunerError as e:
+                raise RunFailure(
+                    f"--push-to-hub {args.push_to_hub!r}: {e} The model is saved in {output}; push it again with "
+                    f"'optimum-cli dpruner push {output} {args.push_to_hub}'."
+                ) from e
+        print(format_pairs(self._summary(result.report, output) + rows, title="\nsummary"))
+        return 0
+
+    def _summary(self, report, output: str) -> list[tuple[str, str]]:
+        per_matrix = [m.sparsity for m in report.matrices.values()] or [0.0]
+        total = sum(report.stage_seconds.values())
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in report.stage_seconds.items())
+        peak = max(report.peak_rss_bytes.values(), default=0) / 2**20
+        rows = [
+            ("model", self.args.model),
+            ("method", f"{report.method} ({report.pattern})"),
+            ("target sparsity", f"{report.target_sparsity:.4f}"),
+            (
+                "achieved",
+                f"{report.sparsity:.4f} over {len(report.matrices)} matrices "
+                f"(min {min(per_matrix):.4f}, max {max(per_matrix):.4f})",
+            ),
+            ("all parameters", f"{report.model_sparsity:.4f} zeros of {report.total_parameters:,}"),
+            ("time", f"{total:.1f}s ({stages})"),
+            ("peak memory", f"{peak:.0f} MiB RSS"),
+            ("output", output),
+        ]
+        return rows

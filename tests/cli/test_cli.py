@@ -1,0 +1,387 @@
+"""`optimum-cli dpruner` run as a user runs it: a subprocess on the installed `optimum-cli`.
+
+Every test runs against two installs: the editable one of this checkout (the virtualenv running pytest) and a
+plain `pip install` of a copy of it into a separate virtualenv (marked `slow`: built once, by default in
+`$TMPDIR/clivenv`, or where `DPRUNER_PLAIN_VENV` points; the package is reinstalled from the current sources
+every session). Outputs are reloaded with plain transformers and their zeros counted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from optimum_dpruner import DPruner, DPrunerConfig
+from optimum_dpruner.cli.flags import CONFIG_FLAGS
+
+REPO = Path(__file__).resolve().parents[2]
+PLAIN_VENV = Path(os.environ.get("DPRUNER_PLAIN_VENV", Path(tempfile.gettempdir()) / "clivenv"))
+TARGET_SUFFIXES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+CALIBRATION = ["--num-samples", "2", "--seq-len", "32"]
+
+
+# ----------------------------------------------------------------------------------------------- installs
+def _copy_sources(dest: Path) -> Path:
+    """The checkout without its virtualenv, git data and build outputs (what an sdist would hold, roughly)."""
+    ignore = shutil.ignore_patterns(
+        ".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "outputs", "benchmarks"
+    )
+    shutil.copytree(REPO, dest, ignore=ignore)
+    return dest
+
+
+def _pip(python: Path, *args: str) -> None:
+    proc = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *args], capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, f"pip install {' '.join(args)} failed:\n{proc.stderr[-3000:]}"
+
+
+def _plain_install(tmp_path_factory) -> Path:
+    python = PLAIN_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PLAIN_VENV)], check=True, timeout=300)
+        _pip(python, "torch==2.13.0")  # the CPU build, as the README's set-up does
+    source = _copy_sources(tmp_path_factory.mktemp("plain") / "optimum-dpruner")
+    _pip(python, str(source))  # installs missing dependencies
+    _pip(python, "--no-deps", "--force-reinstall", str(source))  # this session's sources, whatever was there
+    return PLAIN_VENV / "bin" / "optimum-cli"
+
+
+@pytest.fixture(scope="module", params=["editable", pytest.param("plain", marks=pytest.mark.slow)])
+def optimum_cli(request, tmp_path_factory) -> Path:
+    """Path of the `optimum-cli` script of the install under test."""
+    if request.param == "editable":
+        return Path(sys.executable).with_name("optimum-cli")
+    return _plain_install(tmp_path_factory)
+
+
+def run_cli(cli: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: int = 900):
+    """Run `optimum-cli ARGS` offline, with two threads, in `cwd` (never the checkout, so nothing leaks from it)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_ENDPOINT", "PYTHONPATH"))}
+    full_env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="2", TOKENIZERS_PARALLELISM="false", HF_HUB_DISABLE_TELEMETRY="1")
+    full_env.update(env or {})
+    return subprocess.run(
+        [str(cli), *map(str, args)], capture_output=True, text=True, env=full_env, cwd=cwd or tempfile.gettempdir(), timeout=timeout
+    )
+
+
+def last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+# ----------------------------------------------------------------------------------------------- models
+@pytest.fixture
+def model_dir(make_tiny, tokenizer, tmp_path) -> Path:
+    """A tiny random LLaMA with the SmolLM2 tokenizer, saved as a plain transformers folder."""
+    path = tmp_path / "tiny"
+    make_tiny("llama").save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def pruned_dir(make_tiny, tokenizer, tmp_path) -> Path:
+    """A tiny LLaMA pruned to 50% by magnitude with the library, saved by `save_pretrained`."""
+    result = DPruner(make_tiny("llama"), tokenizer, DPrunerConfig(method="magnitude", sparsity=0.5)).prune(progress=False)
+    return Path(result.save_pretrained(tmp_path / "pruned"))
+
+
+def target_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """The target matrices of a saved model, reloaded with plain transformers."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    return {n: p.detach() for n, p in model.named_parameters() if n.endswith(tuple(f"{s}.weight" for s in TARGET_SUFFIXES))}
+
+
+# ----------------------------------------------------------------------------------------------- registration
+def test_optimum_cli_still_works(optimum_cli):
+    root = run_cli(optimum_cli, "--help")
+    assert root.returncode == 0, root.stderr
+    assert all(name in root.stdout for name in ("export", "env", "dpruner"))
+    assert root.stderr == ""  # the register module warned about nothing
+    env = run_cli(optimum_cli, "env")
+    assert env.returncode == 0, env.stderr
+    assert "`optimum` version" in env.stdout
+    export = run_cli(optimum_cli, "export", "--help")
+    assert export.returncode == 0, export.stderr
+
+
+@pytest.mark.parametrize("command", [["dpruner", "--help"], ["dpruner", "prune", "--help"], ["dpruner"]], ids=["group", "prune", "bare"])
+def test_help_has_examples_and_does_not_import_torch(optimum_cli, command):
+    proc = run_cli(optimum_cli, *command, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "examples:" in proc.stdout and "optimum-cli dpruner" in proc.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "optimum_dpruner.cli" in imported  # the command was really loaded...
+    heavy = {m for m in imported if m.split(".")[0] in ("torch", "transformers", "datasets", "safetensors", "numpy")}
+    assert not heavy, f"'optimum-cli {' '.join(command)}' imported {sorted(heavy)[:5]}"  # ...without torch
+    if "prune" in command:
+        assert all(flag in proc.stdout for flag in CONFIG_FLAGS.values())
+
+
+def test_every_config_field_has_a_flag():
+    """Each DPrunerConfig field is set by its flag (in-process parse; a new field without a value here fails)."""
+    import argparse
+
+    from optimum_dpruner.cli.flags import add_config_arguments, config_from_args
+
+    values = {
+        "method": ("sparsegpt", "sparsegpt"), "sparsity": ("0.25", 0.25), "pattern": ("unstructured", "unstructured"),
+        "granularity": ("row", "row"), "block_size": ("64", 64), "targets": (["*.mlp.*", "*.q_proj"], ["*.mlp.*", "*.q_proj"]),
+        "ignore": (["*.o_proj"], ["*.o_proj"]), "num_samples": ("3", 3), "seq_len": ("48", 48),
+        "domain_num_samples": ("5", 5), "text_column": ("body", "body"), "seed": ("7", 7), "damp": ("0.05", 0.05),
+        "general_importance": ("obs", "obs"), "lambda_reg": ("0.001", 0.001), "alpha": ("0.002", 0.002),
+        "learning_rate": ("0.01", 0.01), "domain_epochs": ("2", 2), "max_grad_norm": ("0.5", 0.5),
+        "apply_mask_to": ("finetuned", "finetuned"), "gradient_checkpointing": (None, False),
+        "domain_batch_size": ("2", 2), "importance_dtype": ("bfloat16", "bfloat16"), "importance_device": ("cpu", "cpu"),
+    }
+    assert set(values) == set(CONFIG_FLAGS), "add a value for each new DPrunerConfig field"
+    argv = []
+    for name, (text, _) in values.items():
+        if text is None:
+            argv.append("--no-" + CONFIG_FLAGS[name][2:])
+        else:
+            argv += [CONFIG_FLAGS[name], *([text] if isinstance(text, str) else text)]
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    config = config_from_args(parser.parse_args(argv))
+    assert config.to_dict() == {name: expected for name, (_, expected) in values.items()}
+    assert config_from_args(parser.parse_args([])) == DPrunerConfig()  # no flag: the defaults
+
+
+def test_a_broken_install_does_not_break_optimum_cli(optimum_cli, tmp_path):
+    broken = tmp_path / "shadow" / "optimum_dpruner"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('simulated broken install')\n")
+    proc = run_cli(optimum_cli, "env", env={"PYTHONPATH": str(broken.parent)})
+    assert proc.returncode == 0, proc.stderr
+    assert "'optimum-cli dpruner' is unavailable (ImportError: simulated broken install)" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_install_layout(optimum_cli, request):
+    """Where the package and its register module are, and that no `__init__.py` is shipped in optimum's namespace."""
+    code = (
+        "import json, importlib.metadata as md, optimum_dpruner, optimum.commands.register.register_dpruner as r;"
+        "files = [str(f) for f in md.distribution('optimum-dpruner').files or []];"
+        "print(json.dumps({'pkg': optimum_dpruner.__file__, 'register': r.__file__, 'files': files,"
+        " 'commands': [c.COMMAND.name for c in r.REGISTER_COMMANDS]}))"
+    )
+    proc = subprocess.run([str(optimum_cli.with_name("python")), "-c", code], capture_output=True, text=True, cwd=tempfile.gettempdir())
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["commands"] == ["dpruner"]
+    if request.node.callspec.params["optimum_cli"] == "editable":
+        assert Path(info["pkg"]).parent == REPO / "optimum_dpruner"
+        assert Path(info["register"]).parent == REPO / "optimum" / "commands" / "register"
+    else:
+        assert "site-packages" in info["pkg"] and "site-packages" in info["register"]
+        assert "optimum/commands/register/register_dpruner.py" in info["files"]
+        assert "optimum_dpruner/data/medical_test.jsonl.gz" in info["files"]
+        shipped_inits = [f for f in info["files"] if f.startswith("optimum/") and f.endswith("__init__.py")]
+        assert shipped_inits == []  # PEP 420: optimum/, optimum/commands/, optimum/commands/register/ stay namespaces
+
+
+# ----------------------------------------------------------------------------------------------- usage errors
+BAD_ARGUMENTS = [
+    ("missing-required", ["prune"], "-m/--model"),
+    ("not-a-number", ["prune", "-m", "org/m", "-o", "{out}", "--sparsity", "abc"], "--sparsity"),
+    ("out-of-range", ["prune", "-m", "org/m", "-o", "{out}", "--sparsity", "1.5"], "--sparsity"),
+    ("pattern-conflict", ["prune", "-m", "org/m", "-o", "{out}", "--pattern", "2:4", "--sparsity", "0.3"], "--sparsity"),
+    ("bad-pattern", ["prune", "-m", "org/m", "-o", "{out}", "--pattern", "2-4"], "--pattern"),
+    ("unknown-method", ["prune", "-m", "org/m", "-o", "{out}", "--method", "obd"], "--method"),
+    ("unknown-flag", ["prune", "-m", "org/m", "-o", "{out}", "--sparsiti", "0.5"], "--sparsiti"),
+    ("no-domain-data", ["prune", "-m", "org/m", "-o", "{out}", "--method", "dpruner"], "--domain-dataset"),
+    ("domain-data-unused", ["prune", "-m", "org/m", "-o", "{out}", "--method", "wanda", "--domain-dataset", "builtin:legal"], "--domain-dataset"),
+    ("unknown-builtin", ["prune", "-m", "org/m", "-o", "{out}", "--method", "wanda", "--general-dataset", "builtin:news"], "--general-dataset"),
+    ("missing-config", ["prune", "-m", "org/m", "-o", "{out}", "--config", "{tmp}/nope.json"], "--config"),
+    ("output-exists", ["prune", "-m", "org/m", "-o", "{tmp}"], "--overwrite"),
+    ("missing-model", ["prune", "-m", "{tmp}/missing", "-o", "{out}", "--method", "magnitude"], "--model"),
+    ("bad-dtype", ["prune", "-m", "org/m", "-o", "{out}", "--dtype", "int3"], "--dtype"),
+    ("bad-window", ["evaluate", "-m", "org/m", "--dataset", "builtin:medical", "--window", "0"], "--window"),
+    ("stride-over-window", ["evaluate", "-m", "org/m", "--dataset", "builtin:medical", "--window", "8", "--stride", "16"], "--stride"),
+    ("inspect-no-folder", ["inspect", "{tmp}/missing"], "DIR"),
+    ("push-no-checkpoint", ["push", "{tmp}", "me/model"], "DIR"),
+    ("push-bad-repo", ["push", "{tmp}/ckpt", "a/b/c"], "REPO"),
+    ("unknown-command", ["shrink"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("args,expected", [(a, e) for _, a, e in BAD_ARGUMENTS], ids=[i for i, _, _ in BAD_ARGUMENTS])
+def test_bad_arguments_exit_2_with_one_line(optimum_cli, tmp_path, args, expected):
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "config.json").write_text("{}")
+    args = [a.format(tmp=tmp_path, out=tmp_path / "out") for a in args]
+    proc = run_cli(optimum_cli, "dpruner", *args)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # one line, no usage block, no traceback
+    assert proc.stderr.startswith("optimum-cli dpruner") and ": error: " in proc.stderr
+    assert expected in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------------------------- prune
+PRUNE_CASES = [
+    ("dpruner", "unstructured", ["--domain-dataset", "builtin:medical", "--domain-num-samples", "1"]),
+    ("sparsegpt", "2:4", []),
+    ("wanda", "unstructured", []),
+    ("magnitude", "unstructured", []),
+]
+
+
+@pytest.mark.parametrize("method,pattern,extra", PRUNE_CASES, ids=[f"{m}-{p}" for m, p, _ in PRUNE_CASES])
+def test_prune_saves_a_sparse_checkpoint(optimum_cli, model_dir, tmp_path, method, pattern, extra):
+    out = tmp_path / "out"
+    proc = run_cli(
+        optimum_cli, "dpruner", "prune", "--model", model_dir, "--general-dataset", "builtin:general", *extra,
+        "--method", method, "--sparsity", "0.5", "--pattern", pattern, *CALIBRATION, "--seed", "3", "--output", out,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "summary" in proc.stdout and f"{method} ({pattern})" in proc.stdout and str(out) in proc.stdout
+    assert "%|" in proc.stderr  # progress bars
+    weights = target_weights(out)
+    assert len(weights) == 14  # 7 linears x 2 blocks
+    for name, w in weights.items():
+        assert abs((w == 0).float().mean().item() - 0.5) < 0.02, name
+        if pattern == "2:4":
+            assert ((w.reshape(-1, 4) == 0).sum(-1) >= 2).all(), name
+    meta = json.loads((out / "config.json").read_text())["dpruner_sparsity"]
+    assert meta["method"] == method and meta["pattern"] == pattern
+    side_car = json.loads((out / "dpruner_config.json").read_text())
+    assert side_car["config"]["seed"] == 3 and side_car["config"]["num_samples"] == 2
+
+
+def test_prune_config_file_with_flag_overrides(optimum_cli, model_dir, tmp_path):
+    config = DPrunerConfig(method="magnitude", sparsity=0.3, seed=11, ignore=["*.o_proj"], seq_len=40)
+    config_path = Path(config.save_pretrained(tmp_path / "cfg"))
+    out = tmp_path / "out"
+    proc = run_cli(optimum_cli, "dpruner", "prune", "-m", model_dir, "--config", config_path, "--sparsity", "0.6", "-o", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = json.loads((out / "dpruner_config.json").read_text())["config"]
+    assert saved == {**config.to_dict(), "sparsity": 0.6}  # the flag won, everything else came from the file
+    for name, w in target_weights(out).items():
+        expected = 0.0 if name.endswith("o_proj.weight") else 0.6
+        assert abs((w == 0).float().mean().item() - expected) < 0.02, name
+    # a saved model folder works as --config too, and --pattern re-derives the sparsity
+    again = tmp_path / "again"
+    proc = run_cli(optimum_cli, "dpruner", "prune", "-m", model_dir, "--config", out, "--pattern", "2:4", "-o", again)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = json.loads((again / "dpruner_config.json").read_text())["config"]
+    assert saved["pattern"] == "2:4" and saved["sparsity"] == 0.5 and saved["seed"] == 11
+
+
+def test_prune_compressed(optimum_cli, model_dir, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli(optimum_cli, "dpruner", "prune", "-m", model_dir, "--method", "magnitude", "--compressed", "-o", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((out / "config.json").read_text())["dpruner_sparsity"]["format"] == "bitmask"
+    inspect = run_cli(optimum_cli, "dpruner", "inspect", out)
+    assert inspect.returncode == 0, inspect.stderr[-3000:]
+
+
+def test_prune_failure_exits_1_with_one_line(optimum_cli, model_dir, tmp_path):
+    texts = tmp_path / "short.jsonl"
+    texts.write_text(json.dumps({"text": "far too short"}) + "\n")
+    out = tmp_path / "out"
+    proc = run_cli(optimum_cli, "dpruner", "prune", "-m", model_dir, "--method", "wanda", "--general-dataset", texts, *CALIBRATION, "-o", out)
+    assert proc.returncode == 1
+    error = last_line(proc.stderr)
+    assert error.startswith("optimum-cli dpruner prune: error: ") and "--seq-len=32" in error, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and not out.exists()
+
+
+# ----------------------------------------------------------------------------------------------- evaluate
+def test_evaluate_matches_the_library(optimum_cli, pruned_dir, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    from optimum_dpruner.evaluation import perplexity
+
+    proc = run_cli(
+        optimum_cli, "dpruner", "evaluate", "-m", pruned_dir, "--dataset", "builtin:medical", "builtin:general",
+        "--window", "32", "--limit", "2", "--json",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["sparsity"]["method"] == "magnitude"
+    model = AutoModelForCausalLM.from_pretrained(pruned_dir)
+    for source in ("builtin:medical", "builtin:general"):
+        expected = perplexity(model, tokenizer, source, window=32, limit=2, progress=False)
+        assert math.isfinite(report["perplexity"][source])
+        assert report["perplexity"][source] == pytest.approx(expected, rel=1e-4)
+    table = run_cli(optimum_cli, "dpruner", "evaluate", "-m", pruned_dir, "--dataset", "builtin:legal", "--window", "32", "--limit", "1")
+    assert table.returncode == 0, table.stderr[-3000:]
+    assert "perplexity" in table.stdout and "builtin:legal" in table.stdout and "magnitude" in table.stdout
+
+
+# ----------------------------------------------------------------------------------------------- inspect
+def test_inspect_reports_and_checks_the_metadata(optimum_cli, pruned_dir):
+    from transformers import AutoModelForCausalLM
+
+    proc = run_cli(optimum_cli, "dpruner", "inspect", pruned_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "magnitude" in proc.stdout and "model.layers.1.mlp.down_proj" in proc.stdout
+    # densify one matrix behind the metadata's back: inspect must catch it
+    model = AutoModelForCausalLM.from_pretrained(pruned_dir)
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight.fill_(0.1)
+    model.save_pretrained(pruned_dir)
+    proc = run_cli(optimum_cli, "dpruner", "inspect", pruned_dir)
+    assert proc.returncode == 1
+    error = last_line(proc.stderr)
+    assert error.startswith("optimum-cli dpruner inspect: error: ") and "up_proj" in error, proc.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------------------------- push
+TOKEN = "hf_cli_test_token"
+
+
+@pytest.fixture
+def fake_hub():
+    fake_hub = pytest.importorskip("fake_hub", reason="tests/fake_hub.py (the loopback Hub of the checkpoint issue)")
+    with fake_hub.FakeHub(token=TOKEN, user="user") as hub:
+        yield hub
+
+
+def _hub_env(hub) -> dict[str, str]:
+    return {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_TOKEN": TOKEN, "HF_HUB_DISABLE_XET": "1"}
+
+
+def test_push_uploads_the_folder(optimum_cli, pruned_dir, fake_hub):
+    proc = run_cli(optimum_cli, "dpruner", "push", pruned_dir, "user/tiny-pruned", "--private", env=_hub_env(fake_hub))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert fake_hub.url in proc.stdout and "user/tiny-pruned" in proc.stdout
+    (commit,) = fake_hub.commits
+    assert commit["repo_id"] == "user/tiny-pruned" and fake_hub.repos["user/tiny-pruned"]["private"] is True
+    assert {"config.json", "model.safetensors", "dpruner_config.json", "README.md"} <= set(commit["files"])
+    assert commit["files"]["config.json"] == (pruned_dir / "config.json").read_bytes()
+
+
+def test_prune_push_to_hub(optimum_cli, model_dir, tmp_path, fake_hub):
+    out = tmp_path / "out"
+    proc = run_cli(
+        optimum_cli, "dpruner", "prune", "-m", model_dir, "--method", "magnitude", "-o", out,
+        "--push-to-hub", "user/tiny-magnitude", "--commit-message", "tiny test", env=_hub_env(fake_hub),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "pushed" in proc.stdout
+    (commit,) = fake_hub.commits
+    assert commit["repo_id"] == "user/tiny-magnitude" and commit["summary"] == "tiny test"
+    assert commit["files"]["model.safetensors"] == (out / "model.safetensors").read_bytes()
+
+
+def test_push_failure_exits_1_with_one_line(optimum_cli, pruned_dir, fake_hub):
+    proc = run_cli(optimum_cli, "dpruner", "push", pruned_dir, "someone-else/tiny", env=_hub_env(fake_hub))
+    assert proc.returncode == 1
+    error = last_line(proc.stderr)
+    assert error.startswith("optimum-cli dpruner push: error: ") and "403" in error, proc.stderr[-2000:]
+    assert TOKEN not in proc.stderr + proc.stdout and not fake_hub.commits
