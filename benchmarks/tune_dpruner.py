@@ -4,12 +4,12 @@ Validation sets, disjoint from the calibration bundle and from every test split:
 - general: the ABC news corpus (`general/lee_news.jsonl` of the project's data bundle; not Wikipedia);
 - medical: PubMed *train*-split abstracts 1000-1299 (the bundled calibration file holds abstracts 0-999).
 
-G (the SparseGPT pass on general text) is computed once; each variant then recomputes only what it changes
+G (the SparseGPT pass on general text) is computed once (or loaded with --scores from a default run); each variant then recomputes only what it changes
 (I for lambda / alpha / learning rate / sample count; nothing for granularity), masks a fresh copy of the
 model, and measures validation perplexity. The SparseGPT and Wanda baselines calibrated on domain data are
 measured on the same validation text for reference.
 
-    python benchmarks/tune_dpruner.py --data ../shared/data --out benchmarks/results/tune_dpruner.json
+    python benchmarks/tune_dpruner.py --data ../shared/data --scores SCORES --out benchmarks/results/tune_dpruner.json
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from optimum_dpruner import DPruner, DPrunerConfig, perplexity
+from optimum_dpruner import DPruner, DPrunerConfig, load_importance, perplexity
 from optimum_dpruner.assets import ensure_default_model
 from optimum_dpruner.data import calibration_samples
 from optimum_dpruner.dual import apply_importance_masks, general_importance
@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--data", default=os.path.join("..", "shared", "data"))
     parser.add_argument("--eval-windows", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sgd", action="store_true", help="also try SGD weight updates (lr 0.03) in the domain stage")
+    parser.add_argument("--scores", default="", help="G and I saved by a default D-Pruner run (prune_bench.py --scores): reused")
     parser.add_argument("--out", default="benchmarks/results/tune_dpruner.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -75,32 +77,38 @@ def main() -> None:
 
     base = DPrunerConfig()
     general = calibration_samples("builtin:general", tokenizer, base.num_samples, base.seq_len, base.seed)
-    domain = calibration_samples("builtin:medical", tokenizer, 32, base.seq_len, base.seed)
-    work = copy.deepcopy(master)
-    start = time.time()
-    G = general_importance(work, general, base, progress=False)
-    print(f"G computed in {time.time() - start:.0f}s", flush=True)
+    domain = calibration_samples("builtin:medical", tokenizer, base.domain_num_samples, base.seq_len, base.seed)
+    saved = load_importance(args.scores) if args.scores and os.path.exists(args.scores) else None
+    if saved is not None:  # same defaults, same calibration: G and I need no recomputation
+        G = saved["G"]
+    else:
+        start = time.time()
+        G = general_importance(copy.deepcopy(master), general, base, progress=False)
+        print(f"G computed in {time.time() - start:.0f}s", flush=True)
 
     def variant(name: str, domain_samples, granularities=("layer",), **overrides) -> None:
         config = DPrunerConfig(**overrides)
         model = copy.deepcopy(master)
         targets = iter_target_linears(model, config)
         t = time.time()
-        stats = collect_dual_importance(model, domain_samples, targets, G, config, progress=False)
+        if saved is not None and not overrides:
+            importance, ratios = saved["I"], {"-": float("nan")}  # the default run's scores
+        else:
+            stats = collect_dual_importance(model, domain_samples, targets, G, config, progress=False)
+            importance, ratios = stats.importance, stats.regulariser_ratio()
         seconds = round(time.time() - t, 1)
-        ratios = stats.regulariser_ratio()
         for granularity in granularities:
             masked = copy.deepcopy(master)
             cfg = DPrunerConfig(**{**overrides, "granularity": granularity})
-            apply_importance_masks(iter_target_linears(masked, cfg), stats.importance, cfg)
+            apply_importance_masks(iter_target_linears(masked, cfg), importance, cfg)
             evaluate(masked, f"{name} / {granularity}", domain_samples=len(domain_samples), domain_seconds=seconds,
                      regulariser_ratio_mean=sum(ratios.values()) / len(ratios), **overrides)
 
-    variant("defaults (lambda 0.1, alpha 1e-4)", domain[:16], granularities=("layer", "row", "block"))
+    variant("defaults (lambda 0.1, alpha 1e-4)", domain, granularities=("layer", "row", "block"))
     # the regulariser's relative size grows linearly with lambda * alpha^2: probe a lambda where it is O(1)
-    variant("lambda 1e12", domain[:16], lambda_reg=1e12)
-    variant("defaults, 32 domain samples", domain)
-    variant("SGD fine-tuning lr 0.03", domain[:16], learning_rate=0.03)
+    variant("lambda 1e12", domain, lambda_reg=1e12)
+    if args.sgd:
+        variant("SGD fine-tuning lr 0.03", domain, learning_rate=0.03)
 
 
 if __name__ == "__main__":
