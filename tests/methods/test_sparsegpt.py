@@ -37,8 +37,12 @@ def test_obs_update_lowers_the_layer_output_error(smollm2, tokenizer):
     samples = calibration_samples("builtin:general", tokenizer, 8, 256, seed=0)
     inputs = []
     method = SparseGPTMethod(layer.weight, DPrunerConfig(method="sparsegpt"))
+    def record(module, args, output):  # returns None: the layer's output is left as it is
+        method.add_batch(args[0])
+        inputs.append(args[0])
+
     with HookManager() as hooks, torch.no_grad():
-        hooks.add_forward_hook(layer, lambda m, args, out: (method.add_batch(args[0]), inputs.append(args[0])))
+        hooks.add_forward_hook(layer, record)
         for ids in samples:
             smollm2(input_ids=ids)
     x = torch.cat([i.reshape(-1, i.shape[-1]) for i in inputs])
