@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     "safetensors>=0.8.0",
     "accelerate>=1.15.0",
     "tqdm>=4.66",
+    "rouge-score>=0.1.2",  # BillSum ROUGE (the implementation HF evaluate wraps)
 ]
 
 EXTRAS = {

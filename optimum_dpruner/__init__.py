@@ -17,6 +17,8 @@ _EXPORTS = {
     "PruneResult": "result",
     "PruneReport": "result",
     "perplexity": "evaluation",
+    "evaluate_task": "evaluation",
+    "TaskResult": "evaluation",
     "calibration_samples": "data",
     "builtin_path": "data",
     "save_importance": "importance",

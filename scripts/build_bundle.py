@@ -18,12 +18,16 @@ def read(rel):
         return [json.loads(line) for line in f]
 
 
-def write(name, texts):
+def write_records(name, records):
     path = os.path.join(OUT, name)
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
-        for text in texts:
-            gz.write((json.dumps({"text": text}, ensure_ascii=False) + "\n").encode("utf-8"))
-    print(f"{name}: {len(texts)} texts, {os.path.getsize(path):,} bytes")
+        for record in records:
+            gz.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+    print(f"{name}: {len(records)} records, {os.path.getsize(path):,} bytes")
+
+
+def write(name, texts):
+    write_records(name, [{"text": text} for text in texts])
 
 
 def pubmed(rec):
@@ -43,3 +47,10 @@ write("medical_train.jsonl.gz", [pubmed(r) for r in read("medical/pubmed_train.j
 write("medical_test.jsonl.gz", [pubmed(r) for r in read("medical/pubmed_test.jsonl")[:300]])
 write("legal_train.jsonl.gz", [casehold(r) for r in read("legal/casehold_train.jsonl")[:1000]])
 write("legal_test.jsonl.gz", [r["text"] for r in read("legal/us_legislation_300.jsonl")])
+
+# downstream evaluation tasks (optimum_dpruner.evaluation.tasks): the test halves only, fields the tasks read
+write_records("pubmedqa_test.jsonl.gz", [
+    {k: r[k] for k in ("pmid", "question", "contexts", "final_decision")} for r in read("medical/pubmedqa_labeled.jsonl") if r["split"] == "test"
+])
+write_records("casehold_test.jsonl.gz", read("legal/casehold_test.jsonl"))
+write_records("billsum_test.jsonl.gz", read("legal/billsum_test.jsonl"))

@@ -1,4 +1,4 @@
-"""`optimum-cli dpruner evaluate`: strided perplexity of a (pruned) model on one or more data sets."""
+"""`optimum-cli dpruner evaluate`: strided perplexity and the downstream tasks (PubMedQA, CaseHOLD, BillSum)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ _EXAMPLES = """
 
   # the first 16 windows of 1024 tokens of your own file, as JSON
   optimum-cli dpruner evaluate -m ./my-model --dataset eval.jsonl --window 1024 --limit 16 --json
+
+  # zero-shot PubMedQA and CaseHOLD on 50 items each (seeded subset), with medical perplexity
+  optimum-cli dpruner evaluate -m smollm2-medical-50 --task pubmedqa casehold --dataset builtin:medical --limit 50
 """
 
 
@@ -42,7 +45,9 @@ def _positive(text: str) -> int:
 class EvaluateCommand(DPrunerCLICommand):
     DESCRIPTION = (
         "Strided perplexity of a causal LM (pruned or not): windows of --window tokens moved by --stride, loss on\n"
-        "the new tokens only. 'builtin:<name>' data sets are read from their test split."
+        "the new tokens only. 'builtin:<name>' data sets are read from their test split. --task runs zero-shot\n"
+        "PubMedQA (accuracy, macro-F1), CaseHOLD (macro-F1, accuracy) or BillSum (ROUGE-1/2/L) on their bundled\n"
+        "test items; --limit then picks that many items at random by --seed."
     )
     EXAMPLES = _EXAMPLES
     FLAG_NAMES = {"stride": "--stride", "window": "--window", "text_column": "--text-column", "dtype": "--dtype"}
@@ -51,11 +56,20 @@ class EvaluateCommand(DPrunerCLICommand):
     def parse_args(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("-m", "--model", required=True, help="Model to evaluate: a folder, a .gguf file or a Hub id.")
         parser.add_argument(
-            "--dataset", required=True, nargs="+", metavar="DATASET", help="Evaluation data, e.g. builtin:medical."
+            "--dataset", nargs="+", default=[], metavar="DATASET", help="Perplexity data, e.g. builtin:medical."
+        )
+        parser.add_argument(
+            "--task", nargs="+", default=[], choices=["pubmedqa", "casehold", "billsum"], metavar="TASK",
+            help="Downstream tasks: pubmedqa, casehold, billsum.",
         )
         parser.add_argument("--window", type=_positive, default=512, metavar="N", help="Tokens per window (default: 512).")
         parser.add_argument("--stride", type=_positive, default=None, metavar="N", help="Step between windows (default: --window).")
-        parser.add_argument("--limit", type=_positive, default=None, metavar="N", help="Evaluate at most N windows per data set.")
+        parser.add_argument(
+            "--limit", type=_positive, default=None, metavar="N",
+            help="At most N windows per data set, N items per task (BillSum defaults to 20).",
+        )
+        parser.add_argument("--batch-size", type=_positive, default=8, metavar="N", help="Task sequences per forward pass (default: 8).")
+        parser.add_argument("--seed", type=int, default=0, help="Seed of the task items chosen by --limit (default: 0).")
         parser.add_argument("--text-column", default="text", metavar="COLUMN", help="Column holding the text (default: text).")
         parser.add_argument("--json", action="store_true", help="Print the results as JSON instead of a table.")
         add_model_loading_arguments(parser)
@@ -65,10 +79,12 @@ class EvaluateCommand(DPrunerCLICommand):
     def execute(self) -> int:
         args = self.args
         check_model_argument(args.model)
+        if not args.dataset and not args.task:
+            raise UsageError("nothing to evaluate; pass --dataset (perplexity), --task (downstream tasks) or both.")
         if args.stride is not None and args.stride > args.window:
             raise UsageError(f"--stride {args.stride} exceeds --window {args.window}; pass a stride of at most the window.")
         from ..data import BUILTIN_DATASETS
-        from ..evaluation import perplexity
+        from ..evaluation import evaluate_task, perplexity
         from ..modeling import load_model, load_tokenizer
         from ..serialization import load_pretrained, read_sparsity_metadata
 
@@ -99,12 +115,24 @@ class EvaluateCommand(DPrunerCLICommand):
                 text_column=args.text_column,
                 progress=not args.no_progress,
             )
+        tasks = {}
+        for task in args.task:
+            status(f"task {task}")
+            limit = {"limit": args.limit} if args.limit is not None else {}
+            result = evaluate_task(model, tokenizer, task, batch_size=args.batch_size, seed=args.seed,
+                                   progress=not args.no_progress, **limit)
+            tasks[task] = {"items": result.num_items, **result.metrics}
         metadata = read_sparsity_metadata(args.model) if pruned else None
         if args.json:
-            print(json.dumps({"model": args.model, "perplexity": results, "sparsity": metadata, "window": args.window,
-                              "stride": args.stride or args.window, "limit": args.limit}, indent=2))
+            print(json.dumps({"model": args.model, "perplexity": results, "tasks": tasks, "sparsity": metadata,
+                              "window": args.window, "stride": args.stride or args.window, "limit": args.limit,
+                              "seed": args.seed}, indent=2))
             return 0
-        print(format_table([(k, f"{v:.3f}") for k, v in results.items()], header=("dataset", "perplexity")))
+        if results:
+            print(format_table([(k, f"{v:.3f}") for k, v in results.items()], header=("dataset", "perplexity")))
+        for task, metrics in tasks.items():
+            rows = [(name, f"{value:.4f}" if isinstance(value, float) else str(value)) for name, value in metrics.items()]
+            print(("\n" if results or task != args.task[0] else "") + format_table(rows, header=(task, "value")))
         if metadata:
             print(
                 f"\nmodel: {metadata.get('method')} {metadata.get('pattern')}, "

@@ -210,6 +210,8 @@ BAD_ARGUMENTS = [
     ("bad-dtype", ["prune", "-m", "org/m", "-o", "{out}", "--dtype", "int3"], "--dtype"),
     ("bad-window", ["evaluate", "-m", "org/m", "--dataset", "builtin:medical", "--window", "0"], "--window"),
     ("stride-over-window", ["evaluate", "-m", "org/m", "--dataset", "builtin:medical", "--window", "8", "--stride", "16"], "--stride"),
+    ("evaluate-nothing", ["evaluate", "-m", "org/m"], "--task"),
+    ("unknown-task", ["evaluate", "-m", "org/m", "--task", "mmlu"], "--task"),
     ("inspect-no-folder", ["inspect", "{tmp}/missing"], "DIR"),
     ("push-no-checkpoint", ["push", "{tmp}", "me/model"], "DIR"),
     ("push-bad-repo", ["push", "{tmp}/ckpt", "a/b/c"], "REPO"),
@@ -321,6 +323,24 @@ def test_evaluate_matches_the_library(optimum_cli, pruned_dir, tokenizer):
     table = run_cli(optimum_cli, "dpruner", "evaluate", "-m", pruned_dir, "--dataset", "builtin:legal", "--window", "32", "--limit", "1")
     assert table.returncode == 0, table.stderr[-3000:]
     assert "perplexity" in table.stdout and "builtin:legal" in table.stdout and "magnitude" in table.stdout
+
+
+def test_evaluate_tasks_match_the_library(optimum_cli, pruned_dir, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    from optimum_dpruner.evaluation import evaluate_task
+
+    proc = run_cli(optimum_cli, "dpruner", "evaluate", "-m", pruned_dir, "--task", "pubmedqa", "casehold", "--limit", "2",
+                   "--seed", "3", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    model = AutoModelForCausalLM.from_pretrained(pruned_dir)
+    for task in ("pubmedqa", "casehold"):
+        expected = evaluate_task(model, tokenizer, task, limit=2, seed=3, progress=False)
+        assert report["tasks"][task] == pytest.approx({"items": 2, **expected.metrics})
+    table = run_cli(optimum_cli, "dpruner", "evaluate", "-m", pruned_dir, "--task", "pubmedqa", "--limit", "1")
+    assert table.returncode == 0, table.stderr[-3000:]
+    assert "pubmedqa" in table.stdout and "macro_f1" in table.stdout
 
 
 # ----------------------------------------------------------------------------------------------- inspect

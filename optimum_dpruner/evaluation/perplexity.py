@@ -1,4 +1,4 @@
-"""Evaluation of causal LMs, pruned or not: strided perplexity."""
+"""Strided perplexity of causal LMs, pruned or not: sliding windows, loss only on the tokens each window adds."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .data import iter_texts, load_texts
-from .errors import DataError
+from ..data import iter_texts, load_texts
+from ..errors import DataError
 
 __all__ = ["perplexity", "perplexities", "format_comparison", "tokenize_corpus"]
 

@@ -1,0 +1,206 @@
+"""Evaluation: perplexity, metrics and the downstream tasks, on cases whose answer is known by construction."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from optimum_dpruner.errors import DataError
+from optimum_dpruner.evaluation import (
+    accuracy,
+    billsum,
+    casehold,
+    evaluate_task,
+    load_task_records,
+    macro_f1,
+    perplexity,
+    pubmedqa,
+    rouge,
+    tokenize_corpus,
+)
+from optimum_dpruner.evaluation.scoring import continuation_logprobs, greedy_generate
+
+
+def _uniform(model):
+    """All logits zero: every token has probability 1 / vocabulary size, every choice ties."""
+    with torch.no_grad():
+        model.get_output_embeddings().weight.zero_()
+    return model
+
+
+# ----------------------------------------------------------------------------------------------- perplexity
+@pytest.mark.parametrize("stride", [None, 16])
+def test_perplexity_of_a_uniform_model_is_the_vocabulary_size(make_tiny, tokenizer, stride):
+    model = _uniform(make_tiny("llama"))
+    ppl = perplexity(model, tokenizer, "builtin:general", window=32, stride=stride, limit=3, progress=False)
+    assert ppl == pytest.approx(model.config.vocab_size, rel=1e-5)
+
+
+@torch.no_grad()
+def test_strided_perplexity_scores_each_token_once_with_its_window_context(tiny_llama, tokenizer):
+    window, stride, limit = 32, 16, 4
+    ids = tokenize_corpus("builtin:medical", tokenizer, max_tokens=window + (limit - 1) * stride)
+    # independent reference: token p is scored in the first window that holds it at a position > 0
+    nll = []
+    for p in range(1, len(ids)):
+        start = max(0, math.ceil((p - window + 1) / stride) * stride)
+        logits = tiny_llama(input_ids=ids[start : start + window].unsqueeze(0)).logits[0]
+        nll.append(-torch.log_softmax(logits[p - start - 1], -1)[ids[p]].item())
+    expected = math.exp(sum(nll) / len(nll))
+    got = perplexity(tiny_llama, tokenizer, "builtin:medical", window=window, stride=stride, limit=limit, progress=False)
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+def test_macro_f1_and_accuracy_on_fixed_predictions():
+    predictions = ["a", "a", "b", "c"]
+    references = ["a", "b", "b", "c"]
+    # a: tp 1 fp 1 fn 0 -> 2/3; b: tp 1 fp 0 fn 1 -> 2/3; c: 1
+    assert macro_f1(predictions, references) == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+    # a label of the task that never occurs counts as 0
+    assert macro_f1(predictions, references, labels=["a", "b", "c", "d"]) == pytest.approx((2 / 3 + 2 / 3 + 1) / 4)
+    assert accuracy(predictions, references) == 0.75
+    with pytest.raises(ValueError, match="predictions"):
+        macro_f1(["a"], ["a", "b"])
+
+
+def test_rouge_on_known_pairs():
+    assert rouge(["the cat sat on the mat"], ["the cat sat on the mat"]) == pytest.approx({"rouge1": 1, "rouge2": 1, "rougeL": 1})
+    assert rouge(["dogs bark"], ["cats meow"]) == {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
+    # unigrams 2 of 3 on each side; bigrams 1 of 2; longest common subsequence 2
+    scores = rouge(["the cat sat"], ["the cat ran"], use_stemmer=False)
+    assert scores == pytest.approx({"rouge1": 2 / 3, "rouge2": 1 / 2, "rougeL": 2 / 3})
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+@torch.no_grad()
+def test_continuation_logprobs_match_a_plain_forward_at_any_batch_size(make_tiny, arch):
+    model = make_tiny(arch)
+    g = torch.Generator().manual_seed(0)
+    contexts = [torch.randint(5, 1000, (n,), generator=g).tolist() for n in (3, 20, 9, 9)]
+    continuations = [[11, 12], [13], [14, 15, 16], [17]]
+    contexts.append(contexts[3])  # same input as the previous request with another one-token answer
+    continuations.append([18])
+    expected = []
+    for context, continuation in zip(contexts, continuations):
+        ids = torch.tensor([context + continuation])
+        log_probs = torch.log_softmax(model(input_ids=ids).logits[0, :-1], -1)
+        targets = ids[0, len(context) :]
+        expected.append(float(log_probs[len(context) - 1 :].gather(1, targets.unsqueeze(1)).sum()))
+    for batch_size in (1, 3, 8):
+        got = continuation_logprobs(model, contexts, continuations, pad_id=0, batch_size=batch_size, progress=False)
+        assert [n for _, n in got] == [len(c) for c in continuations]
+        assert [s for s, _ in got] == pytest.approx(expected, abs=1e-4)
+
+
+@torch.no_grad()
+def test_greedy_generate_is_the_argmax_continuation_at_any_batch_size(tiny_llama):
+    prompts = [[5, 6, 7, 8, 9], [20, 21], [30, 31, 32, 33]]
+    expected = []
+    for prompt in prompts:  # independent greedy loop, no cache
+        ids = list(prompt)
+        for _ in range(6):
+            ids.append(int(tiny_llama(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
+        expected.append(ids[len(prompt) :])
+    for batch_size in (1, 3):
+        assert greedy_generate(tiny_llama, prompts, 6, pad_id=0, eos_token_id=None, batch_size=batch_size, progress=False) == expected
+    stop = expected[0][2]
+    cut = greedy_generate(tiny_llama, prompts[:1], 6, pad_id=0, eos_token_id=stop, progress=False)[0]
+    assert cut == expected[0][: expected[0].index(stop)]
+
+
+# ----------------------------------------------------------------------------------------------- tasks
+def test_task_items_are_a_seeded_subset_in_source_order():
+    everything = load_task_records("pubmedqa")
+    assert len(everything) == 500 and {r["final_decision"] for r in everything} == {"yes", "no", "maybe"}
+    a = load_task_records("pubmedqa", limit=20, seed=1)
+    assert a == load_task_records("pubmedqa", limit=20, seed=1)
+    assert a != load_task_records("pubmedqa", limit=20, seed=2)
+    positions = [everything.index(r) for r in a]
+    assert positions == sorted(positions) and len(set(positions)) == 20
+    assert len(load_task_records("casehold")) == 200 and len(load_task_records("billsum")) == 200
+
+
+def test_task_data_errors_name_the_problem():
+    with pytest.raises(DataError, match="missing: final_decision"):
+        load_task_records("pubmedqa", [{"question": "q", "contexts": ["c"]}])
+    with pytest.raises(DataError, match="records"):
+        load_task_records("casehold", ["just text"])
+    with pytest.raises(DataError, match="unknown"):
+        load_task_records("mmlu")
+    with pytest.raises(ValueError, match="limit"):
+        load_task_records("billsum", limit=0)
+
+
+def test_pubmedqa_on_a_model_that_ties_every_answer(make_tiny, tokenizer):
+    """Every answer ties, so the first label (yes) is always chosen: the metrics follow from the references."""
+    model = _uniform(make_tiny("llama"))
+    result = pubmedqa(model, tokenizer, limit=30, seed=0, progress=False)
+    references = [r["final_decision"] for r in load_task_records("pubmedqa", limit=30, seed=0)]
+    yes = references.count("yes")
+    assert result.predictions == ["yes"] * 30 and result.references == references
+    assert result.metrics["accuracy"] == pytest.approx(yes / 30)
+    assert result.metrics["macro_f1"] == pytest.approx((2 * yes / (2 * yes + 30 - yes)) / 3)
+
+
+def test_casehold_prefers_the_holding_the_model_predicts(make_tiny, tokenizer):
+    """A model that puts its mass on one token: the holding made of that token wins on mean log-probability."""
+    favourite = tokenizer(" holding", add_special_tokens=False)["input_ids"]
+    assert len(favourite) == 1
+    model = _BiasedHead(_uniform(make_tiny("llama")), favourite[0])
+    record = {"citing_prompt": "The court ruled<HOLDING>, and so on.", "label": "2"}
+    for k in range(5):
+        record[f"holding_{k}"] = "holding holding holding" if k == 2 else f"that the statute of year {k} applies"
+    result = casehold(model, tokenizer, data=[record, dict(record, label="0")], progress=False)
+    assert result.predictions == [2, 2] and result.references == [2, 0]
+    assert result.metrics["accuracy"] == 0.5
+    assert result.metrics["macro_f1"] == pytest.approx((0 + 2 / 3) / 5)  # label 2: tp 1, fp 1; label 0: fn 1
+
+
+class _BiasedHead(torch.nn.Module):
+    """Wraps a causal LM and adds +20 to one token's logit everywhere (a model whose favourite is known)."""
+
+    def __init__(self, model, token: int):
+        super().__init__()
+        self.model, self.token = model, token
+        self.config, self.training = model.config, False
+
+    def get_input_embeddings(self):
+        return self.model.get_input_embeddings()
+
+    def forward(self, **kwargs):
+        out = self.model(**kwargs)
+        out.logits[..., self.token] += 20.0
+        return out
+
+
+def test_billsum_generates_within_its_budget(tiny_llama, tokenizer):
+    record = {"source": "To amend the Act. <SECTION-HEADER> SHORT TITLE. " + "word " * 2000, "summary": "Amends the Act."}
+    result = billsum(tiny_llama, tokenizer, data=[record], max_length=128, max_new_tokens=8, chat_template=False, progress=False)
+    assert result.num_items == 1 and set(result.metrics) == {"rouge1", "rouge2", "rougeL"}
+    assert len(tokenizer(result.predictions[0], add_special_tokens=False)["input_ids"]) <= 8 + 2  # decode/re-encode slack
+    with pytest.raises(DataError, match="max_length"):
+        billsum(tiny_llama, tokenizer, data=[record], max_length=40, max_new_tokens=32, chat_template=False, progress=False)
+    with pytest.raises(DataError, match="unknown"):
+        evaluate_task(tiny_llama, tokenizer, "summarise")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "task,kwargs,metric",
+    [("pubmedqa", {"limit": 6}, "macro_f1"), ("casehold", {"limit": 3}, "macro_f1"), ("billsum", {"limit": 2, "max_new_tokens": 48}, "rouge1")],
+)
+def test_each_task_runs_on_smollm2(smollm2, tokenizer, task, kwargs, metric):
+    result = evaluate_task(smollm2, tokenizer, task, progress=False, **kwargs)
+    assert result.num_items == kwargs["limit"] and 0.0 <= result.metrics[metric] <= 1.0
+    if task == "pubmedqa":
+        assert set(result.predictions) <= {"yes", "no", "maybe"}
+        again = evaluate_task(smollm2, tokenizer, task, progress=False, batch_size=1, **kwargs)
+        assert again.predictions == result.predictions  # batch size changes nothing
+    elif task == "casehold":
+        assert set(result.predictions) <= set(range(5))
+    else:  # a real summary of a real bill shares words with the reference
+        assert all(p.strip() for p in result.predictions) and result.metrics["rouge1"] > 0.1
