@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-fast
+.PHONY: setup demo test test-fast peer-venv
 
 setup: $(VENV)/.installed
 
@@ -26,3 +26,13 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+# llm-compressor, the peer of benchmarks/compare.py, in its own environment (it pins transformers <= 5.17)
+PEER_VENV ?= .peer-venv
+peer-venv: $(PEER_VENV)/.installed
+
+$(PEER_VENV)/.installed:
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(PEER_VENV)/bin/python -m pip install --quiet llmcompressor==0.14.0.1 "transformers<=5.17"
+	touch $@

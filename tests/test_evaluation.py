@@ -82,16 +82,16 @@ def test_continuation_logprobs_match_a_plain_forward_at_any_batch_size(make_tiny
     g = torch.Generator().manual_seed(0)
     contexts = [torch.randint(5, 1000, (n,), generator=g).tolist() for n in (3, 20, 9, 9)]
     continuations = [[11, 12], [13], [14, 15, 16], [17]]
-    contexts.append(contexts[3])  # same input as the previous request with another one-token answer
-    continuations.append([18])
+    contexts += [contexts[3], contexts[2]]  # contexts shared with other requests: one-token and multi-token answers
+    continuations += [[18], [19, 20]]
     expected = []
     for context, continuation in zip(contexts, continuations):
         ids = torch.tensor([context + continuation])
         log_probs = torch.log_softmax(model(input_ids=ids).logits[0, :-1], -1)
         targets = ids[0, len(context) :]
         expected.append(float(log_probs[len(context) - 1 :].gather(1, targets.unsqueeze(1)).sum()))
-    for batch_size in (1, 3, 8):
-        got = continuation_logprobs(model, contexts, continuations, pad_id=0, batch_size=batch_size, progress=False)
+    for batch_size in (1, 2, 8):
+        got = continuation_logprobs(model, contexts, continuations, batch_size=batch_size, progress=False)
         assert [n for _, n in got] == [len(c) for c in continuations]
         assert [s for s, _ in got] == pytest.approx(expected, abs=1e-4)
 

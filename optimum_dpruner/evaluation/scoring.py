@@ -1,12 +1,13 @@
 """The two ways a task asks a causal LM: log-likelihood of a continuation, and greedy generation.
 
-Both take token ids (the tasks build them, so that truncation cuts the document, never the instruction), run in
-batches with left padding and explicit position ids (so a row's result does not depend on its batch), and put
-inputs on the device of the model's input embeddings.
+Both take token ids (the tasks build them, so that truncation cuts the document, never the instruction), pass
+explicit attention masks and position ids (so a row's result does not depend on its batch), and put inputs on
+the device of the model's input embeddings.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -49,7 +50,6 @@ def continuation_logprobs(
     model,
     contexts: Sequence[Sequence[int]],
     continuations: Sequence[Sequence[int]],
-    pad_id: int = 0,
     batch_size: int = 8,
     max_length: int = 2048,
     progress: bool = True,
@@ -57,57 +57,63 @@ def continuation_logprobs(
 ) -> list[tuple[float, int]]:
     """Log-probability of each continuation given its context: `[(sum of token log-probs, token count), ...]`.
 
+    Requests that share a context (the answers of one question) share its forward pass: the context runs once
+    with a KV cache, then its continuations run together on copies of that cache (one-token continuations need
+    nothing more than the context's last logits). Results equal a plain forward over context + continuation up
+    to float rounding.
+
     Args:
-        model: a causal LM.
-        contexts: token ids of each context (may be empty only if the continuation has 2+ tokens).
+        model: a causal LM whose forward takes `past_key_values` and `position_ids` (every transformers LM does).
+        contexts: token ids of each context (at least one token).
         continuations: token ids of each continuation (at least one token).
-        pad_id (`int`, *optional*): id used for padding (masked out).
-        batch_size (`int`, *optional*, defaults to 8): sequences per forward pass.
+        batch_size (`int`, *optional*, defaults to 8): continuations of one context per forward pass.
         max_length (`int`, *optional*, defaults to 2048): longer inputs lose their *oldest* context tokens.
-        progress (`bool`, *optional*, defaults to `True`): show a progress bar.
+        progress (`bool`, *optional*, defaults to `True`): show a progress bar (one step per distinct context).
     """
     if len(contexts) != len(continuations):
         raise ValueError(f"got {len(contexts)} contexts for {len(continuations)} continuations; pass one per continuation.")
-    # requests with the same input (e.g. one-token answers after one prompt) share a forward pass
-    unique: dict[tuple[int, ...], int] = {}
-    inputs: list[list[int]] = []
-    needed: list[int] = []  # positions (from the end) whose logits each unique input must keep
-    requests: list[list[int]] = []  # request indices of each unique input
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be at least 1.")
+    groups: dict[tuple[int, ...], list[int]] = {}
     for index, (context, continuation) in enumerate(zip(contexts, continuations)):
-        if not continuation:
-            raise DataError("an empty continuation has no likelihood; every answer must have at least one token.")
-        full = list(context) + list(continuation)
-        if len(full) < 2:
-            raise DataError("a one-token continuation needs a context of at least one token.")
-        if len(continuation) > max_length:
-            raise DataError(f"a continuation of {len(continuation)} tokens exceeds max_length={max_length}; raise max_length.")
-        key = tuple(full[:-1][-max_length:])
-        if key not in unique:
-            unique[key] = len(inputs)
-            inputs.append(list(key))
-            needed.append(0)
-            requests.append([])
-        u = unique[key]
-        needed[u] = max(needed[u], len(continuation))
-        requests[u].append(index)
+        if not context or not continuation:
+            raise DataError("every context and every continuation needs at least one token.")
+        if len(continuation) >= max_length:
+            raise DataError(f"a continuation of {len(continuation)} tokens does not fit max_length={max_length}; raise max_length.")
+        groups.setdefault(tuple(context), []).append(index)
     device = model.get_input_embeddings().weight.device
     results: list[tuple[float, int]] = [(0.0, 0)] * len(contexts)
     was_training = model.training
     model.eval()
     try:
-        batches = _batches([len(x) for x in inputs], batch_size)
-        for batch in tqdm(batches, desc=desc, disable=not progress, leave=False):
-            keep = max(needed[u] for u in batch)
-            ids, mask, positions = _left_pad([inputs[u] for u in batch], pad_id, device)
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=keep).logits
-            log_probs = torch.log_softmax(logits[:, -keep:].float(), dim=-1)
-            for row, u in enumerate(batch):
-                for index in requests[u]:
-                    n = len(continuations[index])
-                    target = torch.tensor(continuations[index], dtype=torch.long, device=log_probs.device)
-                    # left padding: every row ends at the last position, so the last n predict the continuation
-                    token_log_probs = log_probs[row, keep - n :].gather(1, target.unsqueeze(1)).squeeze(1)
-                    results[index] = (float(token_log_probs.sum()), n)
+        for context, members in tqdm(groups.items(), desc=desc, disable=not progress, leave=False):
+            longest = max(len(continuations[i]) for i in members)
+            context = context[-(max_length - longest + 1) :]
+            out = model(input_ids=torch.tensor([context], device=device), use_cache=True, logits_to_keep=1)
+            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # predicts each continuation's first token
+            for index in members:
+                results[index] = (float(first[continuations[index][0]]), 1)
+            longer = [i for i in members if len(continuations[i]) > 1]
+            for start in range(0, len(longer), batch_size):
+                chunk = longer[start : start + batch_size]
+                tails = [continuations[i][:-1] for i in chunk]  # inputs after the context; their logits predict [1:]
+                width = max(len(t) for t in tails)
+                ids = torch.zeros((len(chunk), width), dtype=torch.long)
+                mask = torch.zeros((len(chunk), len(context) + width), dtype=torch.long)
+                mask[:, : len(context)] = 1
+                for row, tail in enumerate(tails):  # right padding: padded positions come after every scored one
+                    ids[row, : len(tail)] = torch.tensor(tail)
+                    mask[row, len(context) : len(context) + len(tail)] = 1
+                positions = torch.arange(len(context), len(context) + width).expand(len(chunk), -1)
+                cache = copy.deepcopy(out.past_key_values)
+                cache.batch_repeat_interleave(len(chunk))
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                               past_key_values=cache, use_cache=True).logits
+                log_probs = torch.log_softmax(logits.float(), dim=-1)
+                for row, i in enumerate(chunk):
+                    target = torch.tensor(continuations[i][1:], dtype=torch.long, device=log_probs.device)
+                    rest = log_probs[row, : len(target)].gather(1, target.unsqueeze(1)).sum()
+                    results[i] = (results[i][0] + float(rest), len(continuations[i]))
     finally:
         model.train(was_training)
     return results

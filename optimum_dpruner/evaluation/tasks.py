@@ -111,7 +111,7 @@ def pubmedqa(
         for answer in answers:
             contexts.append(prompt)
             continuations.append(answer)
-    scored = continuation_logprobs(model, contexts, continuations, pad_token_id(tokenizer), batch_size,
+    scored = continuation_logprobs(model, contexts, continuations, batch_size,
                                    _max_length(model, max_length), progress, desc="pubmedqa")
     k = len(PUBMEDQA_LABELS)
     predictions = [PUBMEDQA_LABELS[_pick([s for s, _ in scored[i * k : (i + 1) * k]])] for i in range(len(records))]
@@ -138,7 +138,7 @@ def casehold(
         for k in range(5):
             contexts.append(context)
             continuations.append(_ids(tokenizer, space + r[f"holding_{k}"].strip()))
-    scored = continuation_logprobs(model, contexts, continuations, pad_token_id(tokenizer), batch_size,
+    scored = continuation_logprobs(model, contexts, continuations, batch_size,
                                    _max_length(model, max_length), progress, desc="casehold")
     predictions = [_pick([s / n for s, n in scored[i * 5 : (i + 1) * 5]]) for i in range(len(records))]
     references = [int(r["label"]) for r in records]
