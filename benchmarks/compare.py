@@ -79,7 +79,7 @@ def _run_peer(args: argparse.Namespace, pruner, method: str, pattern: str, calib
     from optimum_dpruner.assets import ensure_default_model
     from optimum_dpruner.data import calibration_samples
 
-    defaults = DPrunerConfig()
+    defaults = DPrunerConfig(**(json.loads(args.config_json) if args.config_json else {}))
     windows = calibration_samples(f"builtin:{calibration}", pruner.tokenizer, defaults.num_samples, defaults.seq_len, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         calib, out = os.path.join(tmp, "calibration.safetensors"), os.path.join(tmp, "pruned.safetensors")
