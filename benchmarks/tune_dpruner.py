@@ -24,6 +24,7 @@ import time
 import torch
 
 from optimum_dpruner import DPruner, DPrunerConfig, load_importance, perplexity
+from optimum_dpruner.importance import save_importance
 from optimum_dpruner.assets import ensure_default_model
 from optimum_dpruner.data import calibration_samples
 from optimum_dpruner.dual import apply_importance_masks, general_importance
@@ -36,13 +37,19 @@ def _jsonl(path: str) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
+VARIANTS = ("granularity", "lambda", "samples", "sgd", "sgd-finetuned")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.path.join("..", "shared", "data"))
     parser.add_argument("--eval-windows", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sgd", action="store_true", help="also try SGD weight updates (lr 0.03) in the domain stage")
-    parser.add_argument("--scores", default="", help="G and I saved by a default D-Pruner run (prune_bench.py --scores): reused")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="which groups of variants to run (default: all; 'sgd' and 'sgd-finetuned' also need --sgd)")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the dense and SparseGPT reference rows")
+    parser.add_argument("--scores", default="", help="G and I saved by a default D-Pruner run (compare.py --scores-dir): reused")
     parser.add_argument("--out", default="benchmarks/results/tune_dpruner.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -69,11 +76,12 @@ def main() -> None:
         with open(args.out, "w") as f:
             json.dump({"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d", time.gmtime()), "rows": rows}, f, indent=1)
 
-    evaluate(master, "dense")
-    for method in ("sparsegpt",):  # the strongest baseline on the test-split table
+    if not args.no_baselines:
+        evaluate(master, "dense")
+    for calibration in () if args.no_baselines else ("medical", "general"):  # the strongest baseline on the test-split table
         model = copy.deepcopy(master)
-        DPruner(model, tokenizer, DPrunerConfig(method=method)).prune("builtin:medical", progress=False)
-        evaluate(model, f"{method} (medical calibration)")
+        DPruner(model, tokenizer, DPrunerConfig(method="sparsegpt")).prune(f"builtin:{calibration}", progress=False)
+        evaluate(model, f"sparsegpt ({calibration} calibration)")
 
     base = DPrunerConfig()
     general = calibration_samples("builtin:general", tokenizer, base.num_samples, base.seq_len, base.seed)
@@ -86,7 +94,7 @@ def main() -> None:
         G = general_importance(copy.deepcopy(master), general, base, progress=False)
         print(f"G computed in {time.time() - start:.0f}s", flush=True)
 
-    def variant(name: str, domain_samples, granularities=("layer",), **overrides) -> None:
+    def variant(name: str, domain_samples, granularities=("layer",), finetuned: bool = False, **overrides) -> None:
         config = DPrunerConfig(**overrides)
         model = copy.deepcopy(master)
         targets = iter_target_linears(model, config)
@@ -96,19 +104,29 @@ def main() -> None:
         else:
             stats = collect_dual_importance(model, domain_samples, targets, G, config, progress=False)
             importance, ratios = stats.importance, stats.regulariser_ratio()
+            if args.scores and not overrides and not os.path.exists(args.scores):  # the default scores, for reuse
+                save_importance(args.scores, {"G": G, "I": importance}, {"config": config.to_dict()})
         seconds = round(time.time() - t, 1)
         for granularity in granularities:
-            masked = copy.deepcopy(master)
+            masked = model if finetuned else copy.deepcopy(master)  # finetuned: the SGD-updated weights (one granularity)
             cfg = DPrunerConfig(**{**overrides, "granularity": granularity})
             apply_importance_masks(iter_target_linears(masked, cfg), importance, cfg)
             evaluate(masked, f"{name} / {granularity}", domain_samples=len(domain_samples), domain_seconds=seconds,
                      regulariser_ratio_mean=sum(ratios.values()) / len(ratios), **overrides)
 
-    variant("defaults (lambda 0.1, alpha 1e-4)", domain, granularities=("layer", "row", "block"))
-    # the regulariser's relative size grows linearly with lambda * alpha^2: probe a lambda where it is O(1)
-    variant("lambda 1e12", domain, lambda_reg=1e12)
-    if args.sgd:
+    if "granularity" in args.variants:
+        variant("defaults (lambda 0.1, alpha 1e-4)", domain, granularities=("layer", "row", "block"))
+    if "lambda" in args.variants:  # the regulariser's relative size grows linearly with lambda * alpha^2
+        for lam in (1e11, 1e12, 1e13):
+            variant(f"lambda {lam:g}", domain, granularities=("layer", "row"), lambda_reg=lam)
+    if "samples" in args.variants:
+        more = calibration_samples("builtin:medical", tokenizer, 2 * base.domain_num_samples, base.seq_len, base.seed)
+        variant(f"{len(more)} domain samples", more, domain_num_samples=len(more))
+    if args.sgd and "sgd" in args.variants:
         variant("SGD fine-tuning lr 0.03", domain, learning_rate=0.03)
+    if args.sgd and "sgd-finetuned" in args.variants:  # the mask on the fine-tuned weights
+        variant("SGD fine-tuning lr 0.03, mask on the fine-tuned weights", domain, finetuned=True, learning_rate=0.03,
+                apply_mask_to="finetuned")
 
 
 if __name__ == "__main__":
