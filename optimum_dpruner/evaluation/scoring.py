@@ -26,15 +26,15 @@ def pad_token_id(tokenizer) -> int:
     return 0
 
 
-def _left_pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _left_pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ids and attention mask of `rows`, padded on the left (generate derives positions from the mask)."""
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
         ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
         mask[i, width - len(row) :] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    return ids.to(device), mask.to(device), positions.to(device)
+    return ids.to(device), mask.to(device)
 
 
 def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -143,7 +143,7 @@ def greedy_generate(
     model.eval()
     try:
         for batch in tqdm(_batches([len(p) for p in prompts], batch_size), desc=desc, disable=not progress, leave=False):
-            ids, mask, _ = _left_pad([prompts[i] for i in batch], pad_id, device)
+            ids, mask = _left_pad([prompts[i] for i in batch], pad_id, device)
             generated = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
             for row, i in enumerate(batch):
                 new = generated[row, ids.shape[1] :].tolist()
