@@ -56,7 +56,12 @@ def builtin_path(name: str, split: str = "train") -> str:
         raise DataError(f"builtin dataset {name!r} does not exist; choose one of {', '.join(BUILTIN_DATASETS)}.")
     if split not in ("train", "test"):
         raise DataError(f"split={split!r} must be 'train' or 'test'.")
-    return os.path.join(_DATA_DIR, BUILTIN_DATASETS[name][split == "test"])
+    return bundled_path(BUILTIN_DATASETS[name][split == "test"])
+
+
+def bundled_path(filename: str) -> str:
+    """Path of a file shipped in the package's `data/` folder (corpora and task items)."""
+    return os.path.join(_DATA_DIR, filename)
 
 
 def _builder_for(path: str) -> str | None:

@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..data import load_texts
+from ..data import bundled_path, load_texts
 from ..errors import DataError
 from .metrics import accuracy, macro_f1, rouge
 from .scoring import continuation_logprobs, greedy_generate, pad_token_id
 
 __all__ = ["TaskResult", "TASKS", "evaluate_task", "load_task_records", "pubmedqa", "casehold", "billsum"]
 
-_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
 _FIELDS = {
     "pubmedqa": ("question", "contexts", "final_decision"),
     "casehold": ("citing_prompt", "holding_0", "holding_1", "holding_2", "holding_3", "holding_4", "label"),
@@ -57,7 +55,7 @@ def load_task_records(task: str, data: Any = None, limit: int | None = None, see
     if task not in _FIELDS:
         raise DataError(f"task={task!r} is unknown; choose one of {', '.join(_FIELDS)}.")
     if data is None or data == f"builtin:{task}":
-        with gzip.open(os.path.join(_DATA_DIR, f"{task}_test.jsonl.gz"), "rt", encoding="utf-8") as f:
+        with gzip.open(bundled_path(f"{task}_test.jsonl.gz"), "rt", encoding="utf-8") as f:
             records = [json.loads(line) for line in f]
     elif isinstance(data, (list, tuple)) and all(isinstance(r, dict) for r in data):
         records = list(data)
