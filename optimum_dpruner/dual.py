@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .configuration import DPrunerConfig
+from .distributed import current_process_group
 from .errors import ConfigError
 from .gradients import collect_dual_importance
 from .methods.base import LayerResult
@@ -75,13 +76,16 @@ def run_dpruner(
     Adds to `report.extra`: the regulariser's relative size |g~ - g| / |g| per matrix (`regulariser_ratio`) and
     its mean (`regulariser_ratio_mean`), and the domain losses.
     """
+    group = current_process_group()
     with monitor.measure(report, "general_importance"):
         general = general_importance(model, general_samples, config, progress)
+        for scores in general.values():  # every process computed G; the main process's copy makes them equal
+            group.broadcast_(scores)
     pretrained = None
     if config.learning_rate > 0 and config.apply_mask_to == "pretrained":
         pretrained = {n: m.weight.detach().to("cpu", copy=True) for n, m in targets.items()}
     with monitor.measure(report, "domain_importance"):
-        stats = collect_dual_importance(model, domain_samples, targets, general, config, progress)
+        stats = collect_dual_importance(model, domain_samples, targets, general, config, progress, group)
     if pretrained is not None:
         with torch.no_grad():
             for name, module in targets.items():

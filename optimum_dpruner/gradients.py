@@ -5,6 +5,9 @@ Taylor score to I, optionally takes the SGD step (LOMO style: the update is fuse
 gradient at once. A full set of gradients is never held: memory is weights + activations + G + I.
 With weight updates and gradient clipping, each step runs two backward passes (as LOMO does): the first
 scores at the current weights and measures the global norm of g~, the second applies the clipped update.
+
+Launched on several processes (`optimum_dpruner.distributed`), each step's batch is split over them and the hook
+averages g over the processes before using it, so every process computes the same I.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .configuration import DPrunerConfig
-from .errors import UnsupportedModelError
+from .distributed import ProcessGroup, current_process_group
+from .errors import ConfigError, UnsupportedModelError
 from .hooks import HookManager
 from .methods.dpruner import regularised_gradient, taylor_importance
 from .pipeline import model_device
@@ -84,6 +88,24 @@ def _training_state(model: nn.Module, targets: dict[str, nn.Linear], checkpointi
         model.train(was_training)
 
 
+def _global_batches(samples: list[torch.Tensor], config: DPrunerConfig, group: ProcessGroup) -> list[list[torch.Tensor]]:
+    """The steps' batches of `domain_batch_size` samples (the last may be shorter), checked to split over `group`."""
+    size = config.domain_batch_size
+    batches = [samples[i : i + size] for i in range(0, len(samples), size)]
+    n = group.num_processes
+    if size % n:
+        raise ConfigError(
+            f"domain_batch_size={size} cannot be split over {n} processes; set it to a multiple of {n} "
+            f"(each process then takes domain_batch_size / {n} sequences per step)."
+        )
+    if len(batches[-1]) % n:
+        raise ConfigError(
+            f"domain_num_samples={len(samples)} leaves a last batch of {len(batches[-1])} sequences, which cannot be "
+            f"split over {n} processes; set domain_num_samples to a multiple of {n}."
+        )
+    return batches
+
+
 def collect_dual_importance(
     model: nn.Module,
     samples: list[torch.Tensor],
@@ -91,6 +113,7 @@ def collect_dual_importance(
     general: dict[str, torch.Tensor],
     config: DPrunerConfig,
     progress: bool = True,
+    group: ProcessGroup | None = None,
 ) -> DomainStats:
     """Accumulate D-Pruner's dual importance I over the domain samples (see module doc).
 
@@ -102,13 +125,18 @@ def collect_dual_importance(
         config (`DPrunerConfig`): `lambda_reg`, `alpha`, `learning_rate`, `domain_epochs`, `max_grad_norm`,
             `domain_batch_size`, `gradient_checkpointing`, `importance_dtype`, `importance_device`, `seed`.
         progress (`bool`, *optional*, defaults to `True`): show a progress bar.
+        group (`ProcessGroup`, *optional*): the processes sharing the work; defaults to the launched group.
 
     Returns:
-        `DomainStats`: I per matrix and the regulariser's relative size.
+        `DomainStats`: I per matrix and the regulariser's relative size (the same on every process).
+
+    Raises:
+        `ConfigError`: launched on several processes and a batch cannot be split evenly over them.
     """
     missing = [n for n in targets if n not in general]
     if missing:
         raise KeyError(f"no general importance for {missing[:3]}")
+    group = group or current_process_group()
     dtype = getattr(torch, config.importance_dtype)
     stats = DomainStats(
         importance={
@@ -127,7 +155,7 @@ def collect_dual_importance(
     def on_grad(param: torch.Tensor) -> None:
         name = names[id(param)]
         fired.add(name)
-        grad = param.grad
+        grad = group.mean(param.grad)
         alpha = state["lr"] if lr0 > 0 else config.alpha
         g_reg = regularised_gradient(grad, general[name].to(grad.device), config.lambda_reg, alpha)
         with torch.no_grad():
@@ -143,7 +171,7 @@ def collect_dual_importance(
         param.grad = None
 
     device = model_device(model)
-    batches = [torch.cat(samples[i : i + config.domain_batch_size]) for i in range(0, len(samples), config.domain_batch_size)]
+    batches = [torch.cat(group.local_slice(global_batch)) for global_batch in _global_batches(samples, config, group)]
     total_steps = config.domain_epochs * len(batches)
     torch.manual_seed(config.seed)
 
@@ -154,15 +182,14 @@ def collect_dual_importance(
     with _training_state(model, targets, config.gradient_checkpointing), HookManager() as hooks:
         for module in targets.values():
             hooks.add_post_accumulate_grad_hook(module.weight, on_grad)
-        bar = tqdm(total=total_steps, desc="dpruner: domain gradients", disable=not progress)
+        bar = tqdm(total=total_steps, desc="dpruner: domain gradients", disable=not progress or not group.is_main_process)
         for step in range(total_steps):
             batch = batches[step % len(batches)]
             state["lr"] = lr0 * (1.0 - step / total_steps)  # linear decay to 0
             state.update(score=True, update=lr0 > 0 and not two_pass, sq_norm=0.0)
             loss = loss_of(batch)
             loss.backward()
-            loss = loss.detach()
-            stats.losses.append(loss.item())
+            stats.losses.append(group.mean(loss.detach()).item())
             if step == 0 and len(fired) < len(targets):
                 silent = [n for n in targets if n not in fired]
                 raise UnsupportedModelError(

@@ -11,6 +11,7 @@ import torch
 
 from .configuration import DPrunerConfig
 from .data import calibration_samples
+from .distributed import current_process_group
 from .dual import apply_importance_masks, run_dpruner
 from .errors import ConfigError, DataError
 from .importance import load_importance
@@ -87,7 +88,8 @@ class DPruner:
             config (`DPrunerConfig`, *optional*): the options; defaults to `DPrunerConfig()`.
             tokenizer (*optional*): the tokenizer; loaded from `model_or_path` when omitted.
             dtype (`str` or `torch.dtype`, *optional*): dtype to load in (e.g. `"bfloat16"`); statistics stay fp32.
-            device (`str` or `torch.device`, *optional*): device to run on (e.g. `"cuda"`).
+            device (`str` or `torch.device`, *optional*): device to run on (e.g. `"cuda"`). Launched on several
+                processes (`accelerate launch`), defaults to the device accelerate gives this process.
             load_kwargs: passed to `AutoModelForCausalLM.from_pretrained`.
 
         Raises:
@@ -97,6 +99,8 @@ class DPruner:
             from .assets import ensure_default_model
 
             model_or_path = ensure_default_model()
+        if device is None and current_process_group().is_distributed:
+            device = current_process_group().device
         model = load_model(model_or_path, dtype=dtype, device=device, **load_kwargs)
         return cls(model, load_tokenizer(model_or_path, tokenizer), config)
 

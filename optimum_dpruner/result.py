@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .distributed import current_process_group
+
 __all__ = ["PruneReport", "PruneResult", "MatrixSparsity", "measure_sparsity", "StageMonitor", "current_rss"]
 
 
@@ -174,6 +176,16 @@ class PruneReport:
         return self.table(max_rows=40)
 
 
+@contextlib.contextmanager
+def _main_process_writes() -> Iterator[bool]:
+    """Yield whether this process should write; on exit (error or not) every process waits for the main one."""
+    group = current_process_group()
+    try:
+        yield group.is_main_process
+    finally:
+        group.barrier()
+
+
 @dataclass
 class PruneResult:
     """The outcome of `DPruner.prune`: the pruned `model`, its `tokenizer`, the `report` and the `config` used.
@@ -211,12 +223,18 @@ class PruneResult:
 
         Raises:
             `ConfigError`: the folder exists and `overwrite` is `False`.
+
+        Launched on several processes, only the main one writes; the others wait for it.
         """
         from .serialization import save_pruned
 
-        return save_pruned(
-            save_directory, self.model, self.tokenizer, self.config, self.report, overwrite=overwrite, compressed=compressed, **kwargs
-        )
+        with _main_process_writes() as is_main:
+            if is_main:
+                return save_pruned(
+                    save_directory, self.model, self.tokenizer, self.config, self.report, overwrite=overwrite,
+                    compressed=compressed, **kwargs
+                )
+        return os.fspath(save_directory)
 
     def push_to_hub(
         self,
@@ -245,7 +263,7 @@ class PruneResult:
             save_kwargs: passed to `save_pretrained` (`base_model`, `license`, `evaluation`...).
 
         Returns:
-            `str`: the URL of the commit (or of the pull request).
+            `str`: the URL of the commit (or of the pull request); empty on processes other than the main one.
 
         Raises:
             `HubError`: 401/403 or errors left after the retries.
@@ -254,6 +272,8 @@ class PruneResult:
 
         from .hub import push_to_hub
 
+        if not current_process_group().is_main_process:
+            return ""
         with tempfile.TemporaryDirectory(prefix="dpruner-push-") as tmp:
             folder = self.save_pretrained(
                 os.path.join(tmp, repo_id.split("/")[-1]), compressed=compressed, **save_kwargs
@@ -275,4 +295,7 @@ class PruneResult:
 
         if self.importance is None:
             raise ValueError(f"method={self.report.method!r} computes no importance scores to save; use method='dpruner'.")
-        return save_importance(path, self.importance, {"config": self.config.to_dict()})
+        with _main_process_writes() as is_main:
+            if is_main:
+                return save_importance(path, self.importance, {"config": self.config.to_dict()})
+        return os.fspath(path)
