@@ -101,6 +101,15 @@ class DPrunerConfig:
             Storage dtype of D-Pruner's G and I: `"float32"` or `"bfloat16"`.
         importance_device (`str`, *optional*):
             Device of G and I; defaults to each weight's device (`"cpu"` saves accelerator memory).
+        execution_device (`str`, *optional*):
+            Device the block-by-block stages compute on. Defaults to the device of the model's input embeddings.
+            When the model lives elsewhere (e.g. loaded in CPU RAM, `execution_device="cuda"`), each decoder
+            block is moved there only while it is processed.
+        offload_activations (`bool`, *optional*, defaults to `False`):
+            Keep the calibration activations between blocks in CPU RAM instead of on the execution device.
+        offload_hessians (`bool`, *optional*, defaults to `False`):
+            Keep SparseGPT's Hessians in CPU RAM between calibration batches (moved to the execution device to be
+            updated and used).
     """
 
     method: str = field(default="dpruner", metadata={"help": "Pruning method: " + _choices(MethodName) + "."})
@@ -139,6 +148,13 @@ class DPrunerConfig:
     importance_device: str | None = field(
         default=None, metadata={"help": "Device of G and I; default: the weight's device."}
     )
+    execution_device: str | None = field(
+        default=None, metadata={"help": "Device the block-wise stages compute on; blocks are moved there one at a time."}
+    )
+    offload_activations: bool = field(
+        default=False, metadata={"help": "Keep calibration activations in CPU RAM between blocks."}
+    )
+    offload_hessians: bool = field(default=False, metadata={"help": "Keep SparseGPT Hessians in CPU RAM between batches."})
 
     def __post_init__(self) -> None:
         self._validate()
@@ -179,6 +195,13 @@ class DPrunerConfig:
             raise ConfigError(f"apply_mask_to={self.apply_mask_to!r} must be 'pretrained' or 'finetuned'.")
         if self.importance_dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"importance_dtype={self.importance_dtype!r} must be 'float32' or 'bfloat16'.")
+        for name in ("importance_device", "execution_device"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(f"{name}={value!r} must be a device name such as 'cpu', 'cuda' or 'cuda:1', or None.")
+        for name in ("offload_activations", "offload_hessians", "gradient_checkpointing"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be True or False.")
         if self.targets is not None and (isinstance(self.targets, str) or not all(isinstance(t, str) for t in self.targets)):
             raise ConfigError(f"targets={self.targets!r} must be a list of module-name patterns, e.g. ['*.mlp.*'].")
         if isinstance(self.ignore, str) or not all(isinstance(t, str) for t in self.ignore):

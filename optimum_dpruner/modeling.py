@@ -12,7 +12,7 @@ from torch import nn
 
 from .errors import ConfigError, UnsupportedModelError
 
-__all__ = ["load_model", "load_tokenizer", "find_decoder_blocks", "find_target_linears", "resolve_dtype", "DecoderBlocks"]
+__all__ = ["load_model", "load_model_skeleton", "load_tokenizer", "find_decoder_blocks", "find_target_linears", "resolve_dtype", "DecoderBlocks"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,27 @@ def load_model(
         model = model.to(device)
     model.eval()
     return model
+
+
+def load_model_skeleton(model_or_path, dtype: str | torch.dtype | None = None):
+    """The model's architecture on the `meta` device: every shape and dtype, no weights read (for estimates).
+
+    Raises:
+        `UnsupportedModelError`: the model is not a decoder-only causal LM.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
+
+    if isinstance(model_or_path, PreTrainedModel):
+        config = model_or_path.config
+    else:
+        path, gguf_file = _split_gguf(os.fspath(model_or_path))
+        config = AutoConfig.from_pretrained(path, **({"gguf_file": gguf_file} if gguf_file else {}))
+    _check_causal_lm(config)
+    torch_dtype = resolve_dtype(dtype) or getattr(config, "dtype", None) or torch.float32
+    if isinstance(torch_dtype, str):
+        torch_dtype = resolve_dtype(torch_dtype)
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
 
 
 def load_tokenizer(model_or_path, tokenizer=None):

@@ -6,6 +6,9 @@ for all of them, since models like Gemma3 pass different masks to different laye
 block stops the forward pass. Then, for each block in turn: forward hooks on its target linears feed a
 `PruningMethod` per matrix, the matrices are pruned, and the block is run again with hooks muted to produce the
 next block's inputs from the *pruned* block. Only one block's statistics exist at a time.
+
+The stages compute on `execution_device`; a model that lives elsewhere (CPU RAM) has one block at a time moved
+there (`optimum_dpruner.offload`), and the activations between blocks can wait in CPU RAM.
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ from .errors import UnsupportedModelError
 from .hooks import HookManager
 from .methods.base import LayerResult, PruningMethod
 from .modeling import DecoderBlocks, find_decoder_blocks, find_target_linears
+from .offload import module_device, non_block_modules, onloaded, resolve_device, storage_device
 
-__all__ = ["BlockInputs", "capture_block_inputs", "prune_blockwise", "iter_target_linears", "model_device"]
+__all__ = [
+    "BlockInputs", "capture_block_inputs", "prune_blockwise", "iter_target_linears", "model_device", "execution_device"
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,18 +51,23 @@ def _block_output(output: Any) -> torch.Tensor:
 class BlockInputs:
     """Inputs of every decoder block for every calibration sample.
 
-    `hidden[s]` is the hidden state entering the current block for sample `s`; `calls[b][s]` holds the other
-    positional and keyword arguments the model passed to block `b` for sample `s` (tensors shared between
-    blocks are stored once, by reference).
+    `hidden[s]` is the hidden state entering the current block for sample `s`, kept on `storage` (CPU when
+    activations are offloaded); `calls[b][s]` holds the other positional and keyword arguments the model passed
+    to block `b` for sample `s`, on the execution device (tensors shared between blocks are stored once, by
+    reference).
     """
 
-    def __init__(self, num_blocks: int) -> None:
+    def __init__(self, num_blocks: int, device: torch.device, storage: torch.device) -> None:
         self.hidden: list[torch.Tensor] = []
         self.calls: list[list[tuple[tuple, dict]]] = [[] for _ in range(num_blocks)]
+        self.device = device
+        self.storage = storage
 
     def run_block(self, block: nn.Module, index: int, sample: int) -> torch.Tensor:
+        """Run `block` (already on the execution device) on sample `sample`; the output goes to `storage`."""
         args, kwargs = self.calls[index][sample]
-        return _block_output(block(self.hidden[sample], *args, **kwargs))
+        output = _block_output(block(self.hidden[sample].to(self.device), *args, **kwargs))
+        return output.to(self.storage)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -76,9 +87,19 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def execution_device(model: nn.Module, config: DPrunerConfig) -> torch.device:
+    """Where the block-by-block stages compute: `config.execution_device`, else the input embeddings' device."""
+    return resolve_device(config.execution_device or model_device(model))
+
+
 @torch.no_grad()
 def capture_block_inputs(
-    model: nn.Module, blocks: DecoderBlocks, samples: list[torch.Tensor], progress: bool = True
+    model: nn.Module,
+    blocks: DecoderBlocks,
+    samples: list[torch.Tensor],
+    progress: bool = True,
+    device: torch.device | None = None,
+    storage: torch.device | None = None,
 ) -> BlockInputs:
     """Record every block's inputs for each sample (see module doc).
 
@@ -86,10 +107,14 @@ def capture_block_inputs(
     the hidden states (masks, positions, rotary embeddings) depend on the sequence's shape, not its tokens, so
     the other samples stop at the first block; if that block's arguments differ from the first sample's (e.g.
     another length), the sample runs to the last block too.
+
+    The pass runs on `device` (default: the input embeddings' device): the modules outside the blocks are moved
+    there for its duration, and each block only while it runs. Hidden states are kept on `storage` (default:
+    `device`).
     """
-    inputs = BlockInputs(len(blocks))
+    device = resolve_device(device or model_device(model))
+    inputs = BlockInputs(len(blocks), device, storage or device)
     last = len(blocks) - 1
-    device = model_device(model)
     stop_at = [last]
     current: dict[int, tuple[tuple, dict]] = {}
 
@@ -103,7 +128,7 @@ def capture_block_inputs(
             else:
                 raise UnsupportedModelError(f"decoder block {index} was called without hidden states")
             if index == 0:
-                inputs.hidden.append(hidden.detach())
+                inputs.hidden.append(hidden.detach().to(inputs.storage))
             kwargs.pop("past_key_values", None)
             kwargs.pop("past_key_value", None)
             kwargs["use_cache"] = False
@@ -121,18 +146,30 @@ def capture_block_inputs(
             return
         raise UnsupportedModelError("the model's forward pass never reached its last decoder block")
 
-    with HookManager() as hooks:
+    def onload(module: nn.Module, args: tuple) -> None:
+        module.to(device)
+
+    homes = [module_device(block) for block in blocks.blocks]
+    with onloaded(non_block_modules(model, blocks.blocks), device), HookManager() as hooks:
         for i, block in enumerate(blocks.blocks):
+            if homes[i] is not None and resolve_device(homes[i]) != device:  # blocks live elsewhere: one at a time
+                hooks.add_forward_pre_hook(block, onload)
+                hooks.add_forward_hook(block, lambda m, args, out, _home=homes[i]: m.to(_home))
             hooks.add_forward_pre_hook(block, make_hook(i), with_kwargs=True)
-        for s, ids in enumerate(tqdm(samples, desc="Capturing block inputs", disable=not progress, leave=False)):
-            stop_at[0] = last if s == 0 else 0
-            run(ids)
-            if s > 0 and not _same(current[0], inputs.calls[0][0]):
-                inputs.hidden.pop()
-                stop_at[0] = last
+        try:
+            for s, ids in enumerate(tqdm(samples, desc="Capturing block inputs", disable=not progress, leave=False)):
+                stop_at[0] = last if s == 0 else 0
                 run(ids)
-            for index in range(len(blocks)):
-                inputs.calls[index].append(current[index] if index in current else inputs.calls[index][0])
+                if s > 0 and not _same(current[0], inputs.calls[0][0]):
+                    inputs.hidden.pop()
+                    stop_at[0] = last
+                    run(ids)
+                for index in range(len(blocks)):
+                    inputs.calls[index].append(current[index] if index in current else inputs.calls[index][0])
+        finally:
+            for block, home in zip(blocks.blocks, homes):  # the block the pass stopped in was not moved back
+                if home is not None:
+                    block.to(home)
     return inputs
 
 
@@ -152,6 +189,51 @@ def iter_target_linears(model: nn.Module, config: DPrunerConfig) -> dict[str, nn
 @torch.no_grad()
 def _write_weight(module: nn.Linear, weight: torch.Tensor) -> None:
     module.weight.data.copy_(weight.to(device=module.weight.device, dtype=module.weight.dtype))
+
+
+@torch.no_grad()
+def _prune_block(
+    block: nn.Module,
+    index: int,
+    prefix: str,
+    inputs: BlockInputs | None,
+    method_cls: type[PruningMethod],
+    config: DPrunerConfig,
+    on_layer: Callable[[str, LayerResult], None] | None,
+    restore_weights: bool,
+    progress: bool,
+    last: bool,
+) -> None:
+    """Calibrate, prune and propagate one block (on the execution device); see `prune_blockwise`."""
+    targets = find_target_linears(block, prefix, config.targets, config.ignore)
+    methods = {name: method_cls(module.weight, config) for name, module in targets.items()}
+    if inputs is not None:
+        keep_outputs = not method_cls.changes_weights  # then the dense outputs are the next block's inputs
+        outputs = []
+        with HookManager() as hooks:
+            for name, module in targets.items():
+                hooks.add_forward_hook(module, lambda m, args, out, _n=name: methods[_n].add_batch(args[0]))
+            for s in tqdm(range(len(inputs.hidden)), desc=f"block {index}", disable=not progress, leave=False):
+                output = inputs.run_block(block, index, s)
+                if keep_outputs:
+                    outputs.append(output)
+        if keep_outputs:
+            inputs.hidden = outputs
+    originals = {n: m.weight.detach().to(inputs.storage if inputs else "cpu", copy=True) for n, m in targets.items()} if restore_weights else {}
+    for name, module in targets.items():
+        result = methods[name].prune(module.weight.data)
+        methods[name].free()
+        _write_weight(module, result.weight)
+        if on_layer is not None:
+            on_layer(name, result)
+        del result
+    del methods
+    if inputs is not None:
+        if method_cls.changes_weights and not last:
+            inputs.hidden = [inputs.run_block(block, index, s) for s in range(len(inputs.hidden))]
+        inputs.calls[index] = []
+    for name, weight in originals.items():
+        _write_weight(targets[name], weight)
 
 
 @torch.no_grad()
@@ -179,38 +261,15 @@ def prune_blockwise(
     """
     blocks = find_decoder_blocks(model)
     needs_data = method_cls.requires_data
-    inputs = capture_block_inputs(model, blocks, samples, progress) if needs_data else None
+    device = execution_device(model, config)
+    storage = storage_device(config.offload_activations, device)
+    inputs = capture_block_inputs(model, blocks, samples, progress, device, storage) if needs_data else None
     was_training = model.training
     model.eval()
     try:
         for index, block in enumerate(tqdm(blocks.blocks, desc=f"{method_cls.name}: blocks", disable=not progress)):
-            targets = find_target_linears(block, f"{blocks.name}.{index}", config.targets, config.ignore)
-            methods = {name: method_cls(module.weight, config) for name, module in targets.items()}
-            if needs_data:
-                with HookManager() as hooks:
-                    for name, module in targets.items():
-                        hooks.add_forward_hook(module, lambda m, args, out, _n=name: methods[_n].add_batch(args[0]))
-                    outputs = [
-                        inputs.run_block(block, index, s)
-                        for s in tqdm(range(len(inputs.hidden)), desc=f"block {index}", disable=not progress, leave=False)
-                    ]
-                if not method_cls.changes_weights:  # the dense outputs are the next block's inputs
-                    inputs.hidden = outputs
-                del outputs
-            originals = {name: m.weight.detach().clone() for name, m in targets.items()} if restore_weights else {}
-            for name, module in targets.items():
-                result = methods[name].prune(module.weight.data)
-                methods[name].free()
-                _write_weight(module, result.weight)
-                if on_layer is not None:
-                    on_layer(name, result)
-                del result
-            del methods
-            if needs_data and method_cls.changes_weights and index < len(blocks) - 1:
-                inputs.hidden = [inputs.run_block(block, index, s) for s in range(len(inputs.hidden))]
-            if needs_data:
-                inputs.calls[index] = []
-            for name, weight in originals.items():
-                _write_weight(targets[name], weight)
+            with onloaded(block, device):
+                _prune_block(block, index, f"{blocks.name}.{index}", inputs, method_cls, config, on_layer,
+                             restore_weights, progress, last=index == len(blocks) - 1)
     finally:
         model.train(was_training)

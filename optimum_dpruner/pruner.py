@@ -184,6 +184,33 @@ class DPruner:
         self.result = PruneResult(self.model, self.tokenizer, report, cfg, importance=scores)
         return self.result
 
+    def estimate(self):
+        """Expected peak memory and time of each stage of `prune()` with this config, before any work starts.
+
+        Returns:
+            `RunEstimate`: per stage, the peak (split into weights, activations, statistics, scores...) and
+            seconds; `print()` it for a table. See `optimum_dpruner.estimate`.
+        """
+        from .distributed import current_process_group
+        from .estimate import estimate_run, measure_rates
+        from .offload import resolve_device
+        from .pipeline import execution_device
+        from .result import current_rss
+
+        device = execution_device(self.model, self.config)
+        on_cpu = device.type == "cpu"
+        cpu_weights = sum(p.numel() * p.element_size() for p in {id(p): p for p in self.model.parameters()}.values()
+                          if p.device.type == "cpu")
+        model_home = resolve_device(next(self.model.parameters()).device)
+        return estimate_run(
+            self.model,
+            self.config,
+            runtime_bytes=max(current_rss() - cpu_weights, 0) if on_cpu else 0,
+            rates=measure_rates(device),
+            num_processes=current_process_group().num_processes,
+            offloaded=not on_cpu and model_home.type == "cpu",
+        )
+
     def _last_result(self, action: str) -> PruneResult:
         if self.result is None:
             raise ConfigError(f"nothing to {action} yet: call prune() first, then {action} (or use the PruneResult it returns).")

@@ -97,7 +97,7 @@ class PruneCommand(DPrunerCLICommand):
         )
         add_config_arguments(parser)
         out = parser.add_argument_group("output")
-        out.add_argument("-o", "--output", required=True, metavar="DIR", help="Folder to write the pruned model to.")
+        out.add_argument("-o", "--output", metavar="DIR", help="Folder to write the pruned model to (required unless --dry-run).")
         out.add_argument("--overwrite", action="store_true", help="Replace --output if it exists.")
         out.add_argument(
             "--compressed", action="store_true", help="Store the pruned matrices as bitmask + kept values (smaller)."
@@ -107,6 +107,11 @@ class PruneCommand(DPrunerCLICommand):
         add_hub_arguments(parser, title="Hub options (with --push-to-hub)")
         add_model_loading_arguments(parser)
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bars.")
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Print the expected peak memory and time of each stage, then stop (no weights are loaded).",
+        )
         DPrunerCLICommand.add_common_arguments(parser)
 
     def _check_arguments(self):
@@ -115,8 +120,10 @@ class PruneCommand(DPrunerCLICommand):
         if args.config is not None and not os.path.exists(args.config):
             raise UsageError(f"--config {args.config!r} does not exist; pass a JSON file or a pruned model folder.")
         config = config_from_args(args, args.config)
-        output = os.path.abspath(os.path.expanduser(args.output))
-        if os.path.exists(output) and not args.overwrite:
+        if args.output is None and not args.dry_run:
+            raise UsageError("--output is required: pass the folder to write the pruned model to (or --dry-run).")
+        output = os.path.abspath(os.path.expanduser(args.output)) if args.output is not None else None
+        if output is not None and os.path.exists(output) and not args.overwrite and not args.dry_run:
             raise UsageError(f"--output {args.output!r} already exists; pass --overwrite or choose another folder.")
         check_model_argument(args.model)
         if args.importance is not None and not os.path.exists(args.importance):
@@ -157,6 +164,12 @@ class PruneCommand(DPrunerCLICommand):
         from ..errors import DPrunerError
         from ..pruner import DPruner
 
+        if args.dry_run:
+            from ..estimate import estimate
+
+            status(f"estimating {config.method} on {args.model} (architecture only, no weights loaded)")
+            print(load_model_or_fail(lambda: estimate(args.model, config, dtype=args.dtype, device=args.device), args.model))
+            return 0
         if args.no_progress:
             disable_progress_bars()
         status(f"loading {args.model}")

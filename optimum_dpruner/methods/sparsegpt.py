@@ -50,7 +50,8 @@ def inverse_hessian_factor(hessian: torch.Tensor, damp: float) -> torch.Tensor:
 class SparseGPTMethod(PruningMethod):
     """SparseGPT (Frantar & Alistarh 2023, arXiv 2301.00774).
 
-    Statistic: H = (2/N) sum over the N calibration tokens of x x^T, a `(d_in, d_in)` fp32 running mean.
+    Statistic: H = (2/N) sum over the N calibration tokens of x x^T, a `(d_in, d_in)` fp32 running mean, kept
+    in CPU RAM between batches with `offload_hessians=True`.
     Saliency: W_ij^2 / U_jj^2 with U the upper Cholesky factor of the damped H^-1. Weights are processed in
     blocks of `block_size` columns; after each column is masked, the OBS update spreads its error over the
     later columns. Comparison group: each column block (`granularity="block"`, as the paper); `"row"` picks
@@ -65,7 +66,9 @@ class SparseGPTMethod(PruningMethod):
     def __init__(self, weight: torch.Tensor, config) -> None:
         super().__init__(weight, config)
         d_in = weight.shape[1]
-        self.hessian = torch.zeros(d_in, d_in, dtype=torch.float32, device=weight.device)
+        self.device = weight.device  # where the Hessian is updated and used
+        home = torch.device("cpu") if config.offload_hessians else weight.device  # where it waits in between
+        self.hessian = torch.zeros(d_in, d_in, dtype=torch.float32, device=home)
         self.num_tokens = 0
         nm = config.nm
         if nm is not None and config.block_size % nm[1]:
@@ -74,19 +77,21 @@ class SparseGPTMethod(PruningMethod):
             )
 
     def add_batch(self, x: torch.Tensor) -> None:
-        x = x.reshape(-1, x.shape[-1]).to(device=self.hessian.device, dtype=torch.float32)
+        hessian = self.hessian.to(self.device)  # the same tensor unless Hessians are offloaded
+        x = x.reshape(-1, x.shape[-1]).to(device=self.device, dtype=torch.float32)
         new_total = self.num_tokens + x.shape[0]
-        self.hessian *= self.num_tokens / new_total
+        hessian *= self.num_tokens / new_total
         self.num_tokens = new_total
         x = x * math.sqrt(2.0 / new_total)
-        self.hessian.addmm_(x.T, x)
+        hessian.addmm_(x.T, x)
+        self.hessian = hessian.to(self.hessian.device)
 
     def _prepare(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """fp32 copy of W with dead columns zeroed, and U (upper Cholesky factor of the damped H^-1)."""
         if self.num_tokens == 0:
             raise DataError("SparseGPT received no calibration tokens for a layer; check the calibration data.")
-        w = weight.detach().to(device=self.hessian.device, dtype=torch.float32).clone()
-        hessian = self.hessian
+        w = weight.detach().to(device=self.device, dtype=torch.float32).clone()
+        hessian = self.hessian.to(self.device)
         dead = hessian.diagonal() == 0
         if dead.any():
             hessian = hessian.clone()

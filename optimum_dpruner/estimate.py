@@ -1,0 +1,325 @@
+"""Expected peak memory and time of each stage of a pruning run, computed from shapes before any work starts.
+
+Memory is added up from what each stage holds at its peak (see `estimate`); every part is listed, so a
+surprising total can be traced. Time comes from operation counts divided by rates measured on the execution
+device in a fraction of a second (a matrix product, an element-wise pass, a small-kernel round trip); it is a
+rough guide, not a promise. `benchmarks/memory_scaling.py` compares both with measurements.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .configuration import DPrunerConfig, MethodName
+from .modeling import find_decoder_blocks, find_target_linears
+from .offload import resolve_device
+
+__all__ = ["StageEstimate", "RunEstimate", "estimate", "estimate_run", "measure_rates"]
+
+MIB = 2**20
+_FP32 = 4
+
+
+@dataclass
+class StageEstimate:
+    """One stage: expected peak memory (bytes, split into named parts) and seconds."""
+
+    stage: str
+    parts: dict[str, int]
+    seconds: float
+
+    @property
+    def peak_bytes(self) -> int:
+        return sum(self.parts.values())
+
+
+@dataclass
+class RunEstimate:
+    """The estimate of a run: one `StageEstimate` per stage, in order, and what it assumed."""
+
+    stages: list[StageEstimate]
+    assumptions: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def peak_bytes(self) -> int:
+        return max(s.peak_bytes for s in self.stages)
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.stages)
+
+    def to_dict(self) -> dict:
+        return {
+            "peak_mib": round(self.peak_bytes / MIB, 1),
+            "seconds": round(self.seconds, 1),
+            "stages": {
+                s.stage: {
+                    "peak_mib": round(s.peak_bytes / MIB, 1),
+                    "seconds": round(s.seconds, 1),
+                    "parts_mib": {k: round(v / MIB, 1) for k, v in s.parts.items()},
+                }
+                for s in self.stages
+            },
+            "assumptions": self.assumptions,
+        }
+
+    def __str__(self) -> str:
+        lines = [f"{'stage':<20} {'peak MiB':>10} {'seconds':>9}  largest parts"]
+        for s in self.stages:
+            top = sorted(s.parts.items(), key=lambda kv: -kv[1])[:3]
+            parts = ", ".join(f"{k} {v / MIB:.0f}" for k, v in top)
+            lines.append(f"{s.stage:<20} {s.peak_bytes / MIB:>10.0f} {s.seconds:>9.0f}  {parts}")
+        lines.append(f"{'run':<20} {self.peak_bytes / MIB:>10.0f} {self.seconds:>9.0f}  (peak of the stages; total time)")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Throughputs of the execution device: fp32 matmul flop/s, element-wise element/s, seconds per small op."""
+
+    matmul_flops: float
+    elementwise: float
+    op_seconds: float
+
+
+def measure_rates(device: torch.device | str = "cpu") -> Rates:
+    """Time a 512x1024x1024 fp32 matrix product, an element-wise pass over 4M elements and 200 tiny ops."""
+    device = resolve_device(device)
+
+    def best(fn, repeat: int = 3) -> float:
+        fn()
+        times = []
+        for _ in range(repeat):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    a = torch.randn(512, 1024, device=device)
+    b = torch.randn(1024, 1024, device=device)
+    matmul = best(lambda: a @ b)
+    x = torch.randn(4 * 2**20, device=device)
+    elementwise = best(lambda: x.mul(1.0001))
+    tiny = torch.zeros(64, device=device)
+
+    def ops() -> None:
+        for _ in range(200):
+            tiny.add_(1.0)
+
+    op = best(ops) / 200
+    return Rates(2 * 512 * 1024 * 1024 / matmul, x.numel() / elementwise, op)
+
+
+@dataclass(frozen=True)
+class _Shapes:
+    """What the estimate needs to know about a model."""
+
+    weight_bytes: int
+    dtype_bytes: int
+    hidden: int
+    vocab: int
+    heads: int
+    blocks: list[list[tuple[int, int]]]  # (d_out, d_in) of each target, per block
+    block_bytes: list[int]
+    params: int
+
+    @property
+    def targets(self) -> list[tuple[int, int]]:
+        return [t for block in self.blocks for t in block]
+
+
+def _shapes(model: nn.Module, config: DPrunerConfig) -> _Shapes:
+    unique = {id(p): p for p in model.parameters()}
+    blocks = find_decoder_blocks(model)
+    embeddings = model.get_input_embeddings().weight
+    output = model.get_output_embeddings()
+    block_shapes, block_bytes = [], []
+    for i, block in enumerate(blocks.blocks):
+        targets = find_target_linears(block, f"{blocks.name}.{i}", config.targets, config.ignore)
+        block_shapes.append([tuple(m.weight.shape) for m in targets.values()])
+        block_bytes.append(sum(p.numel() * p.element_size() for p in block.parameters()))
+    return _Shapes(
+        weight_bytes=sum(p.numel() * p.element_size() for p in unique.values()),
+        dtype_bytes=embeddings.element_size(),
+        hidden=embeddings.shape[1],
+        vocab=(output.weight.shape[0] if output is not None else embeddings.shape[0]),
+        heads=int(getattr(model.config, "num_attention_heads", 1) or 1),
+        blocks=block_shapes,
+        block_bytes=block_bytes,
+        params=sum(p.numel() for p in unique.values()),
+    )
+
+
+def _forward_flops(s: _Shapes, tokens: int, seq_len: int, head: bool) -> float:
+    """Matmul flops of one forward pass of the blocks (and the LM head if `head`) over `tokens` tokens."""
+    linear = sum(d_out * d_in for d_out, d_in in s.targets) + (s.vocab * s.hidden if head else 0)
+    attention = len(s.blocks) * 2 * seq_len * s.hidden  # scores and weighted sum, per token
+    return 2 * tokens * (linear + attention)
+
+
+def _block_activation_bytes(s: _Shapes, tokens: int, seq_len: int) -> int:
+    """What one block's forward keeps alive for `tokens` tokens (with autograd: saved for backward)."""
+    widest = max((d_out for block in s.blocks for d_out, _ in block), default=s.hidden)
+    attention = s.heads * seq_len * tokens * _FP32  # attention probabilities, (heads, L, L) per sequence
+    return tokens * (10 * s.hidden + 4 * widest) * s.dtype_bytes + attention
+
+
+def estimate_run(
+    model: nn.Module,
+    config: DPrunerConfig,
+    *,
+    runtime_bytes: int = 0,
+    rates: Rates | None = None,
+    num_processes: int = 1,
+    offloaded: bool = False,
+) -> RunEstimate:
+    """Expected peak memory and seconds of each stage of `config`'s run on `model`.
+
+    `model` may live on the `meta` device: only shapes and dtypes are read. On CPU the peaks are the process's
+    resident memory (pass `runtime_bytes`, its size without the model); with an accelerator they are the
+    execution device's memory (`runtime_bytes=0`), where an `offloaded` model (kept in CPU RAM, blocks moved
+    one at a time) counts one block instead of all weights. `num_processes` splits each domain batch (DDP).
+
+    Parts of a peak:
+    - `weights`: every parameter (one decoder block when the model is offloaded to CPU and executed elsewhere);
+    - `activations`: hidden states of all calibration sequences, twice while a block's outputs replace them
+      (block stages), or the checkpointed forward/backward of one step: saved block inputs, one block's
+      recomputed activations, and four copies of the fp32 logits for the loss (domain stage);
+    - `statistics`: one block's Hessians (SparseGPT) or input norms (Wanda);
+    - `scores`: D-Pruner's G (and I), `importance_dtype`;
+    - `workspace`: temporaries of the largest matrix (OBS factorisation, masks, gradient hooks, sorting).
+    """
+    method = config.method
+    s = _shapes(model, config)
+    rates = rates or measure_rates("cpu")
+    imp_bytes = 2 if config.importance_dtype == "bfloat16" else 4
+    numels = [d_out * d_in for d_out, d_in in s.targets]
+    score_bytes = sum(numels) * imp_bytes
+    largest = max(s.targets, key=lambda t: t[0] * t[1])
+    widest_in = max(d_in for _, d_in in s.targets)
+    L = config.seq_len
+    weights = max(s.block_bytes) if offloaded else s.weight_bytes
+    base = {"runtime": runtime_bytes, "weights": weights}
+
+    def block_stage(kind: str, num_samples: int, with_scores: bool) -> StageEstimate:
+        hidden = num_samples * L * s.hidden * s.dtype_bytes
+        parts = dict(base)
+        parts["activations"] = (0 if kind == "magnitude" else 2 * hidden) + _block_activation_bytes(s, L, L)
+        if kind in ("sparsegpt", "obs"):
+            parts["statistics"] = max(sum(d_in * d_in * _FP32 for _, d_in in block) for block in s.blocks)
+            d_out, d_in = largest
+            parts["workspace"] = 4 * d_out * d_in * _FP32 + 3 * widest_in * widest_in * _FP32
+        elif kind == "wanda":
+            parts["workspace"] = 4 * largest[0] * largest[1] * _FP32
+        else:
+            parts["workspace"] = 3 * largest[0] * largest[1] * _FP32
+        if with_scores:
+            parts["scores"] = score_bytes + max(s.block_bytes)  # G, and one block's original weights
+        flops = 0.0
+        ops = 0
+        if kind != "magnitude":  # calibration pass (+ propagation pass when weights change)
+            flops += (1 if kind == "obs" else 2) * _forward_flops(s, num_samples * L, L, head=False)
+        if kind in ("sparsegpt", "obs"):
+            flops += sum(2 * num_samples * L * d_in * d_in for _, d_in in s.targets)  # Hessians
+        if kind == "sparsegpt":
+            flops += sum(d_out * d_in * (config.block_size + d_in) * 2 + 2 * d_in**3 for d_out, d_in in s.targets)
+            ops += sum(8 * d_in for _, d_in in s.targets)  # the column loop's small kernels
+        seconds = flops / rates.matmul_flops + ops * rates.op_seconds + 10 * sum(numels) / rates.elementwise
+        return StageEstimate("", parts, seconds)
+
+    stages = [StageEstimate("calibration_data", dict(base), 0.0)]
+    if method == MethodName.DPRUNER.value:
+        general = block_stage("sparsegpt" if config.general_importance == "sparsegpt" else "obs", config.num_samples, True)
+        general.stage = "general_importance"
+        batch = max(1, config.domain_batch_size // num_processes)
+        tokens = batch * L
+        if config.gradient_checkpointing:
+            saved = len(s.blocks) * tokens * s.hidden * s.dtype_bytes + _block_activation_bytes(s, tokens, L)
+        else:
+            saved = len(s.blocks) * _block_activation_bytes(s, tokens, L)
+        logits = 4 * tokens * s.vocab * _FP32
+        domain_parts = dict(base)
+        domain_parts["activations"] = saved + logits
+        domain_parts["scores"] = 2 * score_bytes
+        domain_parts["workspace"] = 6 * max(numels) * _FP32
+        if config.learning_rate > 0 and config.apply_mask_to == "pretrained":
+            domain_parts["pretrained copy"] = sum(numels) * s.dtype_bytes
+        passes = 2 if config.learning_rate > 0 and config.max_grad_norm > 0 else 1
+        steps = config.domain_epochs * math.ceil(config.domain_num_samples / config.domain_batch_size)
+        step_flops = _forward_flops(s, tokens, L, head=True) * (4 if config.gradient_checkpointing else 3) * passes
+        step_seconds = step_flops / rates.matmul_flops + 20 * sum(numels) * passes / rates.elementwise
+        domain = StageEstimate("domain_importance", domain_parts, steps * step_seconds)
+        masking_parts = dict(base)
+        masking_parts["scores"] = 2 * score_bytes
+        masking_parts["workspace"] = 4 * max(numels) * _FP32
+        masking = StageEstimate("masking", masking_parts, sum(n * math.log2(max(n, 2)) for n in numels) / rates.elementwise)
+        stages += [general, domain, masking]
+    else:
+        prune = block_stage(method, config.num_samples, False)
+        prune.stage = "prune"
+        stages.append(prune)
+    return RunEstimate(
+        stages,
+        {
+            "method": method,
+            "params": s.params,
+            "weight_mib": round(s.weight_bytes / MIB, 1),
+            "runtime_mib": round(runtime_bytes / MIB, 1),
+            "matmul_gflops": round(rates.matmul_flops / 1e9, 1),
+            "processes": num_processes,
+        },
+    )
+
+
+def estimate(
+    model_or_path=None,
+    config: DPrunerConfig | None = None,
+    dtype: str | torch.dtype | None = None,
+    device: str | torch.device | None = None,
+) -> RunEstimate:
+    """Expected peak memory and time of each stage of pruning `model_or_path` with `config`, without loading
+    its weights (the architecture is built on the `meta` device).
+
+    Args:
+        model_or_path (*optional*): a model folder, hub id, `.gguf` file or loaded model; defaults to the embedded
+            SmolLM2-135M-Instruct.
+        config (`DPrunerConfig`, *optional*): the run's options.
+        dtype (`str` or `torch.dtype`, *optional*): the dtype the model will be loaded in.
+        device (`str` or `torch.device`, *optional*): the device the model will be loaded on (default: CPU).
+
+    Example:
+        ```python
+        >>> from optimum_dpruner import DPrunerConfig, estimate
+        >>> print(estimate(config=DPrunerConfig(method="dpruner")))
+        ```
+    """
+    from .distributed import current_process_group
+    from .modeling import load_model_skeleton
+    from .result import current_rss
+
+    if model_or_path is None:
+        from .assets import ensure_default_model
+
+        model_or_path = ensure_default_model()
+    config = config or DPrunerConfig()
+    skeleton = load_model_skeleton(model_or_path, dtype)
+    load_device = resolve_device(device or "cpu")
+    execution = resolve_device(config.execution_device or load_device)
+    on_cpu = execution.type == "cpu"
+    return estimate_run(
+        skeleton,
+        config,
+        runtime_bytes=current_rss() if on_cpu else 0,
+        rates=measure_rates(execution),
+        num_processes=current_process_group().num_processes,
+        offloaded=not on_cpu and load_device.type == "cpu",
+    )
