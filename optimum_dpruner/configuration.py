@@ -103,8 +103,9 @@ class DPrunerConfig:
             Device of G and I; defaults to each weight's device (`"cpu"` saves accelerator memory).
         execution_device (`str`, *optional*):
             Device the block-by-block stages compute on. Defaults to the device of the model's input embeddings.
-            When the model lives elsewhere (e.g. loaded in CPU RAM, `execution_device="cuda"`), each decoder
-            block is moved there only while it is processed.
+            When the model lives elsewhere (e.g. loaded in CPU RAM, `execution_device="cuda"`), the block-wise stages
+            (baselines, D-Pruner's G) move each decoder block there only while it is processed; D-Pruner's gradient
+            stage moves the whole model there for its duration.
         offload_activations (`bool`, *optional*, defaults to `False`):
             Keep the calibration activations between blocks in CPU RAM instead of on the execution device.
         offload_hessians (`bool`, *optional*, defaults to `False`):

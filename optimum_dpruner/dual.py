@@ -14,7 +14,8 @@ from .gradients import collect_dual_importance
 from .methods.base import LayerResult
 from .methods.dpruner import DPrunerMethod, OBSSaliency
 from .methods.sparsegpt import SparseGPTMethod
-from .pipeline import prune_blockwise
+from .offload import onloaded
+from .pipeline import execution_device, prune_blockwise
 from .result import PruneReport, StageMonitor
 
 __all__ = ["general_importance", "run_dpruner", "apply_importance_masks"]
@@ -84,7 +85,9 @@ def run_dpruner(
     pretrained = None
     if config.learning_rate > 0 and config.apply_mask_to == "pretrained":
         pretrained = {n: m.weight.detach().to("cpu", copy=True) for n, m in targets.items()}
-    with monitor.measure(report, "domain_importance"):
+    with monitor.measure(report, "domain_importance"), onloaded(model, execution_device(model, config)):
+        # the gradient pass needs the whole model on the execution device (one block at a time is for the
+        # block-wise stages); a model that fits no single device needs FSDP, which this stage does not use yet
         stats = collect_dual_importance(model, domain_samples, targets, general, config, progress, group)
     if pretrained is not None:
         with torch.no_grad():

@@ -19,10 +19,11 @@ from .configuration import DPrunerConfig, MethodName
 from .modeling import find_decoder_blocks, find_target_linears
 from .offload import resolve_device
 
-__all__ = ["StageEstimate", "RunEstimate", "estimate", "estimate_run", "measure_rates"]
+__all__ = ["StageEstimate", "RunEstimate", "estimate", "estimate_run", "measure_rates", "runtime_rss"]
 
 MIB = 2**20
 _FP32 = 4
+_OPS_PER_BLOCK = 40  # kernels in one decoder block's forward (norms, projections, rotary, attention, MLP)
 
 
 @dataclass
@@ -173,6 +174,16 @@ def _block_activation_bytes(s: _Shapes, tokens: int, seq_len: int) -> int:
     return tokens * (10 * s.hidden + 4 * widest) * s.dtype_bytes + attention
 
 
+def runtime_rss() -> int:
+    """This process's resident size once the libraries a run loads are imported (datasets reads the calibration
+    data; importing it here counts its share, which `prune()` would add on top of a bare runtime)."""
+    import datasets  # noqa: F401
+
+    from .result import current_rss
+
+    return current_rss()
+
+
 def estimate_run(
     model: nn.Module,
     config: DPrunerConfig,
@@ -190,7 +201,8 @@ def estimate_run(
     one at a time) counts one block instead of all weights. `num_processes` splits each domain batch (DDP).
 
     Parts of a peak:
-    - `weights`: every parameter (one decoder block when the model is offloaded to CPU and executed elsewhere);
+    - `weights`: every parameter; in the block-wise stages of an offloaded model, one decoder block (the domain
+      stage moves the whole model to the execution device);
     - `activations`: hidden states of all calibration sequences, twice while a block's outputs replace them
       (block stages), or the checkpointed forward/backward of one step: saved block inputs, one block's
       recomputed activations, and four copies of the fp32 logits for the loss (domain stage);
@@ -227,7 +239,9 @@ def estimate_run(
         flops = 0.0
         ops = 0
         if kind != "magnitude":  # calibration pass (+ propagation pass when weights change)
-            flops += (1 if kind == "obs" else 2) * _forward_flops(s, num_samples * L, L, head=False)
+            passes = 1 if kind == "obs" else 2
+            flops += passes * _forward_flops(s, num_samples * L, L, head=False)
+            ops += passes * num_samples * len(s.blocks) * _OPS_PER_BLOCK
         if kind in ("sparsegpt", "obs"):
             flops += sum(2 * num_samples * L * d_in * d_in for _, d_in in s.targets)  # Hessians
         if kind == "sparsegpt":
@@ -247,7 +261,7 @@ def estimate_run(
         else:
             saved = len(s.blocks) * _block_activation_bytes(s, tokens, L)
         logits = 4 * tokens * s.vocab * _FP32
-        domain_parts = dict(base)
+        domain_parts = {"runtime": runtime_bytes, "weights": s.weight_bytes}  # the whole model on the device
         domain_parts["activations"] = saved + logits
         domain_parts["scores"] = 2 * score_bytes
         domain_parts["workspace"] = 6 * max(numels) * _FP32
@@ -256,9 +270,10 @@ def estimate_run(
         passes = 2 if config.learning_rate > 0 and config.max_grad_norm > 0 else 1
         steps = config.domain_epochs * math.ceil(config.domain_num_samples / config.domain_batch_size)
         step_flops = _forward_flops(s, tokens, L, head=True) * (4 if config.gradient_checkpointing else 3) * passes
-        step_seconds = step_flops / rates.matmul_flops + 20 * sum(numels) * passes / rates.elementwise
+        step_ops = (4 * len(s.blocks) * _OPS_PER_BLOCK + 15 * len(numels)) * passes
+        step_seconds = step_flops / rates.matmul_flops + 20 * sum(numels) * passes / rates.elementwise + step_ops * rates.op_seconds
         domain = StageEstimate("domain_importance", domain_parts, steps * step_seconds)
-        masking_parts = dict(base)
+        masking_parts = {"runtime": runtime_bytes, "weights": 0 if offloaded else s.weight_bytes}
         masking_parts["scores"] = 2 * score_bytes
         masking_parts["workspace"] = 4 * max(numels) * _FP32
         masking = StageEstimate("masking", masking_parts, sum(n * math.log2(max(n, 2)) for n in numels) / rates.elementwise)
@@ -304,7 +319,6 @@ def estimate(
     """
     from .distributed import current_process_group
     from .modeling import load_model_skeleton
-    from .result import current_rss
 
     if model_or_path is None:
         from .assets import ensure_default_model
@@ -318,7 +332,7 @@ def estimate(
     return estimate_run(
         skeleton,
         config,
-        runtime_bytes=current_rss() if on_cpu else 0,
+        runtime_bytes=runtime_rss() if on_cpu else 0,
         rates=measure_rates(execution),
         num_processes=current_process_group().num_processes,
         offloaded=not on_cpu and load_device.type == "cpu",

@@ -192,10 +192,9 @@ class DPruner:
             seconds; `print()` it for a table. See `optimum_dpruner.estimate`.
         """
         from .distributed import current_process_group
-        from .estimate import estimate_run, measure_rates
+        from .estimate import estimate_run, measure_rates, runtime_rss
         from .offload import resolve_device
         from .pipeline import execution_device
-        from .result import current_rss
 
         device = execution_device(self.model, self.config)
         on_cpu = device.type == "cpu"
@@ -205,7 +204,7 @@ class DPruner:
         return estimate_run(
             self.model,
             self.config,
-            runtime_bytes=max(current_rss() - cpu_weights, 0) if on_cpu else 0,
+            runtime_bytes=max(runtime_rss() - cpu_weights, 0) if on_cpu else 0,
             rates=measure_rates(device),
             num_processes=current_process_group().num_processes,
             offloaded=not on_cpu and model_home.type == "cpu",

@@ -87,3 +87,27 @@ def test_bf16_model_is_pruned_with_fp32_statistics(make_tiny, tokenizer):
     result = DPruner(model, tokenizer, config).prune(progress=False)
     assert model.model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
     assert abs(result.report.sparsity - 0.5) < 0.01
+
+
+def test_offloaded_activations_and_hessians_give_the_same_weights(make_tiny, tokenizer):
+    def pruned(**options):
+        config = DPrunerConfig(method="sparsegpt", num_samples=2, seq_len=32, block_size=32, **options)
+        return DPruner(make_tiny("llama"), tokenizer, config).prune(progress=False).model
+
+    plain, offloaded = pruned(), pruned(offload_activations=True, offload_hessians=True, execution_device="cpu")
+    for (name, a), b in zip(plain.named_parameters(), offloaded.parameters()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_model_in_cpu_ram_is_pruned_block_by_block_on_cuda(make_tiny, tokenizer):
+    config = DPrunerConfig(method="sparsegpt", num_samples=2, seq_len=32, block_size=32)
+    on_gpu = DPruner(make_tiny("llama").cuda(), tokenizer, config).prune(progress=False).model
+    offloaded_config = DPrunerConfig(method="sparsegpt", num_samples=2, seq_len=32, block_size=32,
+                                     execution_device="cuda", offload_activations=True, offload_hessians=True)
+    torch.cuda.reset_peak_memory_stats()
+    offloaded = DPruner(make_tiny("llama"), tokenizer, offloaded_config).prune(progress=False).model
+    assert all(p.device.type == "cpu" for p in offloaded.parameters())  # the model never left CPU RAM for good
+    for (name, a), b in zip(on_gpu.named_parameters(), offloaded.parameters()):
+        assert torch.equal(a.cpu() == 0, b == 0), name
+        torch.testing.assert_close(a.cpu(), b, rtol=1e-3, atol=1e-5)

@@ -405,3 +405,16 @@ def test_push_failure_exits_1_with_one_line(optimum_cli, pruned_dir, fake_hub):
     error = last_line(proc.stderr)
     assert error.startswith("optimum-cli dpruner push: error: ") and "403" in error, proc.stderr[-2000:]
     assert TOKEN not in proc.stderr + proc.stdout and not fake_hub.commits
+
+
+def test_prune_dry_run_prints_each_stage_and_writes_nothing(optimum_cli, model_dir, tmp_path):
+    proc = run_cli(optimum_cli, "dpruner", "prune", "-m", model_dir, "--domain-dataset", "builtin:medical",
+                   *CALIBRATION, "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines() if line.strip()}
+    assert {"calibration_data", "general_importance", "domain_importance", "masking", "run"} <= set(rows)
+    assert float(rows["run"][1]) == max(float(rows[s][1]) for s in ("general_importance", "domain_importance", "masking"))
+    assert list(tmp_path.iterdir()) == []  # no output folder, no scores
+    # without --dry-run, --output is still required
+    proc = run_cli(optimum_cli, "dpruner", "prune", "-m", model_dir, "--method", "magnitude")
+    assert proc.returncode == 2 and "--output is required" in last_line(proc.stderr)

@@ -155,3 +155,28 @@ def test_target_without_gradient_is_reported(tiny_llama, tokenizer):
     general = {n: torch.ones_like(m.weight) for n, m in targets.items()}
     with pytest.raises(UnsupportedModelError, match="got no gradient"):
         collect_dual_importance(tiny_llama, _samples(tokenizer, 1), targets, general, config, progress=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_model_gets_fp32_scores(make_tiny, tokenizer, dtype):
+    config = DPrunerConfig(num_samples=2, seq_len=32, domain_num_samples=2, block_size=32)
+    result = DPruner(make_tiny().to(dtype), tokenizer, config).prune("builtin:general", "builtin:medical", progress=False)
+    targets = iter_target_linears(result.model, config)
+    for name, module in targets.items():
+        assert module.weight.dtype == dtype
+        assert result.importance["G"][name].dtype == result.importance["I"][name].dtype == torch.float32
+        assert torch.isfinite(result.importance["I"][name]).all() and result.importance["I"][name].sum() > 0
+    assert abs(result.report.sparsity - 0.5) < 0.01
+    # the scores of the half-precision run rank weights like the fp32 run's (same model, same data)
+    fp32 = DPruner(make_tiny(), tokenizer, config).prune("builtin:general", "builtin:medical", progress=False)
+    name = next(iter(targets))
+    a, b = result.importance["I"][name].flatten(), fp32.importance["I"][name].flatten()
+    rank_corr = torch.corrcoef(torch.stack([a.argsort().argsort().float(), b.argsort().argsort().float()]))[0, 1]
+    assert rank_corr > 0.9, rank_corr
+
+
+def test_bfloat16_score_storage(make_tiny, tokenizer):
+    config = DPrunerConfig(num_samples=2, seq_len=32, domain_num_samples=2, block_size=32, importance_dtype="bfloat16")
+    result = DPruner(make_tiny(), tokenizer, config).prune("builtin:general", "builtin:medical", progress=False)
+    assert all(t.dtype == torch.bfloat16 for t in result.importance["I"].values())
+    assert abs(result.report.sparsity - 0.5) < 0.01

@@ -1,0 +1,63 @@
+"""`estimate()`: each stage's peak is the sum of parts that follow the model's shapes and the config."""
+
+from __future__ import annotations
+
+import torch
+
+from optimum_dpruner import DPruner, DPrunerConfig, estimate
+from optimum_dpruner.estimate import Rates, estimate_run
+from optimum_dpruner.modeling import load_model_skeleton
+from optimum_dpruner.pipeline import iter_target_linears
+
+RATES = Rates(matmul_flops=1e10, elementwise=1e9, op_seconds=1e-5)  # fixed, so that seconds are comparable
+
+
+def _stages(model, **options):
+    return {s.stage: s for s in estimate_run(model, DPrunerConfig(**options), rates=RATES).stages}
+
+
+def test_parts_follow_the_shapes(tiny_llama):
+    targets = iter_target_linears(tiny_llama, DPrunerConfig())
+    numel = sum(m.weight.numel() for m in targets.values())
+    block0 = [m for n, m in targets.items() if n.startswith("model.layers.0.")]
+    weights = sum(p.numel() * 4 for p in tiny_llama.parameters())
+    stages = _stages(tiny_llama, seq_len=64, num_samples=8)
+    assert stages["calibration_data"].parts["weights"] == weights
+    # SparseGPT keeps one fp32 (d_in, d_in) Hessian per matrix of the current block
+    assert stages["general_importance"].parts["statistics"] == sum(m.weight.shape[1] ** 2 * 4 for m in block0)
+    assert stages["domain_importance"].parts["scores"] == 2 * numel * 4  # G and I
+    assert _stages(tiny_llama, importance_dtype="bfloat16")["domain_importance"].parts["scores"] == 2 * numel * 2
+    # twice the calibration sequences: twice the stored hidden states, more work
+    more = _stages(tiny_llama, seq_len=64, num_samples=16)
+    hidden = 8 * 64 * 64 * 4
+    assert more["general_importance"].parts["activations"] - stages["general_importance"].parts["activations"] == 2 * hidden
+    assert more["general_importance"].seconds > stages["general_importance"].seconds
+    # a baseline has one pruning stage; Wanda holds no Hessian
+    assert list(_stages(tiny_llama, method="wanda")) == ["calibration_data", "prune"]
+    assert "statistics" not in _stages(tiny_llama, method="wanda")["prune"].parts
+
+
+def test_offloaded_weights_count_one_block_and_processes_split_the_batch(tiny_llama):
+    config = DPrunerConfig(domain_batch_size=4)
+    resident = estimate_run(tiny_llama, config, rates=RATES).stages
+    offloaded = estimate_run(tiny_llama, config, rates=RATES, offloaded=True).stages
+    block = sum(p.numel() * 4 for p in tiny_llama.model.layers[0].parameters())
+    assert offloaded[1].parts["weights"] == block < resident[1].parts["weights"]
+    two = estimate_run(tiny_llama, config, rates=RATES, num_processes=2).stages
+    assert two[2].parts["activations"] < resident[2].parts["activations"]
+    assert two[2].parts["scores"] == resident[2].parts["scores"]
+
+
+def test_estimate_reads_no_weights_and_agrees_with_the_loaded_model(tmp_path, make_tiny, tokenizer):
+    model = make_tiny("llama")
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    skeleton = load_model_skeleton(str(tmp_path))
+    assert all(p.device.type == "meta" for p in skeleton.parameters())
+    config = DPrunerConfig(seq_len=32, num_samples=2)
+    from_path = estimate(str(tmp_path), config)
+    from_model = DPruner(model, tokenizer, config).estimate()
+    for a, b in zip(from_path.stages, from_model.stages):
+        assert a.stage == b.stage
+        assert {k: v for k, v in a.parts.items() if k != "runtime"} == {k: v for k, v in b.parts.items() if k != "runtime"}
+    assert "domain_importance" in str(from_path)
