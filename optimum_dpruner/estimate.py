@@ -244,10 +244,12 @@ def estimate_run(
             ops += passes * num_samples * len(s.blocks) * _OPS_PER_BLOCK
         if kind in ("sparsegpt", "obs"):
             flops += sum(2 * num_samples * L * d_in * d_in for _, d_in in s.targets)  # Hessians
+        elements = 10 * sum(numels)  # scores, masks, weight writes
         if kind == "sparsegpt":
-            flops += sum(d_out * d_in * (config.block_size + d_in) * 2 + 2 * d_in**3 for d_out, d_in in s.targets)
-            ops += sum(8 * d_in for _, d_in in s.targets)  # the column loop's small kernels
-        seconds = flops / rates.matmul_flops + ops * rates.op_seconds + 10 * sum(numels) / rates.elementwise
+            flops += sum(d_out * d_in * d_in + 2 * d_in**3 for d_out, d_in in s.targets)  # lazy updates, factorisation
+            elements += sum(3 * d_out * d_in * config.block_size // 2 for d_out, d_in in s.targets)  # in-block updates
+            ops += sum(10 * d_in for _, d_in in s.targets)  # the column loop's small kernels
+        seconds = flops / rates.matmul_flops + ops * rates.op_seconds + elements / rates.elementwise
         return StageEstimate("", parts, seconds)
 
     stages = [StageEstimate("calibration_data", dict(base), 0.0)]

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .configuration import DPrunerConfig
-from .errors import UnsupportedModelError
+from .errors import ConfigError, UnsupportedModelError
 from .hooks import HookManager
 from .methods.base import LayerResult, PruningMethod
 from .modeling import DecoderBlocks, find_decoder_blocks, find_target_linears
@@ -88,8 +88,26 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def execution_device(model: nn.Module, config: DPrunerConfig) -> torch.device:
-    """Where the block-by-block stages compute: `config.execution_device`, else the input embeddings' device."""
-    return resolve_device(config.execution_device or model_device(model))
+    """Where the block-by-block stages compute: `config.execution_device`, else the input embeddings' device.
+
+    Raises:
+        `ConfigError`: `execution_device` is not a device name, or names an accelerator this machine lacks.
+    """
+    if config.execution_device is None:
+        return resolve_device(model_device(model))
+    try:
+        device = torch.device(config.execution_device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(
+            f"execution_device={config.execution_device!r} is not a device name; use e.g. 'cpu', 'cuda' or 'cuda:1'."
+        ) from None
+    backend = getattr(torch, device.type, None)
+    if device.type != "cpu" and not (backend is not None and hasattr(backend, "is_available") and backend.is_available()):
+        raise ConfigError(
+            f"execution_device={config.execution_device!r}, but no {device.type} device is available here; "
+            "drop execution_device (compute where the model is) or use 'cpu'."
+        )
+    return resolve_device(device)
 
 
 @torch.no_grad()
