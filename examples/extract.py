@@ -24,6 +24,8 @@ def main(domain: str, lambda_reg: float, argv: list[str] | None = None) -> None:
     parser.add_argument("--domain-num-samples", type=int, default=16,
                         help="domain calibration sequences (16 keeps `make demo` under 10 minutes on 2 cores; library default 32)")
     parser.add_argument("--seq-len", type=int, default=512, help="tokens per calibration sequence")
+    parser.add_argument("--domain-batch-size", type=int, default=1,
+                        help="domain sequences per step; under `accelerate launch` a multiple of the process count")
     parser.add_argument("--eval-windows", type=int, default=4, help="512-token windows per perplexity")
     parser.add_argument("--output", default=f"outputs/smollm2-{domain}", help="folder for the pruned model")
     args = parser.parse_args(argv)
@@ -36,6 +38,7 @@ def main(domain: str, lambda_reg: float, argv: list[str] | None = None) -> None:
         num_samples=args.num_samples,
         domain_num_samples=args.domain_num_samples,
         seq_len=args.seq_len,
+        domain_batch_size=args.domain_batch_size,
     )
     pruner = DPruner.from_pretrained(args.model, config=config)
     held_out = {"general (Wikipedia test)": "builtin:general", f"{domain} (test)": f"builtin:{domain}"}
