@@ -144,12 +144,15 @@ def test_every_config_field_has_a_flag():
         "learning_rate": ("0.01", 0.01), "domain_epochs": ("2", 2), "max_grad_norm": ("0.5", 0.5),
         "apply_mask_to": ("finetuned", "finetuned"), "gradient_checkpointing": (None, False),
         "domain_batch_size": ("2", 2), "importance_dtype": ("bfloat16", "bfloat16"), "importance_device": ("cpu", "cpu"),
+        "execution_device": ("cpu", "cpu"), "offload_activations": ("", True), "offload_hessians": ("", True),
     }
     assert set(values) == set(CONFIG_FLAGS), "add a value for each new DPrunerConfig field"
     argv = []
     for name, (text, _) in values.items():
         if text is None:
             argv.append("--no-" + CONFIG_FLAGS[name][2:])
+        elif text == "":  # a switch that defaults to off
+            argv.append(CONFIG_FLAGS[name])
         else:
             argv += [CONFIG_FLAGS[name], *([text] if isinstance(text, str) else text)]
     parser = argparse.ArgumentParser()
@@ -408,13 +411,15 @@ def test_push_failure_exits_1_with_one_line(optimum_cli, pruned_dir, fake_hub):
 
 
 def test_prune_dry_run_prints_each_stage_and_writes_nothing(optimum_cli, model_dir, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
     proc = run_cli(optimum_cli, "dpruner", "prune", "-m", model_dir, "--domain-dataset", "builtin:medical",
-                   *CALIBRATION, "--dry-run", cwd=tmp_path)
+                   *CALIBRATION, "--dry-run", "--save-importance", "scores", cwd=work)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines() if line.strip()}
     assert {"calibration_data", "general_importance", "domain_importance", "masking", "run"} <= set(rows)
     assert float(rows["run"][1]) == max(float(rows[s][1]) for s in ("general_importance", "domain_importance", "masking"))
-    assert list(tmp_path.iterdir()) == []  # no output folder, no scores
+    assert list(work.iterdir()) == []  # no output folder, no scores
     # without --dry-run, --output is still required
     proc = run_cli(optimum_cli, "dpruner", "prune", "-m", model_dir, "--method", "magnitude")
     assert proc.returncode == 2 and "--output is required" in last_line(proc.stderr)
