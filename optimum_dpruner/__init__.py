@@ -38,8 +38,8 @@ _EXPORTS = {
     "push_to_hub": "hub",
     "DPrunerWarning": "errors",
     "ensure_default_model": "assets",
-    "estimate": "estimate",
-    "RunEstimate": "estimate",
+    "estimate": "estimation",
+    "RunEstimate": "estimation",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

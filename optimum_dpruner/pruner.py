@@ -189,10 +189,10 @@ class DPruner:
 
         Returns:
             `RunEstimate`: per stage, the peak (split into weights, activations, statistics, scores...) and
-            seconds; `print()` it for a table. See `optimum_dpruner.estimate`.
+            seconds; `print()` it for a table. See `optimum_dpruner.estimation`.
         """
         from .distributed import current_process_group
-        from .estimate import estimate_run, measure_rates, runtime_rss
+        from .estimation import estimate_run, measure_rates, runtime_rss
         from .offload import resolve_device
         from .pipeline import execution_device
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from optimum_dpruner import DPruner, DPrunerConfig, estimate
-from optimum_dpruner.estimate import Rates, estimate_run
+from optimum_dpruner.estimation import Rates, estimate_run
 from optimum_dpruner.modeling import load_model_skeleton
 from optimum_dpruner.pipeline import iter_target_linears
 

@@ -165,7 +165,7 @@ class PruneCommand(DPrunerCLICommand):
         from ..pruner import DPruner
 
         if args.dry_run:
-            from ..estimate import estimate
+            from ..estimation import estimate
 
             status(f"estimating {config.method} on {args.model} (architecture only, no weights loaded)")
             print(load_model_or_fail(lambda: estimate(args.model, config, dtype=args.dtype, device=args.device), args.model))
