@@ -99,8 +99,9 @@ class DPruner:
             from .assets import ensure_default_model
 
             model_or_path = ensure_default_model()
-        if device is None and current_process_group().is_distributed:
-            device = current_process_group().device
+        group = current_process_group()
+        if device is None and group.is_distributed:
+            device = group.device
         model = load_model(model_or_path, dtype=dtype, device=device, **load_kwargs)
         return cls(model, load_tokenizer(model_or_path, tokenizer), config)
 
