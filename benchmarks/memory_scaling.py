@@ -65,7 +65,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
         }
     return {
         "model": name,
-        "parameters": sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()),
+        "parameters": model.num_parameters(),
         "weights_mib": estimate.assumptions["weight_mib"],
         "runtime_mib": estimate.assumptions["runtime_mib"],
         "matmul_gflops_probe": estimate.assumptions["matmul_gflops"],

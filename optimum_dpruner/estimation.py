@@ -8,6 +8,7 @@ rough guide, not a promise. `benchmarks/memory_scaling.py` compares both with me
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from .configuration import DPrunerConfig, MethodName
 from .modeling import find_decoder_blocks, find_target_linears
 from .offload import resolve_device
 
-__all__ = ["StageEstimate", "RunEstimate", "estimate", "estimate_run", "measure_rates", "runtime_rss"]
+__all__ = ["StageEstimate", "RunEstimate", "estimate", "estimate_run", "measure_rates", "resident_parameter_bytes", "runtime_rss"]
 
 MIB = 2**20
 _FP32 = 4
@@ -139,7 +140,7 @@ class _Shapes:
 
 
 def _shapes(model: nn.Module, config: DPrunerConfig) -> _Shapes:
-    unique = {id(p): p for p in model.parameters()}
+    params = list(model.parameters())  # each shared (tied) parameter once
     blocks = find_decoder_blocks(model)
     embeddings = model.get_input_embeddings().weight
     output = model.get_output_embeddings()
@@ -149,14 +150,14 @@ def _shapes(model: nn.Module, config: DPrunerConfig) -> _Shapes:
         block_shapes.append([tuple(m.weight.shape) for m in targets.values()])
         block_bytes.append(sum(p.numel() * p.element_size() for p in block.parameters()))
     return _Shapes(
-        weight_bytes=sum(p.numel() * p.element_size() for p in unique.values()),
+        weight_bytes=sum(p.numel() * p.element_size() for p in params),
         dtype_bytes=embeddings.element_size(),
         hidden=embeddings.shape[1],
         vocab=(output.weight.shape[0] if output is not None else embeddings.shape[0]),
         heads=int(getattr(model.config, "num_attention_heads", 1) or 1),
         blocks=block_shapes,
         block_bytes=block_bytes,
-        params=sum(p.numel() for p in unique.values()),
+        params=sum(p.numel() for p in params),
     )
 
 
@@ -174,14 +175,56 @@ def _block_activation_bytes(s: _Shapes, tokens: int, seq_len: int) -> int:
     return tokens * (10 * s.hidden + 4 * widest) * s.dtype_bytes + attention
 
 
-def runtime_rss() -> int:
-    """This process's resident size once the libraries a run loads are imported (datasets reads the calibration
-    data; importing it here counts its share, which `prune()` would add on top of a bare runtime)."""
+def _file_mappings() -> list[tuple[int, int, int]]:
+    """(start, end, resident bytes) of this process's file-backed memory mappings, sorted (Linux `smaps`)."""
+    mappings: list[tuple[int, int, int]] = []
+    try:
+        with open("/proc/self/smaps") as f:
+            current = None
+            for line in f:
+                head = line.split(None, 6)
+                if "-" in head[0] and not head[0].endswith(":"):
+                    path = head[5].strip() if len(head) > 5 else ""
+                    start, end = (int(x, 16) for x in head[0].split("-"))
+                    current = (start, end) if path.startswith("/") else None
+                elif current is not None and head[0] == "Rss:":
+                    mappings.append((*current, int(head[1]) * 1024))
+                    current = None
+    except OSError:
+        return []
+    return sorted(mappings)
+
+
+def resident_parameter_bytes(model: nn.Module) -> int:
+    """Bytes of `model`'s CPU parameters that are resident in this process's memory now.
+
+    A parameter copied into process memory counts in full. One that is a view of a memory-mapped file (how
+    transformers loads a safetensors checkpoint in its stored dtype) counts only the pages of its mapping read so
+    far; the run reads them all, so a run's peak holds the whole model either way.
+    """
+    mappings = _file_mappings()
+    starts = [m[0] for m in mappings]
+    copied, touched = 0, set()
+    for p in model.parameters():
+        if p.device.type != "cpu":
+            continue
+        i = bisect.bisect_right(starts, p.data_ptr()) - 1
+        if i >= 0 and p.data_ptr() < mappings[i][1]:
+            touched.add(i)
+        else:
+            copied += p.numel() * p.element_size()
+    return copied + sum(mappings[i][2] for i in touched)
+
+
+def runtime_rss(model: nn.Module | None = None) -> int:
+    """This process's resident size without `model`'s parameters, once the libraries a run loads are imported
+    (datasets reads the calibration data; importing it here counts its share, which `prune()` would add on top
+    of a bare runtime)."""
     import datasets  # noqa: F401
 
     from .result import current_rss
 
-    return current_rss()
+    return max(current_rss() - (resident_parameter_bytes(model) if model is not None else 0), 0)
 
 
 def estimate_run(
@@ -319,7 +362,6 @@ def estimate(
         >>> print(estimate(config=DPrunerConfig(method="dpruner")))
         ```
     """
-    from .distributed import current_process_group
     from .modeling import load_model_skeleton
 
     if model_or_path is None:
@@ -327,15 +369,25 @@ def estimate(
 
         model_or_path = ensure_default_model()
     config = config or DPrunerConfig()
-    skeleton = load_model_skeleton(model_or_path, dtype)
     load_device = resolve_device(device or "cpu")
     execution = resolve_device(config.execution_device or load_device)
+    return estimate_for_device(load_model_skeleton(model_or_path, dtype), config, execution, load_device, runtime_rss())
+
+
+def estimate_for_device(
+    model: nn.Module, config: DPrunerConfig, execution: torch.device, model_home: torch.device, runtime_bytes: int
+) -> RunEstimate:
+    """`estimate_run` with rates probed on `execution` and the process count of the launch; shared by
+    `estimate()` (a skeleton) and `DPruner.estimate()` (the loaded model). `model_home` is where the weights
+    live between blocks; `runtime_bytes` the process's resident size without them (used when running on CPU)."""
+    from .distributed import current_process_group
+
     on_cpu = execution.type == "cpu"
     return estimate_run(
-        skeleton,
+        model,
         config,
-        runtime_bytes=runtime_rss() if on_cpu else 0,
+        runtime_bytes=runtime_bytes if on_cpu else 0,
         rates=measure_rates(execution),
         num_processes=current_process_group().num_processes,
-        offloaded=not on_cpu and load_device.type == "cpu",
+        offloaded=not on_cpu and model_home.type == "cpu",
     )

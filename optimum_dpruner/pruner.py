@@ -192,23 +192,13 @@ class DPruner:
             `RunEstimate`: per stage, the peak (split into weights, activations, statistics, scores...) and
             seconds; `print()` it for a table. See `optimum_dpruner.estimation`.
         """
-        from .distributed import current_process_group
-        from .estimation import estimate_run, measure_rates, runtime_rss
+        from .estimation import estimate_for_device, runtime_rss
         from .offload import resolve_device
         from .pipeline import execution_device
 
-        device = execution_device(self.model, self.config)
-        on_cpu = device.type == "cpu"
-        cpu_weights = sum(p.numel() * p.element_size() for p in {id(p): p for p in self.model.parameters()}.values()
-                          if p.device.type == "cpu")
         model_home = resolve_device(next(self.model.parameters()).device)
-        return estimate_run(
-            self.model,
-            self.config,
-            runtime_bytes=max(runtime_rss() - cpu_weights, 0) if on_cpu else 0,
-            rates=measure_rates(device),
-            num_processes=current_process_group().num_processes,
-            offloaded=not on_cpu and model_home.type == "cpu",
+        return estimate_for_device(
+            self.model, self.config, execution_device(self.model, self.config), model_home, runtime_rss(self.model)
         )
 
     def _last_result(self, action: str) -> PruneResult:

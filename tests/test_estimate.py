@@ -61,3 +61,27 @@ def test_estimate_reads_no_weights_and_agrees_with_the_loaded_model(tmp_path, ma
         assert a.stage == b.stage
         assert {k: v for k, v in a.parts.items() if k != "runtime"} == {k: v for k, v in b.parts.items() if k != "runtime"}
     assert "domain_importance" in str(from_path)
+
+
+def test_runtime_does_not_count_weights_whether_or_not_they_were_read(tmp_path):
+    """A safetensors checkpoint loads memory-mapped: its pages become resident only once read. The runtime the
+    estimate adds to the weights must not shrink by the pages still on disk (it did: SmolLM2's was 0)."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from optimum_dpruner.estimation import resident_parameter_bytes, runtime_rss
+
+    config = LlamaConfig(hidden_size=512, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=8,
+                         num_key_value_heads=8, vocab_size=8000, tie_word_embeddings=False)
+    in_memory = LlamaForCausalLM(config)
+    total = sum(p.numel() * 4 for p in in_memory.parameters())
+    assert resident_parameter_bytes(in_memory) == total  # copies in process memory count in full
+    in_memory.save_pretrained(tmp_path)
+    del in_memory
+    mapped = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32)
+    before = runtime_rss(mapped)
+    with torch.no_grad():
+        for p in mapped.parameters():
+            p.sum()  # read every page
+    assert total <= resident_parameter_bytes(mapped) <= total + 2**20  # + the file's header and page rounding
+    after = runtime_rss(mapped)
+    assert abs(after - before) < 0.1 * total, (before, after, total)
