@@ -111,6 +111,10 @@ class DPrunerConfig:
         offload_hessians (`bool`, *optional*, defaults to `False`):
             Keep SparseGPT's Hessians in CPU RAM between calibration batches (moved to the execution device to be
             updated and used).
+        domain_parallelism (`str`, *optional*, defaults to `"ddp"`):
+            How the domain gradient stage uses several processes (`accelerate launch`): `"ddp"`, each process holds
+            the whole model on its execution device; `"fsdp"`, the model stays where it was loaded and each
+            process holds 1/N of it, sharded with FSDP2 (for models that fit no single device). One process: ignored.
     """
 
     method: str = field(default="dpruner", metadata={"help": "Pruning method: " + _choices(MethodName) + "."})
@@ -156,6 +160,9 @@ class DPrunerConfig:
         default=False, metadata={"help": "Keep calibration activations in CPU RAM between blocks."}
     )
     offload_hessians: bool = field(default=False, metadata={"help": "Keep SparseGPT Hessians in CPU RAM between batches."})
+    domain_parallelism: str = field(
+        default="ddp", metadata={"help": "Several processes in the domain stage: 'ddp' (whole model each) or 'fsdp' (sharded)."}
+    )
 
     def __post_init__(self) -> None:
         self._validate()
@@ -194,6 +201,8 @@ class DPrunerConfig:
             raise ConfigError(f"general_importance={self.general_importance!r} must be 'sparsegpt' or 'obs'.")
         if self.apply_mask_to not in ("pretrained", "finetuned"):
             raise ConfigError(f"apply_mask_to={self.apply_mask_to!r} must be 'pretrained' or 'finetuned'.")
+        if self.domain_parallelism not in ("ddp", "fsdp"):
+            raise ConfigError(f"domain_parallelism={self.domain_parallelism!r} must be 'ddp' or 'fsdp'.")
         if self.importance_dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"importance_dtype={self.importance_dtype!r} must be 'float32' or 'bfloat16'.")
         for name in ("importance_device", "execution_device"):

@@ -68,6 +68,16 @@ class ProcessGroup:
                 tensor.copy_(buffer)
         return tensor
 
+    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Overwrite `tensor` in place with its element-wise sum over the processes (through this process's
+        device, like `broadcast_`)."""
+        if self.is_distributed:
+            buffer = tensor.to(self.device) if self.device is not None else tensor
+            torch.distributed.all_reduce(buffer)
+            if buffer is not tensor:
+                tensor.copy_(buffer)
+        return tensor
+
     def barrier(self) -> None:
         if self.is_distributed:
             torch.distributed.barrier()

@@ -17,6 +17,7 @@ from .methods.sparsegpt import SparseGPTMethod
 from .offload import onloaded
 from .pipeline import execution_device, prune_blockwise
 from .result import PruneReport, StageMonitor
+from .sharding import sharded_replica
 
 __all__ = ["general_importance", "run_dpruner", "apply_importance_masks"]
 
@@ -85,10 +86,17 @@ def run_dpruner(
     pretrained = None
     if config.learning_rate > 0 and config.apply_mask_to == "pretrained":
         pretrained = {n: m.weight.detach().to("cpu", copy=True) for n, m in targets.items()}
-    with monitor.measure(report, "domain_importance"), onloaded(model, execution_device(model, config)):
-        # the gradient pass needs the whole model on the execution device (one block at a time is for the
-        # block-wise stages); a model that fits no single device needs FSDP, which this stage does not use yet
-        stats = collect_dual_importance(model, domain_samples, targets, general, config, progress, group)
+    device = execution_device(model, config)
+    with monitor.measure(report, "domain_importance"):
+        report.extra["domain_parallelism"] = config.domain_parallelism if group.is_distributed else "none"
+        if config.domain_parallelism == "fsdp" and group.is_distributed:  # 1/N of the model on each device
+            with sharded_replica(model, list(targets), group, device, write_back=config.learning_rate > 0) as replica:
+                modules = dict(replica.named_modules())
+                stats = collect_dual_importance(replica, domain_samples, {n: modules[n] for n in targets}, general,
+                                                config, progress, group, sharded=True)
+        else:  # the gradient pass needs the whole model on the execution device
+            with onloaded(model, device):
+                stats = collect_dual_importance(model, domain_samples, targets, general, config, progress, group)
     if pretrained is not None:
         with torch.no_grad():
             for name, module in targets.items():

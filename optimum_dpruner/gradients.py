@@ -7,7 +7,9 @@ With weight updates and gradient clipping, each step runs two backward passes (a
 scores at the current weights and measures the global norm of g~, the second applies the clipped update.
 
 Launched on several processes (`optimum_dpruner.distributed`), each step's batch is split over them and the hook
-averages g over the processes before using it, so every process computes the same I.
+averages g over the processes before using it, so every process computes the same I. On an FSDP replica
+(`optimum_dpruner.sharding`) the gradient arrives averaged and sharded by rows: each process scores (and updates)
+its rows, and the rows are summed into the full I on every process at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .errors import ConfigError, UnsupportedModelError
 from .hooks import HookManager
 from .methods.dpruner import regularised_gradient, taylor_importance
 from .pipeline import model_device
+from .sharding import local_tensor, shard_rows
 
 __all__ = ["DomainStats", "collect_dual_importance"]
 
@@ -114,6 +117,7 @@ def collect_dual_importance(
     config: DPrunerConfig,
     progress: bool = True,
     group: ProcessGroup | None = None,
+    sharded: bool = False,
 ) -> DomainStats:
     """Accumulate D-Pruner's dual importance I over the domain samples (see module doc).
 
@@ -126,6 +130,8 @@ def collect_dual_importance(
             `domain_batch_size`, `gradient_checkpointing`, `importance_dtype`, `importance_device`, `seed`.
         progress (`bool`, *optional*, defaults to `True`): show a progress bar.
         group (`ProcessGroup`, *optional*): the processes sharing the work; defaults to the launched group.
+        sharded (`bool`, *optional*, defaults to `False`): `model` is an FSDP replica sharded over `group`
+            (`sharding.sharded_replica`) and `targets` are its modules.
 
     Returns:
         `DomainStats`: I per matrix and the regulariser's relative size (the same on every process).
@@ -140,7 +146,9 @@ def collect_dual_importance(
     dtype = getattr(torch, config.importance_dtype)
     stats = DomainStats(
         importance={
-            n: torch.zeros(m.weight.shape, dtype=dtype, device=config.importance_device or m.weight.device)
+            # sharded: next to G (the replica's device holds only 1/N of the weights)
+            n: torch.zeros(m.weight.shape, dtype=dtype,
+                           device=config.importance_device or (general[n].device if sharded else m.weight.device))
             for n, m in targets.items()
         }
     )
@@ -155,19 +163,22 @@ def collect_dual_importance(
     def on_grad(param: torch.Tensor) -> None:
         name = names[id(param)]
         fired.add(name)
-        grad = group.mean(param.grad)
+        if sharded:  # FSDP averaged the gradient already; this process holds `rows` of it and of the weight
+            grad, weight, rows = local_tensor(param.grad), local_tensor(param.detach()), shard_rows(param.shape[0], group)
+        else:
+            grad, weight, rows = group.mean(param.grad), param.detach(), slice(None)
         alpha = state["lr"] if lr0 > 0 else config.alpha
-        g_reg = regularised_gradient(grad, general[name].to(grad.device), config.lambda_reg, alpha)
+        g_reg = regularised_gradient(grad, general[name][rows].to(grad.device), config.lambda_reg, alpha)
         with torch.no_grad():
             if state["score"]:
-                imp = stats.importance[name]
-                imp += taylor_importance(g_reg, param.detach()).to(device=imp.device, dtype=imp.dtype)
+                imp = stats.importance[name][rows]
+                imp += taylor_importance(g_reg, weight).to(device=imp.device, dtype=imp.dtype)
                 stats.grad_l1[name] += float(grad.float().abs().sum())
                 stats.delta_l1[name] += float((g_reg - grad.float()).abs().sum())
                 if two_pass:
                     state["sq_norm"] += float(g_reg.pow(2).sum())
             if state["update"]:
-                param.add_(g_reg.to(param.dtype), alpha=-state["lr"] * state["clip"])
+                weight.add_(g_reg.to(weight.dtype), alpha=-state["lr"] * state["clip"])
         param.grad = None
 
     device = model_device(model)
@@ -197,11 +208,22 @@ def collect_dual_importance(
                     "forward pass and be trainable (no torch.no_grad / inference_mode, no quantized weights)."
                 )
             if two_pass:
-                norm = state["sq_norm"] ** 0.5
+                norm = (_sum_floats(group, [state["sq_norm"]])[0] if sharded else state["sq_norm"]) ** 0.5
                 state.update(score=False, update=True, clip=min(1.0, config.max_grad_norm / (norm + 1e-6)))
                 loss_of(batch).backward()
             stats.steps += 1
             bar.update(1)
             bar.set_postfix(loss=f"{stats.losses[-1]:.3f}")
         bar.close()
+    if sharded:  # each process scored its own rows (zeros elsewhere): the sum is the full I everywhere
+        for name in targets:
+            group.sum_(stats.importance[name])
+        sums = _sum_floats(group, [*stats.grad_l1.values(), *stats.delta_l1.values()])
+        stats.grad_l1 = dict(zip(stats.grad_l1, sums[: len(targets)]))
+        stats.delta_l1 = dict(zip(stats.delta_l1, sums[len(targets) :]))
     return stats
+
+
+def _sum_floats(group: ProcessGroup, values: list[float]) -> list[float]:
+    """Each value summed over the processes (fp64, so that the totals match one process's up to rounding)."""
+    return group.sum_(torch.tensor(values, dtype=torch.float64)).tolist()

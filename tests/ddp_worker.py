@@ -30,7 +30,8 @@ def main() -> None:
         tensors[f"mask.{name}"] = (module.weight != 0).to(torch.uint8).contiguous()
         tensors[f"I.{name}"] = result.importance["I"][name].float().contiguous()
     save_file(tensors, os.path.join(out_dir, f"rank{group.process_index}.safetensors"),
-              metadata={"num_processes": str(group.num_processes), "losses": json.dumps(result.report.extra["domain_losses"])})
+              metadata={"num_processes": str(group.num_processes),
+                        "parallelism": result.report.extra["domain_parallelism"], "losses": json.dumps(result.report.extra["domain_losses"])})
 
 
 if __name__ == "__main__":

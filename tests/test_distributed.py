@@ -44,14 +44,20 @@ def _load(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
 
 
-@pytest.mark.parametrize("learning_rate", [0.0, 0.01], ids=["scores-only", "sgd-clipped"])
-def test_two_processes_give_the_single_process_mask(tmp_path, make_tiny, tokenizer, learning_rate):
+@pytest.mark.parametrize(
+    "learning_rate, parallelism",
+    [(0.0, "ddp"), (0.01, "ddp"), (0.0, "fsdp"), (0.01, "fsdp")],
+    ids=["ddp-scores-only", "ddp-sgd-clipped", "fsdp-scores-only", "fsdp-sgd-clipped"],
+)
+def test_two_processes_give_the_single_process_mask(tmp_path, make_tiny, tokenizer, learning_rate, parallelism):
+    """DDP: each process holds the whole model; FSDP: each holds half of every matrix (rows), sharded by FSDP2."""
     model_dir = str(tmp_path / "model")
     make_tiny("llama").save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     # 4 domain sequences in 2 steps of 2: each process takes one sequence per step
     config = DPrunerConfig(num_samples=2, domain_num_samples=4, domain_batch_size=2, seq_len=32, block_size=32,
-                           learning_rate=learning_rate, gradient_checkpointing=False)
+                           learning_rate=learning_rate, gradient_checkpointing=parallelism == "fsdp",
+                           domain_parallelism=parallelism)
     config_path = config.save_pretrained(str(tmp_path / "config"))
 
     single = DPruner.from_pretrained(model_dir, config=config).prune("builtin:general", "builtin:medical", progress=False)
@@ -60,7 +66,7 @@ def test_two_processes_give_the_single_process_mask(tmp_path, make_tiny, tokeniz
 
     for rank in range(2):
         tensors, meta = _load(str(tmp_path / f"rank{rank}.safetensors"))
-        assert meta["num_processes"] == "2"
+        assert meta["num_processes"] == "2" and meta["parallelism"] == parallelism
         for name, module in targets.items():
             assert torch.equal(tensors[f"mask.{name}"].bool(), module.weight != 0), (rank, name)
             torch.testing.assert_close(tensors[f"I.{name}"], single.importance["I"][name], rtol=1e-4, atol=1e-12)

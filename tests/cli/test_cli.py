@@ -145,6 +145,7 @@ def test_every_config_field_has_a_flag():
         "apply_mask_to": ("finetuned", "finetuned"), "gradient_checkpointing": (None, False),
         "domain_batch_size": ("2", 2), "importance_dtype": ("bfloat16", "bfloat16"), "importance_device": ("cpu", "cpu"),
         "execution_device": ("cpu", "cpu"), "offload_activations": ("", True), "offload_hessians": ("", True),
+        "domain_parallelism": ("fsdp", "fsdp"),
     }
     assert set(values) == set(CONFIG_FLAGS), "add a value for each new DPrunerConfig field"
     argv = []
