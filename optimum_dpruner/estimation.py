@@ -241,7 +241,8 @@ def estimate_run(
     `model` may live on the `meta` device: only shapes and dtypes are read. On CPU the peaks are the process's
     resident memory (pass `runtime_bytes`, its size without the model); with an accelerator they are the
     execution device's memory (`runtime_bytes=0`), where an `offloaded` model (kept in CPU RAM, blocks moved
-    one at a time) counts one block instead of all weights. `num_processes` splits each domain batch (DDP).
+    one at a time) counts one block instead of all weights. `num_processes` splits each domain batch (DDP), and
+    with `domain_parallelism="fsdp"` the domain stage's weights too.
 
     Parts of a peak:
     - `weights`: every parameter; in the block-wise stages of an offloaded model, one decoder block (the domain
@@ -307,6 +308,9 @@ def estimate_run(
             saved = len(s.blocks) * _block_activation_bytes(s, tokens, L)
         logits = 4 * tokens * s.vocab * _FP32
         domain_parts = {"runtime": runtime_bytes, "weights": s.weight_bytes}  # the whole model on the device
+        if config.domain_parallelism == "fsdp" and num_processes > 1:  # 1/N of it, plus one gathered block
+            shard = s.weight_bytes // num_processes + max(s.block_bytes)
+            domain_parts["weights"] = shard + (s.weight_bytes if runtime_bytes else 0)  # on CPU: next to the model
         domain_parts["activations"] = saved + logits
         domain_parts["scores"] = 2 * score_bytes
         domain_parts["workspace"] = 6 * max(numels) * _FP32

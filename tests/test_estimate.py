@@ -46,6 +46,10 @@ def test_offloaded_weights_count_one_block_and_processes_split_the_batch(tiny_ll
     two = estimate_run(tiny_llama, config, rates=RATES, num_processes=2).stages
     assert two[2].parts["activations"] < resident[2].parts["activations"]
     assert two[2].parts["scores"] == resident[2].parts["scores"]
+    # FSDP: the device holds half of the weights and the block being gathered
+    sharded = estimate_run(tiny_llama, DPrunerConfig(domain_batch_size=4, domain_parallelism="fsdp"), rates=RATES,
+                           num_processes=2).stages
+    assert sharded[2].parts["weights"] == resident[2].parts["weights"] // 2 + block
 
 
 def test_estimate_reads_no_weights_and_agrees_with_the_loaded_model(tmp_path, make_tiny, tokenizer):
