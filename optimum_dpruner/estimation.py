@@ -235,13 +235,15 @@ def estimate_run(
     rates: Rates | None = None,
     num_processes: int = 1,
     offloaded: bool = False,
+    resident_weight_bytes: int | None = None,
 ) -> RunEstimate:
     """Expected peak memory and seconds of each stage of `config`'s run on `model`.
 
     `model` may live on the `meta` device: only shapes and dtypes are read. On CPU the peaks are the process's
     resident memory (pass `runtime_bytes`, its size without the model); with an accelerator they are the
     execution device's memory (`runtime_bytes=0`), where an `offloaded` model (kept in CPU RAM, blocks moved
-    one at a time) counts one block instead of all weights. `num_processes` splits each domain batch (DDP), and
+    one at a time) counts one block instead of all weights. `resident_weight_bytes`: the weights in memory before
+    the run (a memory-mapped checkpoint is read only by the stages that use it); default all of them. `num_processes` splits each domain batch (DDP), and
     with `domain_parallelism="fsdp"` the domain stage's weights too.
 
     Parts of a peak:
@@ -296,7 +298,10 @@ def estimate_run(
         seconds = flops / rates.matmul_flops + ops * rates.op_seconds + elements / rates.elementwise
         return StageEstimate("", parts, seconds)
 
-    stages = [StageEstimate("calibration_data", dict(base), 0.0)]
+    before = dict(base)  # cutting the calibration text reads no weight
+    if resident_weight_bytes is not None:
+        before["weights"] = min(resident_weight_bytes, weights)
+    stages = [StageEstimate("calibration_data", before, 0.0)]
     if method == MethodName.DPRUNER.value:
         general = block_stage("sparsegpt" if config.general_importance == "sparsegpt" else "obs", config.num_samples, True)
         general.stage = "general_importance"
@@ -379,11 +384,17 @@ def estimate(
 
 
 def estimate_for_device(
-    model: nn.Module, config: DPrunerConfig, execution: torch.device, model_home: torch.device, runtime_bytes: int
+    model: nn.Module,
+    config: DPrunerConfig,
+    execution: torch.device,
+    model_home: torch.device,
+    runtime_bytes: int,
+    resident_weight_bytes: int | None = None,
 ) -> RunEstimate:
     """`estimate_run` with rates probed on `execution` and the process count of the launch; shared by
     `estimate()` (a skeleton) and `DPruner.estimate()` (the loaded model). `model_home` is where the weights
-    live between blocks; `runtime_bytes` the process's resident size without them (used when running on CPU)."""
+    live between blocks; `runtime_bytes` the process's resident size without them and `resident_weight_bytes` the
+    weights resident now (both used when running on CPU)."""
     from .distributed import current_process_group
 
     on_cpu = execution.type == "cpu"
@@ -394,4 +405,5 @@ def estimate_for_device(
         rates=measure_rates(execution),
         num_processes=current_process_group().num_processes,
         offloaded=not on_cpu and model_home.type == "cpu",
+        resident_weight_bytes=resident_weight_bytes if on_cpu else None,
     )

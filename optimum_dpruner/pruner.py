@@ -192,14 +192,13 @@ class DPruner:
             `RunEstimate`: per stage, the peak (split into weights, activations, statistics, scores...) and
             seconds; `print()` it for a table. See `optimum_dpruner.estimation`.
         """
-        from .estimation import estimate_for_device, runtime_rss
+        from .estimation import estimate_for_device, resident_parameter_bytes, runtime_rss
         from .offload import resolve_device
         from .pipeline import execution_device
 
         model_home = resolve_device(next(self.model.parameters()).device)
-        return estimate_for_device(
-            self.model, self.config, execution_device(self.model, self.config), model_home, runtime_rss(self.model)
-        )
+        return estimate_for_device(self.model, self.config, execution_device(self.model, self.config), model_home,
+                                   runtime_rss(self.model), resident_parameter_bytes(self.model))
 
     def _last_result(self, action: str) -> PruneResult:
         if self.result is None:
