@@ -14,7 +14,7 @@ from .gradients import collect_dual_importance
 from .methods.base import LayerResult
 from .methods.dpruner import DPrunerMethod, OBSSaliency
 from .methods.sparsegpt import SparseGPTMethod
-from .offload import onloaded
+from .offload import accelerate_offloaded, module_device, onloaded, parameter_value
 from .pipeline import execution_device, prune_blockwise
 from .result import PruneReport, StageMonitor
 from .sharding import sharded_replica
@@ -59,8 +59,9 @@ def apply_importance_masks(targets: dict[str, nn.Linear], importance: dict[str, 
                 f"importance for {name} has shape {tuple(importance[name].shape)}, the weight {tuple(module.weight.shape)}; "
                 "the scores belong to another model."
             )
-        result = DPrunerMethod(module.weight, config, importance=importance[name]).prune(module.weight.data)
-        module.weight.data.copy_(result.weight)
+        with onloaded(module, module_device(module) if not accelerate_offloaded(module) else torch.device("cpu")):
+            result = DPrunerMethod(module.weight, config, importance=importance[name]).prune(module.weight.data)
+            module.weight.data.copy_(result.weight)
 
 
 def run_dpruner(
@@ -85,11 +86,16 @@ def run_dpruner(
             group.broadcast_(scores)
     pretrained = None
     if config.learning_rate > 0 and config.apply_mask_to == "pretrained":
-        pretrained = {n: m.weight.detach().to("cpu", copy=True) for n, m in targets.items()}
+        pretrained = {n: parameter_value(m).to("cpu", copy=True) for n, m in targets.items()}
     device = execution_device(model, config)
     with monitor.measure(report, "domain_importance"):
         report.extra["domain_parallelism"] = config.domain_parallelism if group.is_distributed else "none"
         if config.domain_parallelism == "fsdp" and group.is_distributed:  # 1/N of the model on each device
+            if accelerate_offloaded(model):
+                raise ConfigError(
+                    "domain_parallelism='fsdp' reads the model's weights from memory; a model with weights offloaded "
+                    "by accelerate (device_map / offload_folder) is not supported there yet: load it in CPU RAM."
+                )
             with sharded_replica(model, list(targets), group, device, write_back=config.learning_rate > 0) as replica:
                 modules = dict(replica.named_modules())
                 stats = collect_dual_importance(replica, domain_samples, {n: modules[n] for n in targets}, general,
@@ -97,7 +103,11 @@ def run_dpruner(
         else:  # the gradient pass needs the whole model on the execution device
             with onloaded(model, device):
                 stats = collect_dual_importance(model, domain_samples, targets, general, config, progress, group)
-    if pretrained is not None:
+                if pretrained is not None:  # inside: an accelerate-offloaded model writes them back on exit
+                    with torch.no_grad():
+                        for name, module in targets.items():
+                            module.weight.copy_(pretrained[name])
+    if pretrained is not None and config.domain_parallelism == "fsdp" and group.is_distributed:
         with torch.no_grad():
             for name, module in targets.items():
                 module.weight.copy_(pretrained[name])

@@ -26,7 +26,15 @@ from .errors import ConfigError, UnsupportedModelError
 from .hooks import HookManager
 from .methods.base import LayerResult, PruningMethod
 from .modeling import DecoderBlocks, find_decoder_blocks, find_target_linears
-from .offload import module_device, non_block_modules, onloaded, resolve_device, storage_device
+from .offload import (
+    accelerate_offloaded,
+    module_device,
+    non_block_modules,
+    offload_hook,
+    onloaded,
+    resolve_device,
+    storage_device,
+)
 
 __all__ = [
     "BlockInputs", "capture_block_inputs", "prune_blockwise", "iter_target_linears", "model_device", "execution_device"
@@ -94,6 +102,9 @@ def execution_device(model: nn.Module, config: DPrunerConfig) -> torch.device:
         `ConfigError`: `execution_device` is not a device name, or names an accelerator this machine lacks.
     """
     if config.execution_device is None:
+        hook = next((h for m in model.modules() if (h := offload_hook(m)) is not None), None)
+        if hook is not None:  # dispatched by accelerate: where its hooks compute
+            return resolve_device(hook.execution_device)
         return resolve_device(model_device(model))
     try:
         device = torch.device(config.execution_device)
@@ -170,7 +181,8 @@ def capture_block_inputs(
     homes = [module_device(block) for block in blocks.blocks]
     with onloaded(non_block_modules(model, blocks.blocks), device), HookManager() as hooks:
         for i, block in enumerate(blocks.blocks):
-            if homes[i] is not None and resolve_device(homes[i]) != device:  # blocks live elsewhere: one at a time
+            # blocks live elsewhere: one at a time (accelerate's own hooks place an offloaded block's weights)
+            if homes[i] is not None and not accelerate_offloaded(block) and resolve_device(homes[i]) != device:
                 hooks.add_forward_pre_hook(block, onload)
                 hooks.add_forward_hook(block, lambda m, args, out, _home=homes[i]: m.to(_home))
             hooks.add_forward_pre_hook(block, make_hook(i), with_kwargs=True)
@@ -186,7 +198,7 @@ def capture_block_inputs(
                     inputs.calls[index].append(current[index] if index in current else inputs.calls[index][0])
         finally:
             for block, home in zip(blocks.blocks, homes):  # the block the pass stopped in was not moved back
-                if home is not None:
+                if home is not None and not accelerate_offloaded(block):
                     block.to(home)
     return inputs
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .distributed import current_process_group
+from .offload import parameter_value
 
 __all__ = ["PruneReport", "PruneResult", "MatrixSparsity", "measure_sparsity", "StageMonitor", "current_rss"]
 
@@ -76,10 +77,8 @@ class MatrixSparsity:
 
 def measure_sparsity(targets: dict[str, nn.Linear]) -> dict[str, MatrixSparsity]:
     """Exact zeros of each target matrix."""
-    return {
-        name: MatrixSparsity(int((m.weight == 0).sum().item()), m.weight.numel(), tuple(m.weight.shape))
-        for name, m in targets.items()
-    }
+    weights = {name: parameter_value(m) for name, m in targets.items()}  # offloaded ones read through accelerate
+    return {name: MatrixSparsity(int((w == 0).sum().item()), w.numel(), tuple(w.shape)) for name, w in weights.items()}
 
 
 @dataclass
@@ -129,9 +128,15 @@ class PruneReport:
         return self.total_zeros / self.total_parameters if self.total_parameters else 0.0
 
     def fill_model_totals(self, model: nn.Module) -> None:
-        params = list(model.parameters())  # parameters() yields tied weights once
-        self.total_parameters = sum(p.numel() for p in params)
-        self.total_zeros = sum(int((p == 0).sum().item()) for p in params)
+        seen: set[int] = set()  # tied weights once
+        self.total_parameters = self.total_zeros = 0
+        for module in model.modules():
+            for name, param in module.named_parameters(recurse=False):
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    value = parameter_value(module, name)  # offloaded ones read through accelerate
+                    self.total_parameters += value.numel()
+                    self.total_zeros += int((value == 0).sum().item())
 
     def to_dict(self) -> dict[str, Any]:
         return {

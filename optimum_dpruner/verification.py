@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from .offload import parameter_value
 from .serialization import SPARSITY_KEY, read_sparsity_metadata, read_weights
 
 __all__ = ["verify_sparsity", "SparsityCheck", "MatrixCheck"]
@@ -101,7 +102,7 @@ def _nm(pattern: str | None) -> tuple[int, int] | None:
 def _model_weights(model, names: list[str]) -> Iterator[tuple[str, torch.Tensor | None]]:
     for name in names:
         try:
-            yield name, model.get_submodule(name).weight.detach()
+            yield name, parameter_value(model.get_submodule(name))  # offloaded: read through accelerate
         except AttributeError:
             yield name, None
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import ARCHS
-from optimum_dpruner import DPruner, DPrunerConfig, UnsupportedModelError
+from optimum_dpruner import DPruner, DPrunerConfig, UnsupportedModelError, verify_sparsity
 from optimum_dpruner.data import calibration_samples
 from optimum_dpruner.methods import SparseGPTMethod
 from optimum_dpruner.modeling import find_decoder_blocks
@@ -124,3 +124,36 @@ def test_bad_execution_device_is_named(tiny_llama, tokenizer, device, message):
     config = DPrunerConfig(method="wanda", num_samples=1, seq_len=16, execution_device=device)
     with pytest.raises(ConfigError, match=f"execution_device={device!r}.*{message}"):
         DPruner(tiny_llama, tokenizer, config).prune(progress=False)
+
+
+@pytest.mark.parametrize("method", ["sparsegpt", "dpruner"])
+def test_a_model_offloaded_to_disk_by_accelerate_gives_the_in_memory_weights(tmp_path, make_tiny, tokenizer, method):
+    """Blocks on "disk" (transformers device_map + offload_folder): each is loaded through accelerate's hooks once,
+    pruned, and written back to the offload folder; forwards, the report and save_pretrained see the pruned weights."""
+    from transformers import AutoModelForCausalLM
+
+    from optimum_dpruner.offload import accelerate_offloaded
+
+    make_tiny("llama").save_pretrained(tmp_path / "dense")
+    options = dict(method=method, num_samples=2, seq_len=32, block_size=32, domain_num_samples=2, learning_rate=0.01)
+    config = DPrunerConfig(**options)
+    calibration = ("builtin:general", "builtin:medical") if method == "dpruner" else ("builtin:general",)
+    in_memory = DPruner(AutoModelForCausalLM.from_pretrained(tmp_path / "dense"), tokenizer, config).prune(
+        *calibration, progress=False)
+    device_map = {"model.embed_tokens": "cpu", "model.layers.0": "disk", "model.layers.1": "disk", "model.norm": "cpu",
+                  "model.rotary_emb": "cpu", "lm_head": "cpu"}
+    offloaded_model = AutoModelForCausalLM.from_pretrained(tmp_path / "dense", device_map=device_map,
+                                                           offload_folder=str(tmp_path / "offload"))
+    assert accelerate_offloaded(offloaded_model)
+    offloaded = DPruner(offloaded_model, tokenizer, config).prune(*calibration, progress=False)
+    assert offloaded.model.model.layers[0].mlp.up_proj.weight.device.type == "meta"  # still offloaded afterwards
+    assert offloaded.report.matrices == in_memory.report.matrices
+    assert offloaded.report.total_zeros == in_memory.report.total_zeros
+    ids = torch.randint(0, 100, (1, 16))
+    with torch.no_grad():
+        torch.testing.assert_close(offloaded.model(ids).logits, in_memory.model(ids).logits, rtol=1e-5, atol=1e-5)
+    assert verify_sparsity(offloaded.model).ok
+    offloaded.save_pretrained(tmp_path / "pruned")
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "pruned")
+    for name, param in in_memory.model.named_parameters():
+        torch.testing.assert_close(reloaded.get_parameter(name), param, rtol=1e-5, atol=1e-6, msg=name)
