@@ -14,7 +14,7 @@ from .gradients import collect_dual_importance
 from .methods.base import LayerResult
 from .methods.dpruner import DPrunerMethod, OBSSaliency
 from .methods.sparsegpt import SparseGPTMethod
-from .offload import accelerate_offloaded, module_device, onloaded, parameter_value
+from .offload import accelerate_offloaded, onloaded, parameter_value, writable
 from .pipeline import execution_device, prune_blockwise
 from .result import PruneReport, StageMonitor
 from .sharding import sharded_replica
@@ -59,7 +59,7 @@ def apply_importance_masks(targets: dict[str, nn.Linear], importance: dict[str, 
                 f"importance for {name} has shape {tuple(importance[name].shape)}, the weight {tuple(module.weight.shape)}; "
                 "the scores belong to another model."
             )
-        with onloaded(module, module_device(module) if not accelerate_offloaded(module) else torch.device("cpu")):
+        with writable(module):
             result = DPrunerMethod(module.weight, config, importance=importance[name]).prune(module.weight.data)
             module.weight.data.copy_(result.weight)
 
@@ -103,14 +103,11 @@ def run_dpruner(
         else:  # the gradient pass needs the whole model on the execution device
             with onloaded(model, device):
                 stats = collect_dual_importance(model, domain_samples, targets, general, config, progress, group)
-                if pretrained is not None:  # inside: an accelerate-offloaded model writes them back on exit
-                    with torch.no_grad():
-                        for name, module in targets.items():
-                            module.weight.copy_(pretrained[name])
-    if pretrained is not None and config.domain_parallelism == "fsdp" and group.is_distributed:
+    if pretrained is not None:
         with torch.no_grad():
             for name, module in targets.items():
-                module.weight.copy_(pretrained[name])
+                with writable(module):
+                    module.weight.data.copy_(pretrained[name])
     ratios = stats.regulariser_ratio()
     report.extra["regulariser_ratio"] = ratios
     report.extra["regulariser_ratio_mean"] = sum(ratios.values()) / len(ratios)

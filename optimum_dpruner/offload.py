@@ -34,6 +34,7 @@ __all__ = [
     "accelerate_offloaded",
     "offload_hook",
     "parameter_value",
+    "writable",
 ]
 
 
@@ -149,6 +150,12 @@ def onloaded(modules: nn.Module | list[nn.Module], device: torch.device) -> Iter
         finally:
             for module, home in moved:
                 module.to(home)
+
+
+def writable(module: nn.Module) -> contextlib.AbstractContextManager:
+    """Inside, `module.weight.data` can be read and written where the module lives: an accelerate-offloaded
+    module is loaded (on CPU) and its changes written back on exit; any other module is left as it is."""
+    return onloaded(module, torch.device("cpu")) if accelerate_offloaded(module) else contextlib.nullcontext()
 
 
 def non_block_modules(model: nn.Module, blocks: nn.ModuleList) -> list[nn.Module]:
