@@ -8,6 +8,8 @@ its own venv, `make peer-venv`), and every model is evaluated with the perplexit
 (8 x 512-token test windows of each set). The two implementations are compared on their means over the orders.
 
     python benchmarks/rounding_spread.py --out benchmarks/results/rounding_spread.json
+
+writes the JSON result and a markdown table next to it (`--markdown-only` re-writes the table from the JSON).
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-windows", type=int, default=8)
     parser.add_argument("--out", default="benchmarks/results/rounding_spread.json")
+    parser.add_argument("--markdown-only", action="store_true", help="only re-write the .md table from an existing --out")
     args = parser.parse_args()
+    if args.markdown_only:
+        with open(args.out) as f:
+            write_markdown(json.load(f), args.out)
+        return
 
     import torch
     from safetensors.torch import load_file, save_file
@@ -92,7 +99,29 @@ def main() -> None:
               "eval_windows": args.eval_windows, "rows": rows, "summary": summary}
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
+    write_markdown(result, args.out)
     print(json.dumps(summary))
+
+
+def write_markdown(result: dict, out: str) -> None:
+    """The table of `result` next to the JSON file `out` (same name, `.md`)."""
+    head = ["implementation", "order", "Wikipedia ppl", "PubMed ppl", "US legislation ppl", "prune s"]
+    lines = [f"Command: `{result['command']}`", "",
+             f"Date: {result['date']}, SparseGPT {result['pattern']} at 50%, calibration {result['calibration']}; "
+             f"perplexity on {result['eval_windows']} x 512-token test windows of each set.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in result["rows"]:
+        lines.append(f"| {r['implementation']} | {r['order']} | {r['wikipedia']:.2f} | {r['pubmed']:.2f} | "
+                     f"{r['legislation']:.2f} | {r['prune_seconds']:.0f} |")
+    for impl in ("optimum-dpruner", "llm-compressor"):
+        s = result["summary"][impl]
+        lines.append(f"| {impl} | mean (min-max) | " + " | ".join(
+            f"{s[name]['mean']:.2f} ({s[name]['min']:.2f}-{s[name]['max']:.2f})" for name in SETS)
+            + f" | {s['prune_seconds']['mean']:.0f} |")
+    ratio = result["summary"]["ours_over_peer_mean"]
+    lines.append("| ours / peer - 1 | means | " + " | ".join(f"{ratio[name]:+.1%}" for name in (*SETS, "prune_seconds")) + " |")
+    with open(os.path.splitext(out)[0] + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
