@@ -226,6 +226,7 @@ def main() -> None:
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     overlap = {domain: check_overlap(domain) for domain in args.domains}
     print(json.dumps({"overlap": overlap}), flush=True)
+    order = {run: i for i, run in enumerate(run for domain in args.domains for run in _runs(args, domain))}
     for domain in args.domains:
         for run in _runs(args, domain):
             if run in done:
@@ -245,6 +246,7 @@ def main() -> None:
                 row["prune_seconds"] = round(row["own_seconds"] + scores_seconds.get(domain, 0.0), 1)
             row["wall_seconds"] = round(time.time() - start, 1)
             rows.append(row)
+            rows.sort(key=lambda r: order.get(r["run"], len(order)))  # rows added by --resume keep the table's order
             print(json.dumps({k: v for k, v in row.items() if k not in ("config", "stage_seconds")}), flush=True)
             date = time.strftime("%Y-%m-%d", time.gmtime())
             with open(args.out, "w") as f:
