@@ -70,32 +70,14 @@ def check_overlap(domain: str) -> dict:
 
 def _run_peer(args: argparse.Namespace, pruner, method: str, pattern: str, calibration: str) -> dict:
     """Prune with llm-compressor in its own environment on our calibration windows; load the result into `pruner.model`."""
-    import tempfile
-
-    import torch
-    from safetensors.torch import load_file, save_file
+    from peer import prune_in_peer_venv
 
     from optimum_dpruner import DPrunerConfig
-    from optimum_dpruner.assets import ensure_default_model
     from optimum_dpruner.data import calibration_samples
 
     defaults = DPrunerConfig(**(json.loads(args.config_json) if args.config_json else {}))
     windows = calibration_samples(f"builtin:{calibration}", pruner.tokenizer, defaults.num_samples, defaults.seq_len, args.seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        calib, out = os.path.join(tmp, "calibration.safetensors"), os.path.join(tmp, "pruned.safetensors")
-        save_file({"input_ids": torch.cat(windows)}, calib)
-        command = [args.peer_python, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer.py"), "--model",
-                   ensure_default_model(), "--calibration", calib, "--method", method, "--pattern", pattern,
-                   "--threads", str(args.threads), "--out", out]
-        proc = subprocess.run(command, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"llm-compressor run failed:\n{proc.stderr[-4000:]}")
-        peer = json.loads(proc.stdout.strip().splitlines()[-1])
-        weights = load_file(out)
-    parameters = dict(pruner.model.named_parameters())
-    with torch.no_grad():
-        for name, tensor in weights.items():
-            parameters[name].copy_(tensor)
+    peer = prune_in_peer_venv(pruner.model, windows, method, pattern, args.peer_python, args.threads)
     return {"prune_seconds": peer["prune_seconds"], "own_seconds": peer["prune_seconds"], "peak_rss_mib": peer["peak_rss_mib"],
             "sparsity": peer["sparsity"], "llmcompressor": peer["llmcompressor"], "calibration_windows": len(windows)}
 

@@ -6,19 +6,47 @@ Runs inside llm-compressor's own virtual environment (it pins transformers <= 5.
     .peer-venv/bin/python benchmarks/peer.py --model DIR --calibration windows.safetensors --method sparsegpt \
         --pattern 2:4 --out pruned.safetensors
 
-`benchmarks/compare.py` drives it: it writes the exact token windows its own methods calibrate on
-(`--calibration`, a safetensors file with `input_ids` of shape (N, L)), runs this script, loads the pruned
-target weights it writes (`--out`) into a fresh copy of the model in our environment, and evaluates them with
-the same protocol as every other row. Prints one JSON line: the pruning wall time (`oneshot` alone; tokenising
-is done already), the process's peak RSS and the llm-compressor version.
+`benchmarks/compare.py` and `benchmarks/rounding_spread.py` drive it through `prune_in_peer_venv`: it writes
+the exact token windows our own methods calibrate on (`--calibration`, a safetensors file with `input_ids` of
+shape (N, L)), runs this script, and loads the pruned target weights it writes (`--out`) into the model in our
+environment, which the drivers then evaluate with the same protocol as every other row. This script prints one
+JSON line: the pruning wall time (`oneshot` alone; tokenising is done already), the process's peak RSS and the
+llm-compressor version.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import subprocess
+import tempfile
 import time
+
+
+def prune_in_peer_venv(model, windows, method: str, pattern: str, peer_python: str, threads: int) -> dict:
+    """Called from our environment: run this script in `peer_python` on the token `windows` (a list of (1, L)
+    tensors), copy the pruned weights it writes into `model` (in place) and return its JSON line."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from optimum_dpruner.assets import ensure_default_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        calibration, out = os.path.join(tmp, "calibration.safetensors"), os.path.join(tmp, "pruned.safetensors")
+        save_file({"input_ids": torch.cat(windows)}, calibration)
+        command = [peer_python, os.path.abspath(__file__), "--model", ensure_default_model(), "--calibration", calibration,
+                   "--method", method, "--pattern", pattern, "--threads", str(threads), "--out", out]
+        proc = subprocess.run(command, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"llm-compressor run failed:\n{proc.stderr[-4000:]}")
+        weights = load_file(out)
+    parameters = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, tensor in weights.items():
+            parameters[name].copy_(tensor)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

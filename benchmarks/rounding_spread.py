@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 
 SETS = {"wikipedia": "builtin:general", "pubmed": "builtin:medical", "legislation": "builtin:legal"}
@@ -41,10 +39,9 @@ def main() -> None:
         return
 
     import torch
-    from safetensors.torch import load_file, save_file
+    from peer import prune_in_peer_venv
 
     from optimum_dpruner import DPruner, DPrunerConfig, perplexity
-    from optimum_dpruner.assets import ensure_default_model
     from optimum_dpruner.data import calibration_samples
     from optimum_dpruner.methods import SparseGPTMethod
     from optimum_dpruner.pipeline import prune_blockwise
@@ -70,20 +67,7 @@ def main() -> None:
         rows.append({"implementation": "optimum-dpruner", "order": order, "prune_seconds": round(time.time() - start, 1), **evaluate()})
         print(json.dumps(rows[-1]), flush=True)
         model.load_state_dict(dense)
-        with tempfile.TemporaryDirectory() as tmp:
-            calib, out = os.path.join(tmp, "calibration.safetensors"), os.path.join(tmp, "pruned.safetensors")
-            save_file({"input_ids": torch.cat(ordered)}, calib)
-            command = [args.peer_python, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer.py"), "--model",
-                       ensure_default_model(), "--calibration", calib, "--method", "sparsegpt", "--pattern", args.pattern,
-                       "--threads", str(args.threads), "--out", out]
-            proc = subprocess.run(command, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError(f"llm-compressor run failed:\n{proc.stderr[-4000:]}")
-            peer = json.loads(proc.stdout.strip().splitlines()[-1])
-            with torch.no_grad():
-                parameters = dict(model.named_parameters())
-                for name, tensor in load_file(out).items():
-                    parameters[name].copy_(tensor)
+        peer = prune_in_peer_venv(model, ordered, "sparsegpt", args.pattern, args.peer_python, args.threads)
         rows.append({"implementation": "llm-compressor", "order": order, "prune_seconds": peer["prune_seconds"], **evaluate()})
         print(json.dumps(rows[-1]), flush=True)
 
