@@ -137,11 +137,12 @@ def onloaded(modules: nn.Module | list[nn.Module], device: torch.device) -> Iter
     already on `device`). In-place weight writes made inside carry over: `Module.to` keeps the parameters, and
     accelerate-offloaded weights that changed are written back (see the module doc)."""
     modules = modules if isinstance(modules, list) else [modules]
-    homes = [(m, module_device(m)) for m in modules if not accelerate_offloaded(m)]
+    offloaded = [accelerate_offloaded(m) for m in modules]
+    homes = [(m, module_device(m)) for m, off in zip(modules, offloaded) if not off]
     moved = [(m, home) for m, home in homes if home is not None and resolve_device(home) != device]
     with contextlib.ExitStack() as stack:
-        for module in modules:
-            if accelerate_offloaded(module):
+        for module, off in zip(modules, offloaded):
+            if off:
                 stack.enter_context(_materialised(module, device))
         for module, _ in moved:
             module.to(device)
