@@ -1,10 +1,12 @@
-"""Scores of predictions against references: accuracy, macro-F1 and ROUGE."""
+"""Scores of predictions against references: accuracy, macro-F1 and ROUGE (mean and per item)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["accuracy", "macro_f1", "rouge"]
+from .uncertainty import macro_f1_statistic, point_estimate
+
+__all__ = ["accuracy", "macro_f1", "rouge", "rouge_per_item"]
 
 
 def _check_lengths(predictions: Sequence, references: Sequence) -> None:
@@ -31,25 +33,25 @@ def macro_f1(predictions: Sequence, references: Sequence, labels: Sequence | Non
     """
     _check_lengths(predictions, references)
     labels = sorted(set(predictions) | set(references), key=str) if labels is None else list(labels)
-    scores = []
-    for label in labels:
-        tp = sum(p == label and r == label for p, r in zip(predictions, references))
-        fp = sum(p == label and r != label for p, r in zip(predictions, references))
-        fn = sum(p != label and r == label for p, r in zip(predictions, references))
-        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return sum(scores) / len(scores)
+    return point_estimate(macro_f1_statistic(predictions, references, labels), len(references))
 
 
-def rouge(predictions: Sequence[str], references: Sequence[str], use_stemmer: bool = True) -> dict[str, float]:
-    """Mean ROUGE-1, ROUGE-2 and ROUGE-L F-measures (`rouge-score`, the package HF `evaluate` wraps), in [0, 1]."""
+def rouge_per_item(predictions: Sequence[str], references: Sequence[str], use_stemmer: bool = True) -> dict[str, list[float]]:
+    """ROUGE-1, ROUGE-2 and ROUGE-L F-measure of each prediction against its reference (`rouge-score`), in [0, 1]."""
     from rouge_score import rouge_scorer
 
     _check_lengths(predictions, references)
     kinds = ("rouge1", "rouge2", "rougeL")
     scorer = rouge_scorer.RougeScorer(list(kinds), use_stemmer=use_stemmer)
-    totals = dict.fromkeys(kinds, 0.0)
+    per_item: dict[str, list[float]] = {kind: [] for kind in kinds}
     for prediction, reference in zip(predictions, references):
         scores = scorer.score(reference, prediction)  # rouge-score takes (target, prediction)
         for kind in kinds:
-            totals[kind] += scores[kind].fmeasure
-    return {kind: total / len(references) for kind, total in totals.items()}
+            per_item[kind].append(scores[kind].fmeasure)
+    return per_item
+
+
+def rouge(predictions: Sequence[str], references: Sequence[str], use_stemmer: bool = True) -> dict[str, float]:
+    """Mean ROUGE-1, ROUGE-2 and ROUGE-L F-measures (`rouge-score`, the package HF `evaluate` wraps), in [0, 1]."""
+    per_item = rouge_per_item(predictions, references, use_stemmer)
+    return {kind: sum(values) / len(values) for kind, values in per_item.items()}
