@@ -1,17 +1,23 @@
-"""Strided perplexity of causal LMs, pruned or not: sliding windows, loss only on the tokens each window adds."""
+"""Strided perplexity of causal LMs, pruned or not: sliding windows, loss only on the tokens each window adds.
+
+`evaluate_perplexity` also returns the per-window sums and a bootstrap interval over windows; `perplexity` the number.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from ..data import iter_texts, load_texts
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from .checks import fit_to_model, positive_int
+from .uncertainty import DEFAULT_RESAMPLES, bootstrap_interval, perplexity_statistic
 
-__all__ = ["perplexity", "perplexities", "format_comparison", "tokenize_corpus"]
+__all__ = ["perplexity", "evaluate_perplexity", "PerplexityResult", "perplexities", "format_comparison", "tokenize_corpus"]
 
 
 def tokenize_corpus(source: Any, tokenizer, text_column: str = "text", max_tokens: int | None = None) -> torch.Tensor:
@@ -37,35 +43,69 @@ def tokenize_corpus(source: Any, tokenizer, text_column: str = "text", max_token
     return torch.tensor(ids, dtype=torch.long)
 
 
+@dataclass
+class PerplexityResult:
+    """Strided perplexity with its per-window parts and a 95% percentile bootstrap interval over windows.
+
+    `perplexity` is exp(sum(window_nll) / sum(window_tokens)); `low` / `high` resample whole windows (the ratio
+    of the resampled sums; see `optimum_dpruner.evaluation.uncertainty`). `window_nll[i]` is the summed negative
+    log-likelihood (nats) of the `window_tokens[i]` tokens that window `i` scores.
+    """
+
+    perplexity: float
+    low: float
+    high: float
+    window_nll: list[float] = field(default_factory=list)
+    window_tokens: list[int] = field(default_factory=list)
+    window: int = 0
+    stride: int = 0
+
+    @property
+    def windows(self) -> int:
+        return len(self.window_tokens)
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.window_tokens)
+
+
 @torch.no_grad()
-def perplexity(
+def evaluate_perplexity(
     model,
     tokenizer,
     source: Any,
-    window: int = 512,
+    window: int | None = None,
     stride: int | None = None,
     limit: int | None = None,
     text_column: str = "text",
     progress: bool = True,
-) -> float:
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> PerplexityResult:
     """Strided perplexity: sliding windows of `window` tokens moved by `stride`, loss only on new tokens.
 
     Args:
         model: a causal LM.
         tokenizer: its tokenizer.
         source: evaluation texts (anything `load_texts` accepts; `builtin:<name>` reads the test split).
-        window (`int`, *optional*, defaults to 512): tokens per forward pass.
-        stride (`int`, *optional*): step between windows; defaults to `window` (non-overlapping).
+        window (`int`, *optional*): tokens per forward pass; defaults to 512, or the model's maximum positions
+            when it has fewer. A window past them is an error.
+        stride (`int`, *optional*): step between windows, in [1, window]; defaults to `window` (non-overlapping).
         limit (`int`, *optional*): evaluate at most this many windows (the first ones).
         text_column (`str`, *optional*, defaults to `"text"`): column holding the text.
         progress (`bool`, *optional*, defaults to `True`): show a progress bar.
+        resamples (`int`, *optional*, defaults to `DEFAULT_RESAMPLES`): bootstrap resamples of the interval.
+        seed (`int`, *optional*, defaults to 0): seed of the bootstrap.
 
     Returns:
-        `float`: exp(mean negative log-likelihood over every scored token).
+        `PerplexityResult`: exp(mean negative log-likelihood over every scored token), its interval over windows
+        and the per-window sums.
     """
-    stride = stride or window
-    if not 0 < stride <= window:
-        raise DataError(f"stride={stride} must be in [1, window={window}].")
+    window = fit_to_model(model, "window", window, default=512)
+    stride = window if stride is None else positive_int("stride", stride, allow_none=False, example=window)
+    if stride > window:
+        raise ConfigError(f"stride={stride} exceeds window={window}; pass a stride in [1, {window}].")
+    positive_int("limit", limit)
     max_tokens = None if limit is None else window + (limit - 1) * stride
     ids = tokenize_corpus(source, tokenizer, text_column, max_tokens)
     device = model.get_input_embeddings().weight.device
@@ -74,7 +114,7 @@ def perplexity(
         starts.append(starts[-1] + stride)
     if limit is not None:
         starts = starts[:limit]
-    total_nll, total_count, scored_until = 0.0, 0, 0
+    window_nll, window_tokens, scored_until = [], [], 0
     was_training = model.training
     model.eval()
     try:
@@ -86,15 +126,36 @@ def perplexity(
             # token at absolute position p (p >= 1) is predicted by nll[p - begin - 1]; score only new ones
             first_new = max(scored_until, begin + 1)
             new = nll[first_new - begin - 1 :]
-            total_nll += float(new.sum())
-            total_count += new.numel()
+            window_nll.append(float(new.sum()))
+            window_tokens.append(new.numel())
             scored_until = begin + chunk.shape[1]
     finally:
         model.train(was_training)
-    return math.exp(total_nll / total_count)
+    statistic = perplexity_statistic(window_nll, window_tokens)
+    low, high = bootstrap_interval(statistic, len(window_tokens), resamples, seed=seed)
+    value = math.exp(sum(window_nll) / sum(window_tokens))
+    return PerplexityResult(value, low, high, window_nll, window_tokens, window, stride)
 
 
-def perplexities(model, tokenizer, sets: dict[str, Any], window: int = 512, limit: int | None = 8, progress: bool = True) -> dict[str, float]:
+def perplexity(
+    model,
+    tokenizer,
+    source: Any,
+    window: int | None = None,
+    stride: int | None = None,
+    limit: int | None = None,
+    text_column: str = "text",
+    progress: bool = True,
+) -> float:
+    """Strided perplexity as a number: `evaluate_perplexity(...).perplexity` (same arguments; no interval).
+
+    Returns:
+        `float`: exp(mean negative log-likelihood over every scored token).
+    """
+    return evaluate_perplexity(model, tokenizer, source, window, stride, limit, text_column, progress).perplexity
+
+
+def perplexities(model, tokenizer, sets: dict[str, Any], window: int | None = None, limit: int | None = 8, progress: bool = True) -> dict[str, float]:
     """Perplexity on several corpora: `{label: source}` -> `{label: ppl}` (see `perplexity`)."""
     return {label: perplexity(model, tokenizer, src, window=window, limit=limit, progress=progress) for label, src in sets.items()}
 
