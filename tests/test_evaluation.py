@@ -12,6 +12,7 @@ from optimum_dpruner.evaluation import (
     accuracy,
     billsum,
     casehold,
+    evaluate_perplexity,
     evaluate_task,
     load_task_records,
     macro_f1,
@@ -21,6 +22,7 @@ from optimum_dpruner.evaluation import (
     tokenize_corpus,
 )
 from optimum_dpruner.evaluation.scoring import continuation_logprobs, greedy_generate
+from optimum_dpruner.evaluation.uncertainty import bootstrap_interval, mean_statistic
 
 
 def _uniform(model):
@@ -51,6 +53,10 @@ def test_strided_perplexity_scores_each_token_once_with_its_window_context(tiny_
     expected = math.exp(sum(nll) / len(nll))
     got = perplexity(tiny_llama, tokenizer, "builtin:medical", window=window, stride=stride, limit=limit, progress=False)
     assert got == pytest.approx(expected, rel=1e-5)
+    # the per-window parts: every token once, in windows of 31 then 16 new tokens; the interval holds the value
+    result = evaluate_perplexity(tiny_llama, tokenizer, "builtin:medical", window=window, stride=stride, limit=limit, progress=False)
+    assert result.window_tokens == [31, 16, 16, 16] and sum(result.window_nll) == pytest.approx(sum(nll), rel=1e-5)
+    assert result.perplexity == got and result.low < got < result.high
 
 
 # ----------------------------------------------------------------------------------------------- metrics
@@ -144,6 +150,10 @@ def test_pubmedqa_on_a_model_that_ties_every_answer(make_tiny, tokenizer):
     assert result.predictions == ["yes"] * 30 and result.references == references
     assert result.metrics["accuracy"] == pytest.approx(yes / 30)
     assert result.metrics["macro_f1"] == pytest.approx((2 * yes / (2 * yes + 30 - yes)) / 3)
+    # each metric's 95% interval over the 30 items: the one bootstrap_interval gives on the same per-item data
+    correct = [p == r for p, r in zip(result.predictions, references)]
+    assert result.intervals["accuracy"] == bootstrap_interval(mean_statistic(correct), 30, seed=0)
+    assert result.metrics["macro_f1_low"] < result.metrics["macro_f1"] < result.metrics["macro_f1_high"]
 
 
 def test_casehold_prefers_the_holding_the_model_predicts(make_tiny, tokenizer):
@@ -180,7 +190,9 @@ class _BiasedHead(torch.nn.Module):
 def test_billsum_generates_within_its_budget(tiny_llama, tokenizer):
     record = {"source": "To amend the Act. <SECTION-HEADER> SHORT TITLE. " + "word " * 2000, "summary": "Amends the Act."}
     result = billsum(tiny_llama, tokenizer, data=[record], max_length=128, max_new_tokens=8, chat_template=False, progress=False)
-    assert result.num_items == 1 and set(result.metrics) == {"rouge1", "rouge2", "rougeL"}
+    assert result.num_items == 1 and set(result.intervals) == {"rouge1", "rouge2", "rougeL"}
+    assert set(result.metrics) == {f"{m}{end}" for m in ("rouge1", "rouge2", "rougeL") for end in ("", "_low", "_high")}
+    assert result.item_scores["rouge1"] == [result.metrics["rouge1"]] and result.per_item() == result.item_scores
     assert len(tokenizer(result.predictions[0], add_special_tokens=False)["input_ids"]) <= 8 + 2  # decode/re-encode slack
     with pytest.raises(DataError, match="max_length"):
         billsum(tiny_llama, tokenizer, data=[record], max_length=40, max_new_tokens=32, chat_template=False, progress=False)

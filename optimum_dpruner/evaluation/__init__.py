@@ -1,16 +1,24 @@
-"""Evaluation of causal LMs, pruned or not: strided perplexity and the paper's downstream tasks.
+"""Evaluation of causal LMs, pruned or not: strided perplexity and downstream tasks, with bootstrap intervals.
 
-- `perplexity` / `perplexities`: sliding-window perplexity, loss only on the tokens each window adds;
-- `pubmedqa`, `casehold`, `billsum` (or `evaluate_task(model, tokenizer, name)`): zero-shot tasks on bundled data;
-- `accuracy`, `macro_f1`, `rouge`: the metrics they report.
+- `perplexity` / `evaluate_perplexity` / `perplexities`: sliding-window perplexity, loss only on the tokens each
+  window adds (`evaluate_perplexity` adds the per-window sums and an interval over windows);
+- `evaluate_task(model, tokenizer, name)` over `TASKS`: the paper's `pubmedqa`, `casehold`, `billsum` and the
+  matching tasks `pubmed_title`, `billsum_title`, `wiki_next`, each metric with a 95% bootstrap interval;
+- `accuracy`, `macro_f1`, `rouge`: the metrics they report; `bootstrap_interval`, `paired_bootstrap`: intervals
+  and paired comparisons of two models on the same items.
 """
 
 from .metrics import accuracy, macro_f1, rouge
-from .perplexity import format_comparison, perplexities, perplexity, tokenize_corpus
-from .tasks import TASKS, TaskResult, billsum, casehold, evaluate_task, load_task_records, pubmedqa
+from .perplexity import PerplexityResult, evaluate_perplexity, format_comparison, perplexities, perplexity, tokenize_corpus
+from .records import TASK_METRICS, TaskResult, load_task_records, task_statistics
+from .tasks import TASKS, billsum, casehold, evaluate_task, pubmedqa
+from .matching import billsum_title, pubmed_title, wiki_next
+from .uncertainty import PairedDifference, bootstrap_interval, paired_bootstrap, perplexity_statistic
 
 __all__ = [
     "perplexity",
+    "evaluate_perplexity",
+    "PerplexityResult",
     "perplexities",
     "format_comparison",
     "tokenize_corpus",
@@ -18,10 +26,19 @@ __all__ = [
     "macro_f1",
     "rouge",
     "TASKS",
+    "TASK_METRICS",
     "TaskResult",
     "evaluate_task",
     "load_task_records",
+    "task_statistics",
     "pubmedqa",
     "casehold",
     "billsum",
+    "pubmed_title",
+    "billsum_title",
+    "wiki_next",
+    "bootstrap_interval",
+    "paired_bootstrap",
+    "perplexity_statistic",
+    "PairedDifference",
 ]

@@ -93,7 +93,8 @@ def continuation_logprobs(
             first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # predicts each continuation's first token
             for index in members:
                 results[index] = (float(first[continuations[index][0]]), 1)
-            longer = [i for i in members if len(continuations[i]) > 1]
+            # longest first, so that a batch pads its rows to similar lengths
+            longer = sorted((i for i in members if len(continuations[i]) > 1), key=lambda i: (-len(continuations[i]), i))
             for start in range(0, len(longer), batch_size):
                 chunk = longer[start : start + batch_size]
                 tails = [continuations[i][:-1] for i in chunk]  # inputs after the context; their logits predict [1:]

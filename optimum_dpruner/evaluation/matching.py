@@ -1,0 +1,228 @@
+"""Matching tasks: 4-way multiple choice built from test documents, scored by log-likelihood (lm-evaluation-harness style).
+
+- `pubmed_title` (medical): after ``"Abstract: <abstract>\\nTitle:"``, which of 4 titles is the abstract's own
+  (the 3 others: the titles of the 3 test abstracts most similar to it);
+- `billsum_title` (legal): after ``"Summary: <CRS summary>\\nTitle:"``, which of 4 bill titles is the bill's own
+  (the bill's text before its first section; the 3 others from the most similar summaries);
+- `wiki_next` (general): after up to `context_words` words of a Wikipedia paragraph, which of 4 sentences comes
+  next (the 3 others: sentences drawn from other paragraphs of the same article).
+
+The design (prompts, which side is the continuation, distractors, normalisation) was chosen on items built from
+*train* texts only, by `benchmarks/matching_design.py` (`benchmarks/README.md`); the defaults here are its result.
+Items are built once from all documents with a fixed seed (`ITEM_SEED`), so an item's choices never depend on
+`limit` or `seed`, which only pick the evaluated subset. Metric: `accuracy` with its bootstrap interval; chance
+is 1/4.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+from .checks import fit_to_model
+from .choice import ChoiceItem, choice_logprobs, choose
+from .records import TaskResult, load_task_records, seeded_subset, task_result
+
+__all__ = [
+    "ITEM_SEED",
+    "NUM_CHOICES",
+    "matching_items",
+    "split_sentences",
+    "next_sentence_items",
+    "pubmed_title_items",
+    "billsum_title_items",
+    "wiki_next_items",
+    "pubmed_title",
+    "billsum_title",
+    "wiki_next",
+]
+
+ITEM_SEED = 0
+NUM_CHOICES = 4
+_WORD = re.compile(r"[a-z][a-z0-9'-]+")
+
+
+def _words(text: str, limit: int | None) -> str:
+    """The first `limit` whitespace-separated words of `text` (all of them when `limit` is None)."""
+    words = text.split()
+    return " ".join(words if limit is None else words[:limit])
+
+
+def _most_similar(texts: Sequence[str]) -> np.ndarray:
+    """Row i: the other texts ordered from most to least similar to text i (TF-IDF cosine over lower-cased words)."""
+    counts = [Counter(_WORD.findall(t.lower())) for t in texts]
+    vocabulary = {w: k for k, w in enumerate(sorted(set().union(*counts)))}
+    frequency = Counter(w for c in counts for w in c)
+    vectors = np.zeros((len(texts), len(vocabulary)))
+    for i, c in enumerate(counts):
+        for w, n in c.items():
+            vectors[i, vocabulary[w]] = (1 + math.log(n)) * math.log(len(texts) / frequency[w])
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    similarity = vectors @ vectors.T
+    np.fill_diagonal(similarity, -np.inf)
+    return np.argsort(-similarity, axis=1, kind="stable")
+
+
+def matching_items(
+    contexts: Sequence[str],
+    answers: Sequence[str],
+    similarity_texts: Sequence[str] | None = None,
+    num_choices: int = NUM_CHOICES,
+    seed: int = ITEM_SEED,
+) -> list[ChoiceItem]:
+    """Item i: `contexts[i]` with `answers[i]` among `num_choices - 1` other answers, in a seeded random order.
+
+    The other answers are those of the documents whose `similarity_texts` are most similar to document i's
+    (hard distractors), or drawn at random when `similarity_texts` is None. An answer equal to the right one
+    (ignoring case) is never a distractor.
+    """
+    if len(contexts) != len(answers) or len(answers) < num_choices:
+        raise DataError(f"matching needs at least {num_choices} documents and one answer per context; got "
+                        f"{len(contexts)} contexts and {len(answers)} answers; pass more documents.")
+    rng = random.Random(seed)
+    order = _most_similar(similarity_texts) if similarity_texts is not None else None
+    items = []
+    for i, (context, answer) in enumerate(zip(contexts, answers)):
+        candidates = order[i].tolist() if order is not None else rng.sample(range(len(answers)), len(answers))
+        chosen: list[str] = []
+        for j in candidates:
+            if j != i and answers[j].strip().lower() not in {a.strip().lower() for a in [answer, *chosen]}:
+                chosen.append(answers[j])
+            if len(chosen) == num_choices - 1:
+                break
+        choices = [answer, *chosen]
+        rng.shuffle(choices)
+        items.append(ChoiceItem(context, tuple(choices), choices.index(answer)))
+    return items
+
+
+_ABBREVIATION = re.compile(r"(?:\b[A-Z]|\b(?:Mr|Mrs|Ms|Dr|St|Mt|No|vs|Jr|Sr|Inc|Co|Ltd|Gen|Col|Lt|ca|c|e\.g|i\.e)|\.[A-Z])\.$")
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    """Sentences of a paragraph: split after `.`, `!` or `?` before a capital, digit or quote, not after an abbreviation."""
+    pieces = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])", paragraph.strip())
+    sentences: list[str] = []
+    for piece in pieces:
+        if sentences and _ABBREVIATION.search(sentences[-1]):
+            sentences[-1] += " " + piece
+        else:
+            sentences.append(piece)
+    return [s for s in sentences if s]
+
+
+def next_sentence_items(
+    articles: Sequence[str],
+    per_article: int = 16,
+    context_words: int = 64,
+    same_article: bool = True,
+    min_words: int = 6,
+    max_words: int = 40,
+    num_choices: int = NUM_CHOICES,
+    seed: int = ITEM_SEED,
+) -> list[ChoiceItem]:
+    """Next-sentence items from articles (one paragraph per line): up to `per_article` per article.
+
+    A candidate is a sentence of `min_words`-`max_words` words that is not the first of its paragraph; its
+    context is the preceding sentences of that paragraph, cut to their last `context_words` words (whole
+    sentences are kept where they fit). Distractors are sentences of the same length range from other
+    paragraphs of the same article (`same_article`) or of other articles.
+    """
+    pick_items, pick_choices = random.Random(seed), random.Random(seed + 1)  # the same items whatever the distractors
+    paragraphs = [[split_sentences(line) for line in article.split("\n") if line.strip()] for article in articles]
+    fits = [[[s for s in p if min_words <= len(s.split()) <= max_words] for p in article] for article in paragraphs]
+    items = []
+    for a, article in enumerate(paragraphs):
+        candidates = [(p, k) for p, sentences in enumerate(article) for k in range(1, len(sentences))
+                      if min_words <= len(sentences[k].split()) <= max_words]
+        for p, k in sorted(pick_items.sample(candidates, min(per_article, len(candidates)))):
+            if same_article:
+                pool = [s for q, sentences in enumerate(fits[a]) if q != p for s in sentences]
+            else:
+                pool = [s for b, other in enumerate(fits) if b != a for sentences in other for s in sentences]
+            if len(pool) < num_choices - 1:
+                continue
+            true = " " + article[p][k]
+            choices = [true, *(" " + s for s in pick_choices.sample(pool, num_choices - 1))]
+            pick_choices.shuffle(choices)
+            items.append(ChoiceItem(_last_words(article[p][:k], context_words), tuple(choices), choices.index(true)))
+    return items
+
+
+def _last_words(sentences: Sequence[str], limit: int) -> str:
+    """The last whole sentences that fit in `limit` words; the last sentence's tail when none fits."""
+    kept: list[str] = []
+    for sentence in reversed(sentences):
+        if sum(len(s.split()) for s in kept) + len(sentence.split()) > limit:
+            break
+        kept.insert(0, sentence)
+    return " ".join(kept) if kept else " ".join(sentences[-1].split()[-limit:])
+
+
+def _strip_short_title(summary: str, source: str) -> str:
+    """A CRS summary without its leading "<short title> - " (the bill's name, which would match by copying)."""
+    head, dash, rest = summary.partition(" - ")
+    if dash and len(head.split()) <= 30 and (head.lower() in source.lower() or re.search(r"\b(Act|Resolution|Law)\b", head)):
+        return rest
+    return summary
+
+
+# The chosen designs (benchmarks/matching_design.py on train items; benchmarks/README.md)
+_TITLE_WORDS = 60  # a title longer than this is cut (a few bill titles run to hundreds of words)
+_NORMALISATION = "pmi"
+_NEUTRAL = {"pubmed_title": "Title:", "billsum_title": "Title:", "wiki_next": "\n"}
+
+
+def pubmed_title_items(records: Sequence[dict], context_words: int | None = None) -> list[ChoiceItem]:
+    """`pubmed_title` items from records with `title` and `abstract` (abstract lines joined by spaces)."""
+    abstracts = [" ".join(r["abstract"].split()) for r in records]
+    contexts = [f"Abstract: {_words(a, context_words)}\nTitle:" for a in abstracts]
+    return matching_items(contexts, [" " + _words(r["title"], _TITLE_WORDS) for r in records], abstracts)
+
+
+def billsum_title_items(records: Sequence[dict]) -> list[ChoiceItem]:
+    """`billsum_title` items from BillSum records (`source`, `summary`): the title is the source before its first section."""
+    summaries = [_strip_short_title(" ".join(r["summary"].split()), r["source"]) for r in records]
+    titles = [" " + _words(r["source"].split("<SECTION-HEADER>")[0], _TITLE_WORDS) for r in records]
+    return matching_items([f"Summary: {s}\nTitle:" for s in summaries], titles, summaries)
+
+
+def wiki_next_items(records: Sequence[dict]) -> list[ChoiceItem]:
+    """`wiki_next` items from articles with `title` and `text` (one paragraph per line)."""
+    return next_sentence_items([r["text"] for r in records])
+
+
+_BUILDERS = {"pubmed_title": pubmed_title_items, "billsum_title": billsum_title_items, "wiki_next": wiki_next_items}
+
+
+def _matching_task(task: str, model, tokenizer, data: Any, limit: int | None, batch_size: int, seed: int,
+                   max_length: int | None, progress: bool) -> TaskResult:
+    items = seeded_subset(_BUILDERS[task](load_task_records(task, data)), limit, seed)
+    scores = choice_logprobs(model, tokenizer, items, _NEUTRAL[task], batch_size,
+                             fit_to_model(model, "max_length", max_length, 2048), progress, desc=task)
+    return task_result(task, choose(scores, _NORMALISATION), [item.label for item in items], seed=seed)
+
+
+def pubmed_title(model, tokenizer, data: Any = None, limit: int | None = None, batch_size: int = 8, seed: int = 0,
+                 max_length: int | None = None, progress: bool = True) -> TaskResult:
+    """Medical title matching (bundled: the 300 PubMed test abstracts); see the module docstring. Metric: `accuracy`."""
+    return _matching_task("pubmed_title", model, tokenizer, data, limit, batch_size, seed, max_length, progress)
+
+
+def billsum_title(model, tokenizer, data: Any = None, limit: int | None = None, batch_size: int = 8, seed: int = 0,
+                  max_length: int | None = None, progress: bool = True) -> TaskResult:
+    """Legal title matching (bundled: the 200 BillSum test bills); see the module docstring. Metric: `accuracy`."""
+    return _matching_task("billsum_title", model, tokenizer, data, limit, batch_size, seed, max_length, progress)
+
+
+def wiki_next(model, tokenizer, data: Any = None, limit: int | None = None, batch_size: int = 8, seed: int = 0,
+              max_length: int | None = None, progress: bool = True) -> TaskResult:
+    """General next-sentence choice (bundled: the 19 Wikipedia test articles); see the module docstring. Metric: `accuracy`."""
+    return _matching_task("wiki_next", model, tokenizer, data, limit, batch_size, seed, max_length, progress)
