@@ -1,4 +1,4 @@
-"""`optimum-cli dpruner evaluate`: strided perplexity and the downstream tasks (PubMedQA, CaseHOLD, BillSum)."""
+"""`optimum-cli dpruner evaluate`: strided perplexity and the downstream tasks, each with a 95% bootstrap interval."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ from .base import (
 )
 from .prune import check_model_argument, load_model_or_fail
 
-__all__ = ["EvaluateCommand"]
+__all__ = ["EvaluateCommand", "TASK_NAMES"]
+
+#: `optimum_dpruner.evaluation.TASKS` (listed here so that `--help` imports no torch; a test keeps them equal)
+TASK_NAMES = ("pubmedqa", "casehold", "billsum", "pubmed_title", "billsum_title", "wiki_next")
 
 _EXAMPLES = """
   # perplexity of a pruned model on the bundled medical and general test texts
@@ -29,6 +32,9 @@ _EXAMPLES = """
 
   # zero-shot PubMedQA and CaseHOLD on 50 items each (seeded subset), with medical perplexity
   optimum-cli dpruner evaluate -m smollm2-medical-50 --task pubmedqa casehold --dataset builtin:medical --limit 50
+
+  # the matching tasks on all their test items: medical, legal and general
+  optimum-cli dpruner evaluate -m smollm2-medical-50 --task pubmed_title billsum_title wiki_next
 """
 
 
@@ -46,11 +52,14 @@ class EvaluateCommand(DPrunerCLICommand):
     DESCRIPTION = (
         "Strided perplexity of a causal LM (pruned or not): windows of --window tokens moved by --stride, loss on\n"
         "the new tokens only. 'builtin:<name>' data sets are read from their test split. --task runs zero-shot\n"
-        "PubMedQA (accuracy, macro-F1), CaseHOLD (macro-F1, accuracy) or BillSum (ROUGE-1/2/L) on their bundled\n"
-        "test items; --limit then picks that many items at random by --seed."
+        "tasks on their bundled test items: PubMedQA (accuracy, macro-F1), CaseHOLD (macro-F1, accuracy), BillSum\n"
+        "(ROUGE-1/2/L), and the 4-way matching tasks pubmed_title, billsum_title, wiki_next (accuracy; chance 0.25);\n"
+        "--limit then picks that many items at random by --seed. Every number comes with its 95% percentile bootstrap\n"
+        "interval over windows or items (JSON: perplexity_intervals, and <metric>_low / <metric>_high)."
     )
     EXAMPLES = _EXAMPLES
-    FLAG_NAMES = {"stride": "--stride", "window": "--window", "text_column": "--text-column", "dtype": "--dtype"}
+    FLAG_NAMES = {"stride": "--stride", "window": "--window", "text_column": "--text-column", "dtype": "--dtype",
+                  "limit": "--limit", "max_new_tokens": "--max-new-tokens", "batch_size": "--batch-size"}
 
     @staticmethod
     def parse_args(parser: argparse.ArgumentParser) -> None:
@@ -59,16 +68,19 @@ class EvaluateCommand(DPrunerCLICommand):
             "--dataset", nargs="+", default=[], metavar="DATASET", help="Perplexity data, e.g. builtin:medical."
         )
         parser.add_argument(
-            "--task", nargs="+", default=[], choices=["pubmedqa", "casehold", "billsum"], metavar="TASK",
-            help="Downstream tasks: pubmedqa, casehold, billsum.",
+            "--task", nargs="+", default=[], choices=TASK_NAMES, metavar="TASK",
+            help=f"Downstream tasks: {', '.join(TASK_NAMES)}.",
         )
-        parser.add_argument("--window", type=_positive, default=512, metavar="N", help="Tokens per window (default: 512).")
+        parser.add_argument("--window", type=_positive, default=None, metavar="N",
+                            help="Tokens per window (default: 512, or the model's maximum positions when fewer).")
         parser.add_argument("--stride", type=_positive, default=None, metavar="N", help="Step between windows (default: --window).")
         parser.add_argument(
             "--limit", type=_positive, default=None, metavar="N",
             help="At most N windows per data set, N items per task (BillSum defaults to 20).",
         )
         parser.add_argument("--batch-size", type=_positive, default=8, metavar="N", help="Task sequences per forward pass (default: 8).")
+        parser.add_argument("--max-new-tokens", type=_positive, default=None, metavar="N",
+                            help="BillSum summary length (default: 128, or what the model's positions leave).")
         parser.add_argument("--seed", type=int, default=0, help="Seed of the task items chosen by --limit (default: 0).")
         parser.add_argument("--text-column", default="text", metavar="COLUMN", help="Column holding the text (default: text).")
         parser.add_argument("--json", action="store_true", help="Print the results as JSON instead of a table.")
@@ -81,10 +93,10 @@ class EvaluateCommand(DPrunerCLICommand):
         check_model_argument(args.model)
         if not args.dataset and not args.task:
             raise UsageError("nothing to evaluate; pass --dataset (perplexity), --task (downstream tasks) or both.")
-        if args.stride is not None and args.stride > args.window:
+        if args.stride is not None and args.window is not None and args.stride > args.window:
             raise UsageError(f"--stride {args.stride} exceeds --window {args.window}; pass a stride of at most the window.")
         from ..data import BUILTIN_DATASETS
-        from ..evaluation import evaluate_task, perplexity
+        from ..evaluation import evaluate_perplexity, evaluate_task
         from ..modeling import load_model, load_tokenizer
         from ..serialization import load_pretrained, read_sparsity_metadata
 
@@ -102,10 +114,10 @@ class EvaluateCommand(DPrunerCLICommand):
         tokenizer = load_tokenizer(args.model)
         if tokenizer is None:
             raise RunFailure(f"--model {args.model!r} has no tokenizer; save the tokenizer into the model folder.")
-        results = {}
+        results, intervals = {}, {}
         for source in args.dataset:
             status(f"perplexity on {source}")
-            results[source] = perplexity(
+            result = evaluate_perplexity(
                 model,
                 tokenizer,
                 source,
@@ -115,24 +127,35 @@ class EvaluateCommand(DPrunerCLICommand):
                 text_column=args.text_column,
                 progress=not args.no_progress,
             )
+            results[source] = result.perplexity
+            intervals[source] = {"low": result.low, "high": result.high, "windows": result.windows, "tokens": result.tokens,
+                                 "window": result.window, "stride": result.stride}
         tasks = {}
         for task in args.task:
             status(f"task {task}")
-            limit = {"limit": args.limit} if args.limit is not None else {}
+            options = {"limit": args.limit} if args.limit is not None else {}
+            if task == "billsum" and args.max_new_tokens is not None:
+                options["max_new_tokens"] = args.max_new_tokens
             result = evaluate_task(model, tokenizer, task, batch_size=args.batch_size, seed=args.seed,
-                                   progress=not args.no_progress, **limit)
+                                   progress=not args.no_progress, **options)
             tasks[task] = {"items": result.num_items, **result.metrics}
         metadata = read_sparsity_metadata(args.model) if pruned else None
         if args.json:
-            print(json.dumps({"model": args.model, "perplexity": results, "tasks": tasks, "sparsity": metadata,
-                              "window": args.window, "stride": args.stride or args.window, "limit": args.limit,
+            window = next(iter(intervals.values()))["window"] if intervals else args.window
+            print(json.dumps({"model": args.model, "perplexity": results, "perplexity_intervals": intervals, "tasks": tasks,
+                              "interval": "95% percentile bootstrap over windows (perplexity) or items (tasks)",
+                              "sparsity": metadata, "window": window, "stride": args.stride or window, "limit": args.limit,
                               "seed": args.seed}, indent=2))
             return 0
         if results:
-            print(format_table([(k, f"{v:.3f}") for k, v in results.items()], header=("dataset", "perplexity")))
+            rows = [(k, f"{v:.3f}", f"[{intervals[k]['low']:.3f}, {intervals[k]['high']:.3f}]", intervals[k]["windows"])
+                    for k, v in results.items()]
+            print(format_table(rows, header=("dataset", "perplexity", "95% interval", "windows")))
         for task, metrics in tasks.items():
-            rows = [(name, f"{value:.4f}" if isinstance(value, float) else str(value)) for name, value in metrics.items()]
-            print(("\n" if results or task != args.task[0] else "") + format_table(rows, header=(task, "value")))
+            names = [name for name in metrics if name != "items" and not name.endswith(("_low", "_high"))]
+            rows = [(name, f"{metrics[name]:.4f}", f"[{metrics[name + '_low']:.4f}, {metrics[name + '_high']:.4f}]") for name in names]
+            rows.append(("items", str(metrics["items"]), ""))
+            print(("\n" if results or task != args.task[0] else "") + format_table(rows, header=(task, "value", "95% interval")))
         if metadata:
             print(
                 f"\nmodel: {metadata.get('method')} {metadata.get('pattern')}, "

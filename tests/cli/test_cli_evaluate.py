@@ -1,0 +1,82 @@
+"""`optimum-cli dpruner evaluate` as a user runs it: intervals in --json and the tables, the new tasks, position limits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from optimum_dpruner.cli.evaluate import TASK_NAMES
+
+from .test_cli import last_line, optimum_cli, pruned_dir, run_cli  # noqa: F401  (fixtures)
+
+
+@pytest.fixture
+def short_gpt2_dir(tokenizer, tmp_path) -> Path:
+    """A tiny random GPT-2 with 64 positions, saved with the SmolLM2 tokenizer."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(n_positions=64, n_embd=64, n_layer=2, n_head=4, vocab_size=len(tokenizer), bos_token_id=None, eos_token_id=None)
+    path = tmp_path / "gpt2-64"
+    GPT2LMHeadModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_task_names_are_the_library_s():
+    from optimum_dpruner.evaluation import TASKS
+
+    assert TASK_NAMES == tuple(TASKS)
+
+
+def test_json_and_tables_carry_the_intervals(optimum_cli, pruned_dir, tokenizer):  # noqa: F811
+    from transformers import AutoModelForCausalLM
+
+    from optimum_dpruner.evaluation import evaluate_perplexity, evaluate_task
+
+    proc = run_cli(optimum_cli, "dpruner", "evaluate", "-m", pruned_dir, "--dataset", "builtin:medical", "--window", "32",
+                   "--limit", "3", "--task", "pubmed_title", "wiki_next", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    model = AutoModelForCausalLM.from_pretrained(pruned_dir)
+    expected = evaluate_perplexity(model, tokenizer, "builtin:medical", window=32, limit=3, progress=False)
+    assert report["perplexity"]["builtin:medical"] == pytest.approx(expected.perplexity, rel=1e-4)
+    interval = report["perplexity_intervals"]["builtin:medical"]
+    assert (interval["low"], interval["high"]) == pytest.approx((expected.low, expected.high), rel=1e-4)
+    assert (interval["windows"], interval["window"]) == (3, 32)
+    for task in ("pubmed_title", "wiki_next"):
+        metrics = evaluate_task(model, tokenizer, task, limit=3, progress=False).metrics
+        assert report["tasks"][task] == pytest.approx({"items": 3, **metrics})
+        assert {"accuracy", "accuracy_low", "accuracy_high"} <= set(report["tasks"][task])
+    table = run_cli(optimum_cli, "dpruner", "evaluate", "-m", pruned_dir, "--dataset", "builtin:legal", "--window", "32",
+                    "--limit", "2", "--task", "billsum_title")
+    assert table.returncode == 0, table.stderr[-3000:]
+    assert "95% interval" in table.stdout and "billsum_title" in table.stdout and "accuracy" in table.stdout
+
+
+def test_a_model_with_64_positions_is_evaluated_within_them(optimum_cli, short_gpt2_dir):
+    proc = run_cli(optimum_cli, "dpruner", "evaluate", "-m", short_gpt2_dir, "--dataset", "builtin:general", "--limit", "2",
+                   "--task", "billsum", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["window"] == 64 and report["perplexity_intervals"]["builtin:general"]["window"] == 64
+    assert report["tasks"]["billsum"]["items"] == 2
+
+
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["--dataset", "builtin:general", "--window", "128"], 2, "--window=128 exceeds the model's 64 positions; pass --window=64 or less."),
+        (["--task", "billsum", "--limit", "1", "--max-new-tokens", "40"], 1, "--max-new-tokens=40; raise max_length"),
+    ],
+    ids=["window-past-positions", "billsum-does-not-fit"],
+)
+def test_lengths_past_the_model_s_positions_are_one_line_errors(optimum_cli, short_gpt2_dir, args, code, message):
+    proc = run_cli(optimum_cli, "dpruner", "evaluate", "-m", short_gpt2_dir, *args)
+    assert proc.returncode == code, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    error = last_line(proc.stderr)
+    assert error.startswith("optimum-cli dpruner evaluate: error: ") and message in error, proc.stderr[-2000:]
