@@ -5,13 +5,21 @@ One command gives the table of benchmarks/README.md:
     python benchmarks/compare.py --domains medical --out benchmarks/results/compare_medical.json
     python benchmarks/compare.py --domains legal --out benchmarks/results/compare_legal.json
 
-(`--resume` continues an interrupted command: the rows already in --out are kept.)
+(`--resume` continues an interrupted command: the rows already in --out are kept; `--tables-only` rewrites the
+markdown table from --out, e.g. against another `--reference` row, without running anything.)
 
 For each domain: the dense model; magnitude (no data); Wanda and SparseGPT each calibrated once on general text
 (Wikipedia train articles) and once on domain text (PubMed train abstracts; CaseHOLD train cases); D-Pruner (both);
 at 50% unstructured and 2:4. Each run prunes a fresh model in its own subprocess (so its peak memory is its own),
 then measures general perplexity (Wikipedia test articles), domain perplexity (PubMed test abstracts; US
-legislation) and the domain's tasks (PubMedQA; CaseHOLD and BillSum) on a seeded subset of `--task-limit` items.
+legislation), the general task (wiki_next) and the domain's tasks (PubMedQA and pubmed_title; CaseHOLD, BillSum and
+billsum_title), on the full test sets unless `--eval-windows`, `--task-limit` or `--billsum-limit` cut them.
+
+Every number has its 95% percentile bootstrap interval (over windows for perplexity, over items for the tasks),
+and each row stores its per-window NLL sums and token counts and its per-item results, so that any two rows can be
+compared afterwards by a paired bootstrap on the same windows and items. The table marks with `*` a value whose
+paired difference from the `--reference` row (default: dense) excludes 0 at 95%; `benchmarks/plot_tradeoff.py`
+draws general against domain perplexity from the JSON.
 
 Before any run, every evaluation text (perplexity documents and task items) is checked against every text the
 calibration sets draw from (13-word spans, `optimum_dpruner.overlap`): the run stops if an evaluation document
@@ -37,15 +45,27 @@ import sys
 import time
 
 PEER_PREFIX = "llmcompressor-"
-DOMAIN_TASKS = {"medical": ("pubmedqa",), "legal": ("casehold", "billsum")}
-TASK_METRICS = {"pubmedqa": ("accuracy", "macro_f1"), "casehold": ("macro_f1",), "billsum": ("rouge1", "rouge2", "rougeL")}
+GENERAL_TASKS = ("wiki_next",)
+DOMAIN_TASKS = {"medical": ("pubmedqa", "pubmed_title"), "legal": ("casehold", "billsum", "billsum_title")}
+#: the metrics the table shows, per task (every metric is stored in the JSON)
+TASK_METRICS = {"pubmedqa": ("accuracy", "macro_f1"), "casehold": ("macro_f1",), "billsum": ("rouge1", "rougeL"),
+                "pubmed_title": ("accuracy",), "billsum_title": ("accuracy",), "wiki_next": ("accuracy",)}
+PERPLEXITY_SETS = ("general_ppl", "domain_ppl")
+#: BillSum items by default: greedy generation of 128 tokens is the slowest evaluation (see benchmarks/README.md)
+BILLSUM_LIMIT = 50
+
+
+def _tasks(domain: str) -> tuple[str, ...]:
+    return GENERAL_TASKS + DOMAIN_TASKS[domain]
 
 
 def _task_texts(task: str) -> list[str]:
+    """Every text an item of `task` shows the model (contexts and answers), for the overlap check."""
     from optimum_dpruner.evaluation import load_task_records
 
     fields = {"pubmedqa": lambda r: " ".join(r["contexts"]) + " " + r["question"], "casehold": lambda r: r["citing_prompt"],
-              "billsum": lambda r: r["source"]}[task]
+              "billsum": lambda r: r["source"], "billsum_title": lambda r: r["source"] + " " + r["summary"],
+              "pubmed_title": lambda r: r["title"] + " " + r["abstract"], "wiki_next": lambda r: r["text"]}[task]
     return [fields(r) for r in load_task_records(task)]
 
 
@@ -56,7 +76,7 @@ def check_overlap(domain: str) -> dict:
 
     calibration = [t for name in ("general", domain) for t in iter_texts(load_texts(f"builtin:{name}", split="train"))]
     evaluations = {f"builtin:{name} (test)": list(iter_texts(load_texts(f"builtin:{name}", split="test"))) for name in ("general", domain)}
-    evaluations.update({task: _task_texts(task) for task in DOMAIN_TASKS[domain]})
+    evaluations.update({task: _task_texts(task) for task in _tasks(domain)})
     out = {}
     for name, texts in evaluations.items():
         report = ngram_overlap(calibration, texts)
@@ -85,7 +105,7 @@ def _run_peer(args: argparse.Namespace, pruner, method: str, pattern: str, calib
 def _single(args: argparse.Namespace) -> dict:
     import torch
 
-    from optimum_dpruner import DPruner, DPrunerConfig, evaluate_task, perplexity
+    from optimum_dpruner import DPruner, DPrunerConfig
 
     torch.set_num_threads(args.threads)
     domain, method, pattern, calibration = args.single.split("/")
@@ -120,35 +140,98 @@ def _single(args: argparse.Namespace) -> dict:
             regulariser_ratio_mean=report.extra.get("regulariser_ratio_mean"),
             config=config.to_dict(),
         )
-    model, tokenizer = pruner.model, pruner.tokenizer
-    perplexity_sets = {"general_ppl": "builtin:general", "domain_ppl": f"builtin:{domain}"}
-    for name, source in perplexity_sets.items():
-        row[name] = round(perplexity(model, tokenizer, source, window=512, limit=args.eval_windows, progress=False), 3)
-    for task in DOMAIN_TASKS[domain]:
+    row.update(evaluate_row(pruner.model, pruner.tokenizer, domain, args))
+    return row
+
+
+def evaluate_row(model, tokenizer, domain: str, args: argparse.Namespace) -> dict:
+    """Perplexities and tasks of one model, with intervals, per-window and per-item data, and seconds (wall and CPU)."""
+    from optimum_dpruner import evaluate_task
+    from optimum_dpruner.evaluation import evaluate_perplexity
+
+    row: dict = {}
+    for name, source in {"general_ppl": "builtin:general", "domain_ppl": f"builtin:{domain}"}.items():
+        wall, cpu = time.time(), time.process_time()
+        result = evaluate_perplexity(model, tokenizer, source, window=512, limit=args.eval_windows, progress=False)
+        row.update({name: round(result.perplexity, 3), f"{name}_low": round(result.low, 3), f"{name}_high": round(result.high, 3),
+                    f"{name}_windows": {"nll": [round(x, 4) for x in result.window_nll], "tokens": result.window_tokens},
+                    f"{name}_seconds": {"wall": round(time.time() - wall, 1), "cpu": round(time.process_time() - cpu, 1)}})
+    for task in _tasks(domain):
         limit = args.billsum_limit if task == "billsum" else args.task_limit
-        start = time.time()
+        wall, cpu = time.time(), time.process_time()
         result = evaluate_task(model, tokenizer, task, limit=limit, seed=args.seed, progress=False)
-        row[task] = {"items": result.num_items, "seconds": round(time.time() - start, 1),
-                     **{k: round(v, 4) for k, v in result.metrics.items()}}
+        row[task] = {"items": result.num_items, "seconds": round(time.time() - wall, 1), "cpu_seconds": round(time.process_time() - cpu, 1),
+                     **{k: round(v, 4) for k, v in result.metrics.items()}, "per_item": result.per_item()}
     row["eval_windows"] = args.eval_windows
     return row
 
 
-def _table(rows: list[dict], domain: str) -> str:
-    tasks = DOMAIN_TASKS[domain]
-    metric_heads = [f"{task} {metric}" for task in tasks for metric in TASK_METRICS[task]]
+def _paired(row: dict, reference: dict, key: str, metric: str | None):
+    """Paired bootstrap of `row` against `reference` on one perplexity set (`metric` None) or task metric; None if not stored."""
+    from optimum_dpruner.evaluation import paired_bootstrap, perplexity_statistic, task_statistics
+
+    if metric is None:
+        a, b = row.get(f"{key}_windows"), reference.get(f"{key}_windows")
+        if not a or not b or a["tokens"] != b["tokens"]:
+            return None
+        return paired_bootstrap(perplexity_statistic(a["nll"], a["tokens"]), perplexity_statistic(b["nll"], b["tokens"]),
+                                len(a["tokens"]), relative=True)
+    a, b = row[key].get("per_item"), reference[key].get("per_item")
+    if not a or not b or a.get("references") != b.get("references") or len(next(iter(a.values()))) != len(next(iter(b.values()))):
+        return None
+    n = len(next(iter(a.values())))
+    return paired_bootstrap(task_statistics(key, a)[metric], task_statistics(key, b)[metric], n)
+
+
+def _cell(values: dict, name: str, digits: int, paired) -> str:
+    text = f"{values[name]:.{digits}f}"
+    if f"{name}_low" in values:
+        text += f" [{values[name + '_low']:.{digits}f}, {values[name + '_high']:.{digits}f}]"
+    return text + ("*" if paired is not None and paired.significant else "")
+
+
+def _table(rows: list[dict], domain: str, reference: str = "dense/-/-") -> str:
+    tasks = _tasks(domain)
+    metric_heads = [f"{task} {metric}" for task in tasks for metric in TASK_METRICS[task] if any(task in r for r in rows)]
     domain_ppl = {"medical": "PubMed", "legal": "US legislation"}[domain]
     head = ["method", "pattern", "calibration", "Wikipedia ppl", f"{domain_ppl} ppl", *metric_heads, "prune s", "peak RSS MiB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    ref = next((r for r in rows if r["domain"] == domain and r["run"] == f"{domain}/{reference}"), None)
     for r in rows:
         if r["domain"] != domain:
             continue
-        cells = [r["method"], r["pattern"], r["calibration"] + (" (scores reused)" if r.get("scores") == "reused" else ""),
-                 f"{r['general_ppl']:.2f}", f"{r['domain_ppl']:.2f}"]
-        cells += [f"{r[task][metric]:.3f}" for task in tasks for metric in TASK_METRICS[task]]
+        against = ref if ref is not None and r is not ref else None
+        cells = [r["method"], r["pattern"], r["calibration"] + (" (scores reused)" if r.get("scores") == "reused" else "")]
+        cells += [_cell(r, key, 2, against and _paired(r, against, key, None)) for key in PERPLEXITY_SETS]
+        cells += [_cell(r[task], metric, 3, against and _paired(r, against, task, metric)) if task in r else "-"
+                  for task in tasks for metric in TASK_METRICS[task] if any(task in x for x in rows)]
         cells += [f"{r['prune_seconds']:.0f}", str(r["peak_rss_mib"]) if r["peak_rss_mib"] is not None else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _write_tables(path: str, data: dict, domains: list[str], reference: str) -> None:
+    """The markdown file next to the JSON: protocol line, then one table per domain."""
+    rows, command = data["rows"], data["command"]
+    windows = sorted({r.get("eval_windows") for r in rows}, key=str)
+    windows_text = "all" if windows == [None] else "/".join(str(w) for w in windows)
+    items = {t: {r[t]["items"] for r in rows if t in r} for d in domains for t in _tasks(d)}
+    sizes = ", ".join(f"{t} {'/'.join(map(str, sorted(n)))}" for t, n in items.items() if n)
+    with open(os.path.splitext(path)[0] + ".md", "w") as f:
+        threads = data.get("threads", os.cpu_count())
+        f.write(f"Command: `{command}`\n\nDate: {data['date']}, {threads} torch threads, fp32, SmolLM2-135M-Instruct, 50% "
+                f"sparsity; perplexity on {windows_text} 512-token test windows; items: "
+                f"{sizes} (seed {data.get('seed', 0)}). Brackets: 95% percentile bootstrap interval over windows / items; "
+                f"`*`: the paired bootstrap difference from the {reference} row excludes 0 at 95%.\n")
+        for name in domains:
+            if any(r["domain"] == name for r in rows):
+                f.write(f"\n### {name}\n\n" + _table(rows, name, reference))
+
+
+def _summary(row: dict) -> dict:
+    """A row without its configuration and per-window / per-item data (the progress line)."""
+    out = {k: v for k, v in row.items() if k not in ("config", "stage_seconds") and not k.endswith("_windows")}
+    return {k: ({m: x for m, x in v.items() if m != "per_item"} if isinstance(v, dict) else v) for k, v in out.items()}
 
 
 def _runs(args: argparse.Namespace, domain: str) -> list[str]:
@@ -173,9 +256,12 @@ def main() -> None:
                         help="calibration sets of the peer runs (default: general)")
     parser.add_argument("--resume", action="store_true", help="keep the rows already in --out and run only the missing ones")
     parser.add_argument("--patterns", nargs="+", default=["unstructured", "2:4"])
-    parser.add_argument("--eval-windows", type=int, default=8, help="512-token perplexity windows per set (default 8)")
-    parser.add_argument("--task-limit", type=int, default=50, help="PubMedQA / CaseHOLD items (seeded subset, default 50)")
-    parser.add_argument("--billsum-limit", type=int, default=5, help="BillSum items (greedy generation, default 5)")
+    parser.add_argument("--eval-windows", type=int, default=None, help="512-token perplexity windows per set (default: all)")
+    parser.add_argument("--task-limit", type=int, default=None, help="items per multiple-choice task (seeded subset; default: all)")
+    parser.add_argument("--billsum-limit", type=int, default=BILLSUM_LIMIT,
+                        help=f"BillSum items (greedy generation, the slowest task; default {BILLSUM_LIMIT})")
+    parser.add_argument("--reference", default="dense/-/-", help="method/pattern/calibration of the row the table's * compares with")
+    parser.add_argument("--tables-only", action="store_true", help="rewrite the markdown table from --out; run nothing")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--config-json", default="", help="extra DPrunerConfig fields as JSON, for every run")
@@ -186,6 +272,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.single:
         print(json.dumps(_single(args)))
+        return
+    if args.tables_only:
+        with open(args.out) as f:
+            data = json.load(f)
+        _write_tables(args.out, data, args.domains, args.reference)
         return
     command = "python " + " ".join(a for a in sys.argv if a != "--resume")
     if any(m.startswith(PEER_PREFIX) for m in args.methods) and not os.path.exists(args.peer_python):
@@ -214,10 +305,11 @@ def main() -> None:
             if run in done:
                 continue
             start = time.time()
-            child = [sys.executable, __file__, "--single", run, "--eval-windows", str(args.eval_windows),
-                     "--task-limit", str(args.task_limit), "--billsum-limit", str(args.billsum_limit), "--seed", str(args.seed),
-                     "--threads", str(args.threads), "--config-json", args.config_json, "--scores-dir", args.scores_dir,
-                     "--peer-python", args.peer_python]
+            child = [sys.executable, __file__, "--single", run, "--seed", str(args.seed), "--threads", str(args.threads),
+                     "--config-json", args.config_json, "--scores-dir", args.scores_dir, "--peer-python", args.peer_python]
+            for flag, value in (("--eval-windows", args.eval_windows), ("--task-limit", args.task_limit),
+                                ("--billsum-limit", args.billsum_limit)):
+                child += [flag, str(value)] if value is not None else []
             proc = subprocess.run(child, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise SystemExit(f"run {run} failed:\n{proc.stderr[-4000:]}")
@@ -229,18 +321,13 @@ def main() -> None:
             row["wall_seconds"] = round(time.time() - start, 1)
             rows.append(row)
             rows.sort(key=lambda r: order.get(r["run"], len(order)))  # rows added by --resume keep the table's order
-            print(json.dumps({k: v for k, v in row.items() if k not in ("config", "stage_seconds")}), flush=True)
-            date = time.strftime("%Y-%m-%d", time.gmtime())
+            print(json.dumps(_summary(row)), flush=True)
+            data = {"command": command, "date": time.strftime("%Y-%m-%d", time.gmtime()), "seed": args.seed, "threads": args.threads,
+                    "overlap": overlap,
+                    "rows": rows}
             with open(args.out, "w") as f:
-                json.dump({"command": command, "date": date, "overlap": overlap, "rows": rows}, f, indent=1)
-            with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
-                f.write(f"Command: `{command}`\n\nDate: {date}, {os.cpu_count()} CPU threads, fp32, SmolLM2-135M-Instruct, 50% "
-                        f"sparsity; perplexity on {args.eval_windows} x 512-token windows; PubMedQA/CaseHOLD on "
-                        f"{args.task_limit} items, BillSum on {args.billsum_limit} (seed {args.seed}).\n")
-                for name in args.domains:
-                    if any(r["domain"] == name for r in rows):
-                        f.write(f"\n### {name}\n\n" + _table(rows, name))
-
+                json.dump(data, f, indent=1)
+            _write_tables(args.out, data, args.domains, args.reference)
 
 if __name__ == "__main__":
     main()

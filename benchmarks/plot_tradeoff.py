@@ -1,0 +1,107 @@
+"""Draw the trade-off between general and domain ability from compare.py results: one PNG per domain.
+
+    python benchmarks/plot_tradeoff.py benchmarks/results/compare_medical.json benchmarks/results/compare_legal.json
+
+For each domain, one panel per sparsity pattern: general perplexity (Wikipedia test) against domain perplexity
+(PubMed / US legislation test), both on log axes, lower-left is better. One point per method x calibration, with
+its 95% bootstrap interval as bars when the JSON has them (compare.py writes them; older files have none); the
+dense model is a black star in every panel; the dashed line is the Pareto front of the pruned models (those no
+other pruned model beats on both axes). Writes `tradeoff_<domain>.png` into `--out-dir` (default: next to the first JSON).
+
+Needs matplotlib: `pip install optimum-dpruner[benchmarks]` (or `pip install matplotlib`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+DOMAIN_TEXT = {"medical": "PubMed", "legal": "US legislation"}
+MARKERS = {"general": "o", "domain": "s", "general+domain": "D", "none": "X"}
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points that no other point beats on both coordinates (lower is better), by increasing x."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
+    front, best_y = [], float("inf")
+    for i in order:
+        if points[i][1] < best_y:
+            front.append(i)
+            best_y = points[i][1]
+    return front
+
+
+def _errors(rows: list[dict], key: str) -> list[list[float]] | None:
+    """Asymmetric error bars `[[below...], [above...]]` of `key`, or None when a row has no interval."""
+    if not all(f"{key}_low" in r for r in rows):
+        return None
+    return [[r[key] - r[f"{key}_low"] for r in rows], [r[f"{key}_high"] - r[key] for r in rows]]
+
+
+def draw(rows: list[dict], domain: str, path: str, title: str = "") -> str:
+    """One figure for `domain`: a panel per pattern with the dense row in each; returns `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    rows = [r for r in rows if r["domain"] == domain]
+    dense = [r for r in rows if r["method"] == "dense"]
+    patterns = sorted({r["pattern"] for r in rows if r["method"] != "dense"}, key=lambda p: (p != "unstructured", p))
+    methods = sorted({r["method"] for r in rows if r["method"] != "dense"})
+    colours = {m: plt.get_cmap("tab10")(k % 10) for k, m in enumerate(methods)}
+    figure, axes = plt.subplots(1, len(patterns), figsize=(6.4 * len(patterns), 5.6), squeeze=False)
+    for ax, pattern in zip(axes[0], patterns):
+        panel = dense + [r for r in rows if r["pattern"] == pattern and r["method"] != "dense"]
+        for r in panel:
+            is_dense = r["method"] == "dense"
+            ax.errorbar(r["general_ppl"], r["domain_ppl"], xerr=_errors([r], "general_ppl"), yerr=_errors([r], "domain_ppl"),
+                        fmt="*" if is_dense else MARKERS.get(r["calibration"], "^"), markersize=14 if is_dense else 8,
+                        color="black" if is_dense else colours[r["method"]], ecolor="0.6", elinewidth=1, capsize=2,
+                        label="dense" if is_dense else f"{r['method']} ({r['calibration']})")
+        points = [(r["general_ppl"], r["domain_ppl"]) for r in panel if r["method"] != "dense"]
+        front = pareto_front(points)
+        ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "--", color="0.3", linewidth=1, zorder=0,
+                label="Pareto front")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            axis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("general perplexity (Wikipedia test)")
+        ax.set_ylabel(f"domain perplexity ({DOMAIN_TEXT.get(domain, domain)} test)")
+        ax.set_title(f"{domain}, 50% {pattern}")
+        ax.grid(True, which="both", linewidth=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    if title:
+        figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", nargs="+", help="compare.py JSON files")
+    parser.add_argument("--out-dir", default=None, help="folder of the PNGs (default: the first JSON's folder)")
+    args = parser.parse_args()
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SystemExit("plot_tradeoff.py needs matplotlib: pip install 'optimum-dpruner[benchmarks]' (or pip install matplotlib)")
+    out_dir = args.out_dir or os.path.dirname(os.path.abspath(args.results[0]))
+    os.makedirs(out_dir, exist_ok=True)
+    for path in args.results:
+        with open(path) as f:
+            data = json.load(f)
+        for domain in sorted({r["domain"] for r in data["rows"]}):
+            target = os.path.join(out_dir, f"tradeoff_{domain}.png")
+            print(draw(data["rows"], domain, target, title=f"{data['command']} ({data['date']})"))
+
+
+if __name__ == "__main__":
+    main()

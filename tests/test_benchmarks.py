@@ -1,0 +1,55 @@
+"""The benchmark scripts' own logic: compare.py's interval table and paired marks, plot_tradeoff.py's Pareto front."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(method: str, nll_scale: float, correct: list[bool]) -> dict:
+    """A compare.py row with per-window and per-item data: NLL `nll_scale` per token, these right answers."""
+    tokens = [511] * 40
+    nll = [nll_scale * t + (k % 5) for k, t in enumerate(tokens)]  # a little spread between windows
+    row = {"run": f"medical/{method}", "domain": "medical", "method": method.split("/")[0], "pattern": "unstructured",
+           "calibration": "general", "prune_seconds": 1.0, "peak_rss_mib": 100}
+    for key in ("general_ppl", "domain_ppl"):
+        row.update({key: 2.0, f"{key}_low": 1.9, f"{key}_high": 2.1, f"{key}_windows": {"nll": nll, "tokens": tokens}})
+    labels = [k % 4 for k in range(len(correct))]
+    predictions = [label if ok else (label + 1) % 4 for label, ok in zip(labels, correct)]
+    for task in ("wiki_next", "pubmed_title"):
+        row[task] = {"items": len(correct), "accuracy": sum(correct) / len(correct), "accuracy_low": 0.0, "accuracy_high": 1.0,
+                     "per_item": {"predictions": predictions, "references": labels}}
+    return row
+
+
+def test_compare_table_marks_what_differs_from_the_reference_row():
+    compare = _load("compare")
+    right = [k % 10 < 8 for k in range(200)]
+    dense = _row("dense/-/-", 2.0, right)
+    same = _row("wanda/unstructured/general", 2.0, right)
+    worse = _row("magnitude/unstructured/none", 2.5, [ok and k % 3 != 0 for k, ok in enumerate(right)])
+    table = compare._table([dense, same, worse], "medical").splitlines()
+    dense_line, same_line, worse_line = table[2:5]
+    assert "*" not in dense_line and "*" not in same_line  # the reference itself, and a row equal to it
+    assert worse_line.count("*") == 4  # both perplexities and both task accuracies differ
+    assert "[1.90, 2.10]" in same_line  # the stored intervals are shown
+    # rows from before intervals were stored still make a table, without brackets or marks
+    old = {k: v for k, v in worse.items() if not k.endswith(("_low", "_high", "_windows"))}
+    old.update({t: {"items": 200, "accuracy": 0.5} for t in ("wiki_next", "pubmed_title")})
+    line = compare._table([dense, old], "medical").splitlines()[3]
+    assert "*" not in line and "[" not in line
+
+
+def test_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
+    plot = _load("plot_tradeoff")
+    points = [(30, 60), (29, 61), (36, 51), (41, 55), (35, 59), (290, 577)]
+    assert plot.pareto_front(points) == [1, 0, 4, 2]  # by increasing x; (41, 55) and (290, 577) are beaten by (36, 51)
