@@ -11,7 +11,8 @@ from the test files the tasks report on:
 
 Each design variant is scored for the dense SmolLM2 and for magnitude pruning at 30% and 50% (no data, seconds),
 on the same `--items` items (a seeded subset), with 95% percentile bootstrap intervals and the paired difference
-dense - pruned. A variant group shares its forward passes: distractor sets with the same contexts are scored in
+dense - pruned. A later invocation with the same --out adds its `--models` to the file (one model per run keeps
+each run short); the first model ever run is the reference of the differences. A variant group shares its forward passes: distractor sets with the same contexts are scored in
 one call, and every normalisation reads the same log-probabilities; "group CPU s" is the CPU time of that call
 (one thread: the wall time it would take on an idle core).
 
@@ -70,7 +71,8 @@ def _groups(domain: str, data_dir: str) -> dict[str, dict]:
     return groups
 
 
-def _model(name: str):
+def model_variant(name: str):
+    """The dense SmolLM2 (`"dense"`), or pruned by a data-free method at a sparsity (`"magnitude:0.5"`), with its tokenizer."""
     from optimum_dpruner import DPruner, DPrunerConfig
 
     if name == "dense":
@@ -95,60 +97,76 @@ def main() -> None:
 
     from optimum_dpruner.evaluation.choice import NORMALISATIONS, choice_logprobs, choose
     from optimum_dpruner.evaluation.records import seeded_subset
-    from optimum_dpruner.evaluation.uncertainty import bootstrap_interval, mean_statistic, paired_bootstrap
+    from optimum_dpruner.evaluation.uncertainty import bootstrap_interval, mean_statistic
 
     groups = _groups(args.domain, args.data_dir)
-    correct: dict[str, dict[str, list[bool]]] = {}
-    results: dict[str, dict] = {}
+    out = {"domain": args.domain, "items": args.items, "threads": args.threads, "models": [], "results": {}, "hits": {}}
+    if os.path.exists(args.out):  # add models to an earlier run of the same design (one model per invocation is fine)
+        with open(args.out) as f:
+            out = json.load(f)
+        if (out["domain"], out["items"]) != (args.domain, args.items):
+            raise SystemExit(f"{args.out} holds another run ({out['domain']}, {out['items']} items); pass another --out.")
     for model_name in args.models:
-        model, tokenizer = _model(model_name)
-        results[model_name] = {}
-        correct[model_name] = {}
+        model, tokenizer = model_variant(model_name)
+        out["results"][model_name], out["hits"][model_name] = {}, {}
         for group, spec in groups.items():
             sets = {k: seeded_subset(v, args.items, 0) for k, v in spec["items"].items()}
             flat = [item for items in sets.values() for item in items]
-            start = time.process_time()  # CPU seconds: with one thread, the wall time on an idle machine
+            start = time.process_time()  # CPU seconds: with one thread, the wall time on an idle core
             scores = choice_logprobs(model, tokenizer, flat, spec["neutral"], batch_size=8, progress=False)
             seconds = time.process_time() - start
             offset = 0
             for distractors, items in sets.items():
                 for normalisation in NORMALISATIONS:
                     predictions = choose(scores, normalisation)[offset : offset + len(items)]
-                    hits = [p == item.label for p, item in zip(predictions, items)]
+                    hits = [int(p == item.label) for p, item in zip(predictions, items)]
                     variant = f"{group} / {distractors} / {normalisation}"
                     low, high = bootstrap_interval(mean_statistic(hits), len(hits))
-                    results[model_name][variant] = {"accuracy": round(sum(hits) / len(hits), 4), "low": round(low, 4),
-                                                    "high": round(high, 4), "group_seconds": round(seconds, 1)}
-                    correct[model_name][variant] = hits
+                    out["results"][model_name][variant] = {"accuracy": round(sum(hits) / len(hits), 4), "low": round(low, 4),
+                                                           "high": round(high, 4), "group_seconds": round(seconds, 1)}
+                    out["hits"][model_name][variant] = hits
                 offset += len(items)
             print(json.dumps({"model": model_name, "group": group, "seconds": round(seconds, 1)}), flush=True)
+        out["models"] = [m for m in out["models"] if m != model_name] + [model_name]
+        out.setdefault("commands", []).append("python " + " ".join(sys.argv))
+        out["date"] = time.strftime("%Y-%m-%d", time.gmtime())
         del model
-    paired = {}
-    for model_name in args.models[1:]:
-        paired[model_name] = {}
-        for variant, hits in correct[args.models[0]].items():
-            d = paired_bootstrap(mean_statistic(hits), mean_statistic(correct[model_name][variant]), len(hits))
-            paired[model_name][variant] = {"difference": round(d.difference, 4), "low": round(d.low, 4), "high": round(d.high, 4)}
-    command = "python " + " ".join(sys.argv)
-    out = {"command": command, "date": time.strftime("%Y-%m-%d", time.gmtime()), "domain": args.domain,
-           "items": args.items, "threads": args.threads, "results": results, "paired_vs_" + args.models[0]: paired}
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
+        _write(out, args.out)
+
+
+def _write(out: dict, path: str) -> None:
+    """The JSON (with every item's hit, so later invocations can add models) and the markdown table next to it."""
+    from optimum_dpruner.evaluation.uncertainty import mean_statistic, paired_bootstrap
+
+    reference, hits = out["models"][0], out["hits"]
+    out["paired_vs_reference"] = {}
+    for model_name in out["models"][1:]:
+        out["paired_vs_reference"][model_name] = {}
+        for variant, first in hits[reference].items():
+            d = paired_bootstrap(mean_statistic(first), mean_statistic(hits[model_name][variant]), len(first))
+            out["paired_vs_reference"][model_name][variant] = {"difference": round(d.difference, 4), "low": round(d.low, 4),
+                                                               "high": round(d.high, 4)}
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
         json.dump(out, f, indent=1)
-    with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
-        f.write(_table(out, args.models))
+    with open(os.path.splitext(path)[0] + ".md", "w") as f:
+        f.write(_table(out))
 
 
-def _table(out: dict, models: list[str]) -> str:
+def _table(out: dict) -> str:
+    models = out["models"]
     reference, others = models[0], models[1:]
     head = ["variant", *(f"{m} accuracy [95%]" for m in models), *(f"{reference} - {m} [95%]" for m in others), "group CPU s"]
-    lines = [f"Command: `{out['command']}`\n", f"Date: {out['date']}; {out['items']} items per variant, "
-             f"{out['threads']} thread(s).\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    paired = out["paired_vs_" + reference]
+    commands = "; ".join(f"`{c}`" for c in out["commands"])
+    lines = [f"Commands: {commands}\n", f"Date: {out['date']}; {out['items']} items per variant, {out['threads']} thread(s); "
+             "brackets: 95% percentile bootstrap intervals (paired for the differences).\n",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    paired = out["paired_vs_reference"]
     for variant, first in out["results"][reference].items():
         cells = [variant]
-        cells += [f"{out['results'][m][variant]['accuracy']:.3f} [{out['results'][m][variant]['low']:.3f}, "
-                  f"{out['results'][m][variant]['high']:.3f}]" for m in models]
+        for m in models:
+            r = out["results"][m][variant]
+            cells.append(f"{r['accuracy']:.3f} [{r['low']:.3f}, {r['high']:.3f}]")
         cells += [f"{paired[m][variant]['difference']:+.3f} [{paired[m][variant]['low']:+.3f}, {paired[m][variant]['high']:+.3f}]"
                   for m in others]
         cells.append(f"{first['group_seconds']:.0f}")

@@ -8,6 +8,7 @@ import torch
 from optimum_dpruner.evaluation import TASKS, evaluate_task, load_task_records
 from optimum_dpruner.evaluation.choice import ChoiceItem, choice_logprobs, choose
 from optimum_dpruner.evaluation.matching import (
+    ITEM_BUILDERS,
     billsum_title_items,
     matching_items,
     next_sentence_items,
@@ -16,7 +17,6 @@ from optimum_dpruner.evaluation.matching import (
     wiki_next_items,
 )
 
-BUILDERS = {"pubmed_title": pubmed_title_items, "billsum_title": billsum_title_items, "wiki_next": wiki_next_items}
 
 
 class _CopyingModel(torch.nn.Module):
@@ -59,18 +59,19 @@ DOCUMENTS = [
 ]
 
 
-def test_a_copying_model_matches_every_title_and_a_uniform_one_is_at_the_first_choice(make_tiny, tokenizer):
+def test_a_copying_model_matches_every_title_and_a_uniform_one_picks_the_shortest(make_tiny, tokenizer):
     result = evaluate_task(_CopyingModel(make_tiny("llama")), tokenizer, "pubmed_title", data=DOCUMENTS, progress=False)
     assert result.num_items == 5 and result.metrics["accuracy"] == 1.0
     assert result.predictions == result.references
     assert result.metrics["accuracy_low"] == result.metrics["accuracy_high"] == 1.0  # every resample is all right
-    # a model with no preference ties every choice: it picks choice 0, so its accuracy is the share of label 0
+    # a model with no preference gives every token log(1 / vocabulary): the summed score picks the shortest title
     uniform = make_tiny("llama")
     with torch.no_grad():
         uniform.get_output_embeddings().weight.zero_()
     tie = evaluate_task(uniform, tokenizer, "pubmed_title", data=DOCUMENTS, progress=False)
-    assert tie.predictions == [0] * 5
-    assert tie.metrics["accuracy"] == pytest.approx(tie.references.count(0) / 5)
+    items = pubmed_title_items(DOCUMENTS)
+    lengths = [[len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in item.choices] for item in items]
+    assert tie.predictions == [n.index(min(n)) for n in lengths]
 
 
 def test_pmi_removes_a_choice_s_own_likelihood(make_tiny, tokenizer):
@@ -83,7 +84,7 @@ def test_pmi_removes_a_choice_s_own_likelihood(make_tiny, tokenizer):
 
 
 def test_items_are_built_once_and_limit_only_subsets_them():
-    for task, build in BUILDERS.items():
+    for task, build in ITEM_BUILDERS.items():
         items = build(load_task_records(task))
         assert items == build(load_task_records(task))  # deterministic
         assert all(len(item.choices) == 4 and len(set(c.strip().lower() for c in item.choices)) == 4 for item in items)
@@ -92,7 +93,7 @@ def test_items_are_built_once_and_limit_only_subsets_them():
     assert len(pubmed_title_items(load_task_records("pubmed_title"))) == 300
     assert len(billsum_title_items(load_task_records("billsum_title"))) == 200
     assert len(wiki_next_items(load_task_records("wiki_next"))) == 283
-    assert set(TASKS) >= set(BUILDERS)
+    assert set(TASKS) >= set(ITEM_BUILDERS)
 
 
 def test_title_items_take_the_most_similar_documents_as_distractors():
@@ -121,7 +122,7 @@ def test_split_sentences_keeps_abbreviations_together():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", list(BUILDERS))
+@pytest.mark.parametrize("task", list(ITEM_BUILDERS))
 def test_smollm2_matches_better_than_chance_on_a_few_items(smollm2, tokenizer, task):
     result = evaluate_task(smollm2, tokenizer, task, limit=12, progress=False)
     assert result.num_items == 12 and result.metrics["accuracy"] >= 0.5  # chance 0.25; full-set scores in benchmarks/README.md

@@ -1,14 +1,18 @@
 """Matching tasks: 4-way multiple choice built from test documents, scored by log-likelihood (lm-evaluation-harness style).
 
 - `pubmed_title` (medical): after ``"Abstract: <abstract>\\nTitle:"``, which of 4 titles is the abstract's own
-  (the 3 others: the titles of the 3 test abstracts most similar to it);
-- `billsum_title` (legal): after ``"Summary: <CRS summary>\\nTitle:"``, which of 4 bill titles is the bill's own
-  (the bill's text before its first section; the 3 others from the most similar summaries);
-- `wiki_next` (general): after up to `context_words` words of a Wikipedia paragraph, which of 4 sentences comes
-  next (the 3 others: sentences drawn from other paragraphs of the same article).
+  (the 3 others: the titles of the 3 test abstracts most similar to it, TF-IDF cosine), by the summed
+  log-probability of each title;
+- `billsum_title` (legal): the same after ``"Summary: <CRS summary>\\nTitle:"`` with 4 bill titles (a bill's text
+  before its first section; the summary without its leading "<short title> - ", which would match by copying);
+- `wiki_next` (general): after up to 64 words of a Wikipedia paragraph, which of 4 sentences comes next (the 3
+  others: sentences of 6-40 words drawn from the other test articles), by PMI: each sentence's log-probability
+  after the paragraph minus the one after a bare line break.
 
 The design (prompts, which side is the continuation, distractors, normalisation) was chosen on items built from
-*train* texts only, by `benchmarks/matching_design.py` (`benchmarks/README.md`); the defaults here are its result.
+*train* texts only, by `benchmarks/matching_design.py` (results and rule in `benchmarks/README.md`): among the
+variants whose dense interval excludes chance, the one that tells magnitude pruning at 30% from dense best.
+BillSum has no train split here: `billsum_title` takes the design chosen on PubMed, the same "text -> its title" form.
 Items are built once from all documents with a fixed seed (`ITEM_SEED`), so an item's choices never depend on
 `limit` or `seed`, which only pick the evaluated subset. Metric: `accuracy` with its bootstrap interval; chance
 is 1/4.
@@ -39,6 +43,7 @@ __all__ = [
     "pubmed_title_items",
     "billsum_title_items",
     "wiki_next_items",
+    "ITEM_BUILDERS",
     "pubmed_title",
     "billsum_title",
     "wiki_next",
@@ -176,8 +181,8 @@ def _strip_short_title(summary: str, source: str) -> str:
 
 # The chosen designs (benchmarks/matching_design.py on train items; benchmarks/README.md)
 _TITLE_WORDS = 60  # a title longer than this is cut (a few bill titles run to hundreds of words)
-_NORMALISATION = "pmi"
-_NEUTRAL = {"pubmed_title": "Title:", "billsum_title": "Title:", "wiki_next": "\n"}
+#: per task: (normalisation, neutral context of the "pmi" scores or None)
+_SCORING = {"pubmed_title": ("sum", None), "billsum_title": ("sum", None), "wiki_next": ("pmi", "\n")}
 
 
 def pubmed_title_items(records: Sequence[dict], context_words: int | None = None) -> list[ChoiceItem]:
@@ -196,18 +201,19 @@ def billsum_title_items(records: Sequence[dict]) -> list[ChoiceItem]:
 
 def wiki_next_items(records: Sequence[dict]) -> list[ChoiceItem]:
     """`wiki_next` items from articles with `title` and `text` (one paragraph per line)."""
-    return next_sentence_items([r["text"] for r in records])
+    return next_sentence_items([r["text"] for r in records], context_words=64, same_article=False)
 
 
-_BUILDERS = {"pubmed_title": pubmed_title_items, "billsum_title": billsum_title_items, "wiki_next": wiki_next_items}
+ITEM_BUILDERS = {"pubmed_title": pubmed_title_items, "billsum_title": billsum_title_items, "wiki_next": wiki_next_items}
 
 
 def _matching_task(task: str, model, tokenizer, data: Any, limit: int | None, batch_size: int, seed: int,
                    max_length: int | None, progress: bool) -> TaskResult:
-    items = seeded_subset(_BUILDERS[task](load_task_records(task, data)), limit, seed)
-    scores = choice_logprobs(model, tokenizer, items, _NEUTRAL[task], batch_size,
-                             fit_to_model(model, "max_length", max_length, 2048), progress, desc=task)
-    return task_result(task, choose(scores, _NORMALISATION), [item.label for item in items], seed=seed)
+    items = seeded_subset(ITEM_BUILDERS[task](load_task_records(task, data)), limit, seed)
+    normalisation, neutral = _SCORING[task]
+    scores = choice_logprobs(model, tokenizer, items, neutral, batch_size, fit_to_model(model, "max_length", max_length, 2048),
+                             progress, desc=task)
+    return task_result(task, choose(scores, normalisation), [item.label for item in items], seed=seed)
 
 
 def pubmed_title(model, tokenizer, data: Any = None, limit: int | None = None, batch_size: int = 8, seed: int = 0,

@@ -137,16 +137,8 @@ def evaluate_perplexity(
     return PerplexityResult(value, low, high, window_nll, window_tokens, window, stride)
 
 
-def perplexity(
-    model,
-    tokenizer,
-    source: Any,
-    window: int | None = None,
-    stride: int | None = None,
-    limit: int | None = None,
-    text_column: str = "text",
-    progress: bool = True,
-) -> float:
+def perplexity(model, tokenizer, source: Any, window: int | None = None, stride: int | None = None, limit: int | None = None,
+               text_column: str = "text", progress: bool = True) -> float:
     """Strided perplexity as a number: `evaluate_perplexity(...).perplexity` (same arguments; no interval).
 
     Returns:
