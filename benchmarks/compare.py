@@ -152,7 +152,7 @@ def evaluate_row(model, tokenizer, domain: str, args: argparse.Namespace) -> dic
     row: dict = {}
     for name, source in {"general_ppl": "builtin:general", "domain_ppl": f"builtin:{domain}"}.items():
         wall, cpu = time.time(), time.process_time()
-        result = evaluate_perplexity(model, tokenizer, source, window=512, limit=args.eval_windows, progress=False)
+        result = evaluate_perplexity(model, tokenizer, source, window=512, limit=args.eval_windows, spread=True, progress=False)
         row.update({name: round(result.perplexity, 3), f"{name}_low": round(result.low, 3), f"{name}_high": round(result.high, 3),
                     f"{name}_windows": {"nll": [round(x, 4) for x in result.window_nll], "tokens": result.window_tokens},
                     f"{name}_seconds": {"wall": round(time.time() - wall, 1), "cpu": round(time.process_time() - cpu, 1)}})
@@ -256,7 +256,8 @@ def main() -> None:
                         help="calibration sets of the peer runs (default: general)")
     parser.add_argument("--resume", action="store_true", help="keep the rows already in --out and run only the missing ones")
     parser.add_argument("--patterns", nargs="+", default=["unstructured", "2:4"])
-    parser.add_argument("--eval-windows", type=int, default=None, help="512-token perplexity windows per set (default: all)")
+    parser.add_argument("--eval-windows", type=int, default=None,
+                        help="512-token perplexity windows per set, evenly spread over it (default: all)")
     parser.add_argument("--task-limit", type=int, default=None, help="items per multiple-choice task (seeded subset; default: all)")
     parser.add_argument("--billsum-limit", type=int, default=BILLSUM_LIMIT,
                         help=f"BillSum items (greedy generation, the slowest task; default {BILLSUM_LIMIT})")

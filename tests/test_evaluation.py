@@ -59,6 +59,16 @@ def test_strided_perplexity_scores_each_token_once_with_its_window_context(tiny_
     assert result.perplexity == got and result.low < got < result.high
 
 
+def test_spread_windows_are_the_full_run_s_windows_at_even_steps(tiny_llama, tokenizer):
+    texts = [" ".join(f"word{k} of document {d}." for k in range(60)) for d in range(3)]
+    full = evaluate_perplexity(tiny_llama, tokenizer, texts, window=32, progress=False)
+    spread = evaluate_perplexity(tiny_llama, tokenizer, texts, window=32, limit=4, spread=True, progress=False)
+    first = evaluate_perplexity(tiny_llama, tokenizer, texts, window=32, limit=4, progress=False)
+    step = full.windows / 4
+    assert spread.window_nll == pytest.approx([full.window_nll[int(k * step)] for k in range(4)], rel=1e-5)
+    assert first.window_nll == pytest.approx(full.window_nll[:4], rel=1e-5) and step > 1
+
+
 # ----------------------------------------------------------------------------------------------- metrics
 def test_macro_f1_and_accuracy_on_fixed_predictions():
     predictions = ["a", "a", "b", "c"]

@@ -81,6 +81,7 @@ def evaluate_perplexity(
     progress: bool = True,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    spread: bool = False,
 ) -> PerplexityResult:
     """Strided perplexity: sliding windows of `window` tokens moved by `stride`, loss only on new tokens.
 
@@ -91,11 +92,13 @@ def evaluate_perplexity(
         window (`int`, *optional*): tokens per forward pass; defaults to 512, or the model's maximum positions
             when it has fewer. A window past them is an error.
         stride (`int`, *optional*): step between windows, in [1, window]; defaults to `window` (non-overlapping).
-        limit (`int`, *optional*): evaluate at most this many windows (the first ones).
+        limit (`int`, *optional*): evaluate at most this many windows (the first ones, unless `spread`).
         text_column (`str`, *optional*, defaults to `"text"`): column holding the text.
         progress (`bool`, *optional*, defaults to `True`): show a progress bar.
         resamples (`int`, *optional*, defaults to `DEFAULT_RESAMPLES`): bootstrap resamples of the interval.
         seed (`int`, *optional*, defaults to 0): seed of the bootstrap.
+        spread (`bool`, *optional*, defaults to `False`): with `limit`, take windows evenly spaced over the whole
+            text (every document has its share) instead of the first ones.
 
     Returns:
         `PerplexityResult`: exp(mean negative log-likelihood over every scored token), its interval over windows
@@ -106,13 +109,16 @@ def evaluate_perplexity(
     if stride > window:
         raise ConfigError(f"stride={stride} exceeds window={window}; pass a stride in [1, {window}].")
     positive_int("limit", limit)
-    max_tokens = None if limit is None else window + (limit - 1) * stride
+    max_tokens = None if limit is None or spread else window + (limit - 1) * stride
     ids = tokenize_corpus(source, tokenizer, text_column, max_tokens)
     device = model.get_input_embeddings().weight.device
     starts = list(range(0, max(len(ids) - window, 0) + 1, stride))
     if starts[-1] + window < len(ids):
         starts.append(starts[-1] + stride)
-    if limit is not None:
+    if limit is not None and spread:
+        step = max(len(starts) / limit, 1)
+        starts = [starts[int(k * step)] for k in range(min(limit, len(starts)))]
+    elif limit is not None:
         starts = starts[:limit]
     window_nll, window_tokens, scored_until = [], [], 0
     was_training = model.training
