@@ -29,7 +29,7 @@ from optimum_dpruner.assets import ensure_default_model
 from optimum_dpruner.data import calibration_samples
 from optimum_dpruner.dual import apply_importance_masks, general_importance
 from optimum_dpruner.gradients import collect_dual_importance
-from optimum_dpruner.pipeline import iter_target_linears
+from optimum_dpruner.blockwise import iter_target_linears
 
 
 def _jsonl(path: str) -> list[dict]:

@@ -17,7 +17,8 @@ from .errors import ConfigError, DataError
 from .importance import load_importance
 from .methods import get_method
 from .modeling import load_model, load_tokenizer
-from .pipeline import iter_target_linears, prune_blockwise
+from .blockwise import iter_target_linears, prune_blockwise
+from .profiling import StageTimer
 from .result import PruneReport, PruneResult, StageMonitor, measure_sparsity
 from .serialization import SPARSITY_KEY, sparsity_metadata
 
@@ -142,6 +143,7 @@ class DPruner:
         method_cls = get_method(cfg.method)
         report = PruneReport(method=cfg.method, pattern=cfg.pattern, target_sparsity=cfg.sparsity)
         monitor = StageMonitor()
+        timer = StageTimer()
         targets = iter_target_linears(self.model, cfg)
         scores = None
         calibration: dict[str, Any] = {}
@@ -159,7 +161,7 @@ class DPruner:
                     general = self._samples(general_ds, cfg.num_samples)
                     domain = self._samples(domain_ds, cfg.domain_num_samples)
                 calibration = {"general": _fingerprint(general, general_ds), "domain": _fingerprint(domain, domain_ds)}
-                scores = run_dpruner(self.model, targets, general, domain, cfg, report, monitor, progress)
+                scores = run_dpruner(self.model, targets, general, domain, cfg, report, monitor, progress, timer)
             with monitor.measure(report, "masking"):
                 apply_importance_masks(targets, scores["I"], cfg)
         else:
@@ -175,7 +177,12 @@ class DPruner:
                     samples = self._samples(general_ds, cfg.num_samples)
                 calibration = {"general": _fingerprint(samples, general_ds)}
             with monitor.measure(report, "prune"):
-                prune_blockwise(self.model, samples, method_cls, cfg, progress=progress)
+                prune_blockwise(self.model, samples, method_cls(cfg), cfg, progress=progress, timer=timer)
+        report.breakdown = {
+            **{k: report.stage_seconds[k] for k in ("calibration_data",) if k in report.stage_seconds},
+            **timer.seconds,
+            **{k: report.stage_seconds[k] for k in ("masking",) if k in report.stage_seconds},
+        }
         report.matrices = measure_sparsity(targets)
         report.fill_model_totals(self.model)
         report.extra["calibration"] = calibration
@@ -194,7 +201,7 @@ class DPruner:
         """
         from .estimation import estimate_for_device, resident_parameter_bytes, runtime_rss
         from .offload import resolve_device
-        from .pipeline import execution_device
+        from .blockwise import execution_device
 
         model_home = resolve_device(next(self.model.parameters()).device)
         return estimate_for_device(self.model, self.config, execution_device(self.model, self.config), model_home,

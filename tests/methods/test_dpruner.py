@@ -9,7 +9,7 @@ from optimum_dpruner.data import calibration_samples
 from optimum_dpruner.dual import general_importance
 from optimum_dpruner.gradients import collect_dual_importance
 from optimum_dpruner.hooks import HookManager
-from optimum_dpruner.pipeline import iter_target_linears
+from optimum_dpruner.blockwise import iter_target_linears
 
 
 def _samples(tokenizer, n, source="builtin:medical", seed=0):
