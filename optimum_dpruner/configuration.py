@@ -77,8 +77,8 @@ class DPrunerConfig:
         add_bos (`str` or `bool`, *optional*, defaults to `"auto"`):
             Start every calibration sequence with the tokenizer's BOS token (followed by `seq_len - 1` text tokens):
             `"auto"` when the tokenizer puts one before an encoded text (LLaMA, Mistral, Gemma; not SmolLM2, whose
-            windows are unchanged), `True` always, `False` never. Models trained with a BOS at position 0 give
-            their first position unusual activations, which calibration should see as in use.
+            windows are unchanged), `True` always, `False` never. Models trained with a BOS at position 0 get one
+            there in use; calibration statistics should be gathered on such inputs (benchmarks/results/bos_effect.md).
         seed (`int`, *optional*, defaults to 0):
             Seed for calibration sampling and everything random in the run.
         damp (`float`, *optional*, defaults to 0.01):
