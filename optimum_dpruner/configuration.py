@@ -74,6 +74,11 @@ class DPrunerConfig:
             validation text it lowered both medical and general perplexity by 7-10% (benchmarks/README.md).
         text_column (`str`, *optional*, defaults to `"text"`):
             Column holding the text in calibration datasets.
+        add_bos (`str` or `bool`, *optional*, defaults to `"auto"`):
+            Start every calibration sequence with the tokenizer's BOS token (followed by `seq_len - 1` text tokens):
+            `"auto"` when the tokenizer puts one before an encoded text (LLaMA, Mistral, Gemma; not SmolLM2, whose
+            windows are unchanged), `True` always, `False` never. Models trained with a BOS at position 0 get one
+            there in use; calibration statistics should be gathered on such inputs (benchmarks/results/bos_effect.md).
         seed (`int`, *optional*, defaults to 0):
             Seed for calibration sampling and everything random in the run.
         damp (`float`, *optional*, defaults to 0.01):
@@ -134,6 +139,10 @@ class DPrunerConfig:
     seq_len: int = field(default=512, metadata={"help": "Tokens per calibration sequence."})
     domain_num_samples: int = field(default=32, metadata={"help": "Number of domain calibration sequences."})
     text_column: str = field(default="text", metadata={"help": "Column holding the text in calibration datasets."})
+    add_bos: str | bool = field(
+        default="auto",
+        metadata={"help": "Start each calibration sequence with the tokenizer's BOS: 'auto' (when the tokenizer adds one), true or false."},
+    )
     seed: int = field(default=0, metadata={"help": "Seed for sampling and everything random."})
     damp: float = field(default=0.01, metadata={"help": "Hessian damping, fraction of the mean diagonal."})
     general_importance: str = field(
@@ -209,6 +218,8 @@ class DPrunerConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ConfigError(f"{name}={value!r} must be a device name such as 'cpu', 'cuda' or 'cuda:1', or None.")
+        if not (isinstance(self.add_bos, bool) or self.add_bos == "auto"):
+            raise ConfigError(f"add_bos={self.add_bos!r} must be 'auto', True or False.")
         for name in ("offload_activations", "offload_hessians", "gradient_checkpointing"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be True or False.")

@@ -27,6 +27,8 @@ __all__ = [
     "iter_texts",
     "calibration_samples",
     "max_sequence_length",
+    "tokenizer_adds_bos",
+    "window_bos_id",
 ]
 
 logger = logging.getLogger(__name__)
@@ -149,6 +151,46 @@ def max_sequence_length(model_config) -> int | None:
     return None
 
 
+_BOS_PROBE = "Hello world"
+
+
+def tokenizer_adds_bos(tokenizer) -> bool:
+    """Whether `tokenizer` puts its BOS token before a single encoded text (`tokenizer(text)`).
+
+    Asked of the encoding itself, not of an `add_bos_token` attribute: a transformers 5 tokenizer built from a
+    `tokenizer.json` whose post-processor adds BOS (LLaMA-3 style) reports `add_bos_token=False`.
+    """
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return False
+    plain = tokenizer(_BOS_PROBE, add_special_tokens=False)["input_ids"]
+    full = tokenizer(_BOS_PROBE)["input_ids"]
+    return len(full) > len(plain) and full[0] == bos and full[1 : len(plain) + 1] == plain
+
+
+def window_bos_id(tokenizer, add_bos: str | bool = "auto") -> int | None:
+    """The token id to put at the start of every calibration or perplexity window, or `None` for none.
+
+    Args:
+        tokenizer: the model's tokenizer.
+        add_bos (`str` or `bool`, *optional*, defaults to `"auto"`): `"auto"` takes the tokenizer's BOS when
+            `tokenizer_adds_bos(tokenizer)`, `True` always takes it, `False` never.
+
+    Raises:
+        `ConfigError`: `add_bos` is not `"auto"`, `True` or `False`; `DataError`: `add_bos=True` and the tokenizer
+        has no BOS token.
+    """
+    if add_bos is False:
+        return None
+    if add_bos is True:
+        if tokenizer.bos_token_id is None:
+            raise DataError("add_bos=True but the tokenizer has no bos_token; set tokenizer.bos_token or pass add_bos='auto'.")
+        return tokenizer.bos_token_id
+    if add_bos == "auto":
+        return tokenizer.bos_token_id if tokenizer_adds_bos(tokenizer) else None
+    raise ConfigError(f"add_bos={add_bos!r} must be 'auto', True or False.")
+
+
 def calibration_samples(
     source: Any,
     tokenizer,
@@ -157,12 +199,18 @@ def calibration_samples(
     seed: int = 0,
     text_column: str = "text",
     model_config=None,
+    add_bos: str | bool = "auto",
 ) -> list[torch.Tensor]:
     """Cut `num_samples` sequences of `seq_len` tokens from `source`, deterministically from `seed`.
 
     The texts are visited in a seeded random order, each tokenised (no special tokens) and followed by the
-    tokens of a blank line, and the stream is cut into consecutive `seq_len`-token windows until
-    `num_samples` are filled. Fewer windows than asked gives a `DPrunerWarning`; not even one a `DataError`.
+    tokens of a blank line, and the stream is cut into consecutive windows until `num_samples` are filled.
+    With a BOS token (see `window_bos_id`), each window is the BOS followed by `seq_len - 1` text tokens;
+    without, `seq_len` text tokens. Fewer windows than asked gives a `DPrunerWarning`; not even one a `DataError`.
+
+    Args:
+        add_bos (`str` or `bool`, *optional*, defaults to `"auto"`): start every window with the tokenizer's BOS:
+            `"auto"` when the tokenizer adds one to an encoded text, `True` always, `False` never.
 
     Returns:
         `list[torch.Tensor]`: `num_samples` (or fewer) tensors of shape `(1, seq_len)`, dtype long, on CPU.
@@ -172,9 +220,13 @@ def calibration_samples(
     limit = max_sequence_length(model_config) if model_config is not None else None
     if limit is not None and seq_len > limit:
         raise ConfigError(f"seq_len={seq_len} exceeds the model's limit of {limit} tokens; lower seq_len.")
+    bos = window_bos_id(tokenizer, add_bos)
+    text_len = seq_len - (bos is not None)
+    if text_len < 1:
+        raise ConfigError(f"seq_len={seq_len} leaves no room for text after the BOS token; use seq_len >= 2 or add_bos=False.")
     dataset = load_texts(source)
     separator = tokenizer("\n\n", add_special_tokens=False)["input_ids"]
-    needed = num_samples * seq_len
+    needed = num_samples * text_len
     stream: list[int] = []
     for text in iter_texts(dataset, text_column, seed):
         if not isinstance(text, str) or not text.strip():
@@ -183,7 +235,7 @@ def calibration_samples(
         stream.extend(separator)
         if len(stream) >= needed:
             break
-    count = len(stream) // seq_len
+    count = len(stream) // text_len
     if count == 0:
         raise DataError(
             f"the texts hold {len(stream)} tokens, fewer than one sequence of seq_len={seq_len}; "
@@ -197,5 +249,7 @@ def calibration_samples(
             stacklevel=2,
         )
     count = min(count, num_samples)
-    ids = torch.tensor(stream[: count * seq_len], dtype=torch.long).view(count, 1, seq_len)
-    return list(ids.unbind(0))
+    ids = torch.tensor(stream[: count * text_len], dtype=torch.long).view(count, text_len)
+    if bos is not None:
+        ids = torch.cat([torch.full((count, 1), bos, dtype=torch.long), ids], dim=1)
+    return list(ids.view(count, 1, seq_len).unbind(0))

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from .configuration import DPrunerConfig
-from .data import calibration_samples
+from .data import calibration_samples, window_bos_id
 from .distributed import current_process_group
 from .dual import apply_importance_masks, run_dpruner
 from .errors import ConfigError, DataError
@@ -39,7 +39,8 @@ def _describe_source(source: Any) -> str:
     return getattr(info, "dataset_name", None) or type(source).__name__
 
 
-def _fingerprint(samples: list[torch.Tensor], source: Any) -> dict[str, Any]:
+def _fingerprint(samples: list[torch.Tensor], source: Any, bos_token_id: int | None) -> dict[str, Any]:
+    """What a calibration set was: source, size, the BOS each window starts with (`None`: none) and a hash."""
     digest = hashlib.sha256()
     for s in samples:
         digest.update(s.numpy().tobytes())
@@ -47,6 +48,8 @@ def _fingerprint(samples: list[torch.Tensor], source: Any) -> dict[str, Any]:
         "source": _describe_source(source),
         "num_samples": len(samples),
         "seq_len": int(samples[0].shape[-1]),
+        "add_bos": bos_token_id is not None,
+        "bos_token_id": bos_token_id,
         "sha256": digest.hexdigest(),
     }
 
@@ -109,8 +112,12 @@ class DPruner:
     def _samples(self, source: Any, num_samples: int) -> list[torch.Tensor]:
         cfg = self.config
         return calibration_samples(
-            source, self.tokenizer, num_samples, cfg.seq_len, cfg.seed, cfg.text_column, self.model.config
+            source, self.tokenizer, num_samples, cfg.seq_len, cfg.seed, cfg.text_column, self.model.config, cfg.add_bos
         )
+
+    def _window_bos(self) -> int | None:
+        """The BOS id the calibration windows start with (`None`: none), for the fingerprint."""
+        return window_bos_id(self.tokenizer, self.config.add_bos)
 
     def prune(
         self,
@@ -160,7 +167,8 @@ class DPruner:
                 with monitor.measure(report, "calibration_data"):
                     general = self._samples(general_ds, cfg.num_samples)
                     domain = self._samples(domain_ds, cfg.domain_num_samples)
-                calibration = {"general": _fingerprint(general, general_ds), "domain": _fingerprint(domain, domain_ds)}
+                bos = self._window_bos()
+                calibration = {"general": _fingerprint(general, general_ds, bos), "domain": _fingerprint(domain, domain_ds, bos)}
                 scores = run_dpruner(self.model, targets, general, domain, cfg, report, monitor, progress, timer)
             with monitor.measure(report, "masking"):
                 apply_importance_masks(targets, scores["I"], cfg)
@@ -175,7 +183,7 @@ class DPruner:
                 general_ds = general_ds or DEFAULT_GENERAL_DATASET
                 with monitor.measure(report, "calibration_data"):
                     samples = self._samples(general_ds, cfg.num_samples)
-                calibration = {"general": _fingerprint(samples, general_ds)}
+                calibration = {"general": _fingerprint(samples, general_ds, self._window_bos())}
             with monitor.measure(report, "prune"):
                 prune_blockwise(self.model, samples, method_cls(cfg), cfg, progress=progress, timer=timer)
         report.breakdown = {

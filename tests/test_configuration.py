@@ -55,6 +55,17 @@ def test_json_round_trip(tmp_path):
     assert DPrunerConfig.from_pretrained(path) == cfg
 
 
+@pytest.mark.parametrize("add_bos", ["auto", True, False])
+def test_add_bos_round_trips_and_rejects_other_values(tmp_path, add_bos):
+    assert DPrunerConfig().add_bos == "auto"
+    cfg = DPrunerConfig(add_bos=add_bos)
+    assert json.loads(open(cfg.save_pretrained(tmp_path)).read())["add_bos"] == add_bos
+    assert DPrunerConfig.from_pretrained(tmp_path).add_bos == add_bos
+    for bad in ("yes", "true", 1, None):
+        with pytest.raises(ConfigError, match=rf"add_bos={bad!r} must be 'auto', True or False"):
+            DPrunerConfig(add_bos=bad)
+
+
 def test_unknown_keys_are_dropped_with_a_warning(tmp_path):
     data = DPrunerConfig().to_dict() | {"from_the_future": 1}
     (tmp_path / "c.json").write_text(json.dumps(data))

@@ -102,8 +102,28 @@ def test_save_loads_in_plain_transformers_with_identical_logits_and_zeros(tmp_pa
     general = side_car["calibration"]["general"]
     assert general["source"] == "builtin:general" and general["num_samples"] == 2 and general["seq_len"] == 32
     assert len(general["sha256"]) == 64
+    assert side_car["config"]["add_bos"] == "auto" and general["add_bos"] is False and general["bos_token_id"] is None
     assert {"README.md", PLOT_NAME, "tokenizer.json", "model.safetensors"} <= set(os.listdir(folder))
     assert set(os.listdir(tmp_path)) == {"pruned", "resaved", "out.pt"}  # no temporary folder left behind
+
+
+@pytest.mark.parametrize("add_bos", ["auto", False])
+def test_calibration_fingerprint_records_the_bos_of_the_windows(make_tiny, add_bos):
+    import hashlib
+
+    from bos_tokenizer import bos_tokenizer
+    from optimum_dpruner.data import calibration_samples
+
+    tok = bos_tokenizer()  # adds a BOS, so "auto" starts every window with it
+    result = _prune(make_tiny("llama"), tok, "builtin:general", method="wanda", num_samples=2, seq_len=16, add_bos=add_bos)
+    general = result.report.extra["calibration"]["general"]
+    windows = calibration_samples("builtin:general", tok, 2, 16, seed=0, add_bos=add_bos)
+    digest = hashlib.sha256()
+    for w in windows:
+        digest.update(w.numpy().tobytes())
+    assert general["sha256"] == digest.hexdigest() and general["seq_len"] == 16
+    assert (general["add_bos"], general["bos_token_id"]) == ((True, tok.bos_token_id) if add_bos == "auto" else (False, None))
+    assert all((int(w[0, 0]) == tok.bos_token_id) == general["add_bos"] for w in windows)
 
 
 @pytest.mark.parametrize("pattern,dtype", [("unstructured", torch.float32), ("2:4", torch.bfloat16)], ids=["unstructured-fp32", "2:4-bf16"])

@@ -16,6 +16,7 @@ from .base import (
     format_table,
     status,
 )
+from .flags import auto_or_bool
 from .prune import check_model_argument, load_model_or_fail
 
 __all__ = ["EvaluateCommand"]
@@ -50,7 +51,8 @@ class EvaluateCommand(DPrunerCLICommand):
         "test items; --limit then picks that many items at random by --seed."
     )
     EXAMPLES = _EXAMPLES
-    FLAG_NAMES = {"stride": "--stride", "window": "--window", "text_column": "--text-column", "dtype": "--dtype"}
+    FLAG_NAMES = {"stride": "--stride", "window": "--window", "text_column": "--text-column", "dtype": "--dtype",
+                  "add_bos": "--add-bos"}
 
     @staticmethod
     def parse_args(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +73,10 @@ class EvaluateCommand(DPrunerCLICommand):
         parser.add_argument("--batch-size", type=_positive, default=8, metavar="N", help="Task sequences per forward pass (default: 8).")
         parser.add_argument("--seed", type=int, default=0, help="Seed of the task items chosen by --limit (default: 0).")
         parser.add_argument("--text-column", default="text", metavar="COLUMN", help="Column holding the text (default: text).")
+        parser.add_argument(
+            "--add-bos", type=auto_or_bool, default="auto", metavar="{auto,true,false}",
+            help="Start each perplexity window with the tokenizer's BOS: auto (when the tokenizer adds one), true or false (default: auto).",
+        )
         parser.add_argument("--json", action="store_true", help="Print the results as JSON instead of a table.")
         add_model_loading_arguments(parser)
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bars.")
@@ -83,7 +89,7 @@ class EvaluateCommand(DPrunerCLICommand):
             raise UsageError("nothing to evaluate; pass --dataset (perplexity), --task (downstream tasks) or both.")
         if args.stride is not None and args.stride > args.window:
             raise UsageError(f"--stride {args.stride} exceeds --window {args.window}; pass a stride of at most the window.")
-        from ..data import BUILTIN_DATASETS
+        from ..data import BUILTIN_DATASETS, window_bos_id
         from ..evaluation import evaluate_task, perplexity
         from ..modeling import load_model, load_tokenizer
         from ..serialization import load_pretrained, read_sparsity_metadata
@@ -114,6 +120,7 @@ class EvaluateCommand(DPrunerCLICommand):
                 limit=args.limit,
                 text_column=args.text_column,
                 progress=not args.no_progress,
+                add_bos=args.add_bos,
             )
         tasks = {}
         for task in args.task:
@@ -124,9 +131,10 @@ class EvaluateCommand(DPrunerCLICommand):
             tasks[task] = {"items": result.num_items, **result.metrics}
         metadata = read_sparsity_metadata(args.model) if pruned else None
         if args.json:
+            bos = window_bos_id(tokenizer, args.add_bos) if results else None  # a BOS leaves window - 1 text tokens
             print(json.dumps({"model": args.model, "perplexity": results, "tasks": tasks, "sparsity": metadata,
-                              "window": args.window, "stride": args.stride or args.window, "limit": args.limit,
-                              "seed": args.seed}, indent=2))
+                              "window": args.window, "stride": args.stride or args.window - (bos is not None),
+                              "bos_token_id": bos, "limit": args.limit, "seed": args.seed}, indent=2))
             return 0
         if results:
             print(format_table([(k, f"{v:.3f}") for k, v in results.items()], header=("dataset", "perplexity")))

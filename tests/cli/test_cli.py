@@ -145,7 +145,7 @@ def test_every_config_field_has_a_flag():
         "apply_mask_to": ("finetuned", "finetuned"), "gradient_checkpointing": (None, False),
         "domain_batch_size": ("2", 2), "importance_dtype": ("bfloat16", "bfloat16"), "importance_device": ("cpu", "cpu"),
         "execution_device": ("cpu", "cpu"), "offload_activations": ("", True), "offload_hessians": ("", True),
-        "domain_parallelism": ("fsdp", "fsdp"),
+        "domain_parallelism": ("fsdp", "fsdp"), "add_bos": ("false", False),
     }
     assert set(values) == set(CONFIG_FLAGS), "add a value for each new DPrunerConfig field"
     argv = []
@@ -213,6 +213,8 @@ BAD_ARGUMENTS = [
     ("missing-model", ["prune", "-m", "{tmp}/missing", "-o", "{out}", "--method", "magnitude"], "--model"),
     ("bad-dtype", ["prune", "-m", "org/m", "-o", "{out}", "--dtype", "int3"], "--dtype"),
     ("bad-window", ["evaluate", "-m", "org/m", "--dataset", "builtin:medical", "--window", "0"], "--window"),
+    ("bad-add-bos", ["prune", "-m", "org/m", "-o", "{out}", "--add-bos", "yes"], "argument --add-bos: 'yes' is not auto, true or false"),
+    ("evaluate-bad-add-bos", ["evaluate", "-m", "org/m", "--dataset", "builtin:medical", "--add-bos", "1"], "argument --add-bos: '1' is not auto, true or false"),
     ("stride-over-window", ["evaluate", "-m", "org/m", "--dataset", "builtin:medical", "--window", "8", "--stride", "16"], "--stride"),
     ("evaluate-nothing", ["evaluate", "-m", "org/m"], "--task"),
     ("unknown-task", ["evaluate", "-m", "org/m", "--task", "mmlu"], "--task"),
@@ -324,6 +326,14 @@ def test_evaluate_matches_the_library(optimum_cli, pruned_dir, tokenizer):
         expected = perplexity(model, tokenizer, source, window=32, limit=2, progress=False)
         assert math.isfinite(report["perplexity"][source])
         assert report["perplexity"][source] == pytest.approx(expected, rel=1e-4)
+    # --add-bos true forces the declared BOS (SmolLM2's tokenizer adds none): windows of BOS + 31 text tokens
+    proc = run_cli(optimum_cli, "dpruner", "evaluate", "-m", pruned_dir, "--dataset", "builtin:medical", "--window", "32",
+                   "--limit", "2", "--add-bos", "true", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["bos_token_id"] == tokenizer.bos_token_id and report["stride"] == 31
+    expected = perplexity(model, tokenizer, "builtin:medical", window=32, limit=2, progress=False, add_bos=True)
+    assert report["perplexity"]["builtin:medical"] == pytest.approx(expected, rel=1e-4)
     table = run_cli(optimum_cli, "dpruner", "evaluate", "-m", pruned_dir, "--dataset", "builtin:legal", "--window", "32", "--limit", "1")
     assert table.returncode == 0, table.stderr[-3000:]
     assert "perplexity" in table.stdout and "builtin:legal" in table.stdout and "magnitude" in table.stdout
