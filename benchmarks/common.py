@@ -18,13 +18,22 @@ def validation_texts(data: str) -> dict[str, list[str]]:
 
     Returns:
         `{"general": ABC news articles (general/lee_news.jsonl, not Wikipedia), "medical": PubMed *train*-split
-        abstracts 1000-1299, title and text (the bundled calibration file holds abstracts 0-999)}`.
+        abstracts 1000-1299, title and text (the bundled calibration file holds abstracts 0-999), "legal": CaseHOLD
+        *train* items 1000-1299 with the correct holding in place of <HOLDING>, as the bundle builds its calibration
+        texts from items 0-999 (court opinions; the legal test perplexity is on US legislation, which has no
+        validation split here)}`.
     """
+
+    def casehold(record: dict) -> str:
+        holding, prompt = record["holding_" + record["label"]], record["citing_prompt"]
+        return prompt.replace("<HOLDING>", holding) if "<HOLDING>" in prompt else prompt + " " + holding
+
     return {
         "general": [r["text"] for r in _jsonl(os.path.join(data, "general", "lee_news.jsonl"))],
         "medical": [
             r["title"] + "\n" + r["text"] for r in _jsonl(os.path.join(data, "medical", "pubmed_train.jsonl"))[1000:1300]
         ],
+        "legal": [casehold(r) for r in _jsonl(os.path.join(data, "legal", "casehold_train.jsonl"))[1000:1300]],
     }
 
 

@@ -84,8 +84,21 @@ class DPrunerConfig:
         damp (`float`, *optional*, defaults to 0.01):
             Hessian damping as a fraction of its mean diagonal (SparseGPT and D-Pruner's general importance).
         general_importance (`str`, *optional*, defaults to `"sparsegpt"`):
-            How D-Pruner computes G: `"sparsegpt"` (saliency taken while SparseGPT prunes, as the authors) or
-            `"obs"` (the same saliency on the unmodified weights, no OBS updates).
+            D-Pruner's separate general stage G (used by the regulariser): `"sparsegpt"` (saliency taken while
+            SparseGPT prunes, as the authors), `"obs"` (the same saliency on the unmodified weights, no OBS updates)
+            or `"none"` (no general stage; then `lambda_reg` must be 0).
+        domain_weight (`float`, *optional*):
+            Share of the domain windows in the mixed calibration statistics (Hessian, input norms), per token: 0 =
+            general windows only, 1 = domain windows only. Used when a baseline gets `domain_ds` as well (calibration
+            mixing, MixCal) and by D-Pruner's reconstruction pass. Defaults to 0.5.
+        reconstruction (`str`, *optional*):
+            `"obs"`: after the mask is chosen, the surviving weights of each block are updated by OBS on the (mixed)
+            Hessian, pruned outputs propagated (fixed-mask reconstruction); `"none"`: the mask is applied alone.
+            Defaults to the method's: SparseGPT always reconstructs, D-Pruner, Wanda and magnitude do not.
+        general_score_weight (`float`, *optional*, defaults to 0.0):
+            D-Pruner's mask score: (1 - w) * rank(I) + w * rank(G_mix), ranks normalised within each matrix, where
+            G_mix is the OBS saliency under the mixed Hessian of the partially pruned model (needs
+            `reconstruction="obs"`, whose pass computes it). 0 = the domain importance I alone (the paper).
         lambda_reg (`float`, *optional*, defaults to 0.1):
             Weight of the generality-preserving regulariser (hint for legal text: 0.001).
         alpha (`float`, *optional*, defaults to 1e-4):
@@ -146,7 +159,17 @@ class DPrunerConfig:
     seed: int = field(default=0, metadata={"help": "Seed for sampling and everything random."})
     damp: float = field(default=0.01, metadata={"help": "Hessian damping, fraction of the mean diagonal."})
     general_importance: str = field(
-        default="sparsegpt", metadata={"help": "D-Pruner's G: 'sparsegpt' (with OBS updates) or 'obs' (no updates)."}
+        default="sparsegpt",
+        metadata={"help": "D-Pruner's general stage G: 'sparsegpt' (with OBS updates), 'obs' (no updates) or 'none'."},
+    )
+    domain_weight: float | None = field(
+        default=None, metadata={"help": "Share of the domain windows in mixed calibration statistics, in [0, 1]; default 0.5."}
+    )
+    reconstruction: str | None = field(
+        default=None, metadata={"help": "'obs' (OBS update of the surviving weights) or 'none'; default: the method's."}
+    )
+    general_score_weight: float = field(
+        default=0.0, metadata={"help": "D-Pruner mask score: weight of rank(G_mix) against rank(I), in [0, 1]."}
     )
     lambda_reg: float = field(default=0.1, metadata={"help": "Weight of the generality-preserving regulariser."})
     alpha: float = field(default=1e-4, metadata={"help": "Regulariser step size when learning_rate is 0."})
@@ -206,8 +229,26 @@ class DPrunerConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"{name}={value!r} must be a non-negative number.")
-        if self.general_importance not in ("sparsegpt", "obs"):
-            raise ConfigError(f"general_importance={self.general_importance!r} must be 'sparsegpt' or 'obs'.")
+        if self.general_importance not in ("sparsegpt", "obs", "none"):
+            raise ConfigError(f"general_importance={self.general_importance!r} must be 'sparsegpt', 'obs' or 'none'.")
+        for name in ("domain_weight", "general_score_weight"):
+            value = getattr(self, name)
+            if value is None and name == "domain_weight":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name}={value!r} must be a number in [0, 1], e.g. 0.5.")
+        if self.reconstruction not in (None, "none", "obs"):
+            raise ConfigError(f"reconstruction={self.reconstruction!r} must be 'obs' or 'none'.")
+        if self.method == MethodName.SPARSEGPT.value and self.reconstruction == "none":
+            raise ConfigError("reconstruction='none' does not apply to method='sparsegpt', which always updates the "
+                              "surviving weights; drop reconstruction or use method='wanda'.")
+        if self.method == MethodName.DPRUNER.value:
+            if self.general_importance == "none" and self.lambda_reg > 0:
+                raise ConfigError(f"lambda_reg={self.lambda_reg} needs the general stage G; set lambda_reg=0 or "
+                                  "general_importance='sparsegpt'.")
+            if self.general_score_weight > 0 and self.reconstruction != "obs":
+                raise ConfigError(f"general_score_weight={self.general_score_weight} needs reconstruction='obs' (its pass "
+                                  "computes G_mix); set reconstruction='obs' or general_score_weight=0.")
         if self.apply_mask_to not in ("pretrained", "finetuned"):
             raise ConfigError(f"apply_mask_to={self.apply_mask_to!r} must be 'pretrained' or 'finetuned'.")
         if self.domain_parallelism not in ("ddp", "fsdp"):
@@ -233,6 +274,27 @@ class DPrunerConfig:
                 DPrunerWarning,
                 stacklevel=3,
             )
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> "DPrunerConfig":
+        """D-Pruner exactly as the paper describes it: G from a SparseGPT pass on general text, the regularised
+        domain gradient (lambda = 0.1, alpha = 1e-4), the mask from I alone, no reconstruction. The calibration sizes
+        stay this library's (the paper: 128 x 2048 general tokens, ~1000 domain texts); `overrides` change any field.
+
+        Example:
+            ```python
+            DPrunerConfig.paper(sparsity=0.6)
+            ```
+        """
+        values = dict(method="dpruner", general_importance="sparsegpt", lambda_reg=0.1, alpha=1e-4,
+                      reconstruction="none", general_score_weight=0.0, learning_rate=0.0)
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def mixing_weight(self) -> float:
+        """`domain_weight`, or its default."""
+        return 0.5 if self.domain_weight is None else float(self.domain_weight)
 
     @property
     def nm(self) -> tuple[int, int] | None:

@@ -85,10 +85,12 @@ def run_dpruner(
     its mean (`regulariser_ratio_mean`), and the domain losses.
     """
     group = current_process_group()
-    with monitor.measure(report, "general_importance"):
-        general = general_importance(model, general_samples, config, progress, timer)
-        for scores in general.values():  # every process computed G; the main process's copy makes them equal
-            group.broadcast_(scores)
+    general = None
+    if config.general_importance != "none":
+        with monitor.measure(report, "general_importance"):
+            general = general_importance(model, general_samples, config, progress, timer)
+            for scores in general.values():  # every process computed G; the main process's copy makes them equal
+                group.broadcast_(scores)
     pretrained = None
     if config.learning_rate > 0 and config.apply_mask_to == "pretrained":
         pretrained = {n: parameter_value(m).to("cpu", copy=True) for n, m in targets.items()}
@@ -119,4 +121,4 @@ def run_dpruner(
     report.extra["regulariser_ratio_mean"] = sum(ratios.values()) / len(ratios)
     report.extra["domain_losses"] = stats.losses
     logger.info("regulariser |g~ - g| / |g|: mean %.3e", report.extra["regulariser_ratio_mean"])
-    return {"G": general, "I": stats.importance}
+    return {"G": general or {}, "I": stats.importance}

@@ -114,7 +114,7 @@ def collect_dual_importance(
     model: nn.Module,
     samples: list[torch.Tensor],
     targets: dict[str, nn.Linear],
-    general: dict[str, torch.Tensor],
+    general: dict[str, torch.Tensor] | None,
     config: DPrunerConfig,
     progress: bool = True,
     group: ProcessGroup | None = None,
@@ -127,7 +127,8 @@ def collect_dual_importance(
         model (`nn.Module`): the causal LM (weights updated in place only if `config.learning_rate > 0`).
         samples (`list[torch.Tensor]`): domain input ids, each `(1, seq_len)`.
         targets (`dict[str, nn.Linear]`): the matrices to score.
-        general (`dict[str, torch.Tensor]`): G for each target.
+        general (`dict[str, torch.Tensor]`, *optional*): G for each target (the regulariser); `None`: no
+            regulariser (`general_importance="none"`).
         config (`DPrunerConfig`): `lambda_reg`, `alpha`, `learning_rate`, `domain_epochs`, `max_grad_norm`,
             `domain_batch_size`, `gradient_checkpointing`, `importance_dtype`, `importance_device`, `seed`.
         progress (`bool`, *optional*, defaults to `True`): show a progress bar.
@@ -142,7 +143,7 @@ def collect_dual_importance(
     Raises:
         `ConfigError`: launched on several processes and a batch cannot be split evenly over them.
     """
-    missing = [n for n in targets if n not in general]
+    missing = [n for n in targets if n not in general] if general is not None else []
     if missing:
         raise KeyError(f"no general importance for {missing[:3]}")
     group = group or current_process_group()
@@ -152,7 +153,7 @@ def collect_dual_importance(
         importance={
             # sharded: next to G (the replica's device holds only 1/N of the weights)
             n: torch.zeros(m.weight.shape, dtype=dtype,
-                           device=config.importance_device or (general[n].device if sharded else m.weight.device))
+                           device=config.importance_device or (general[n].device if sharded and general else m.weight.device))
             for n, m in targets.items()
         }
     )
@@ -174,7 +175,8 @@ def collect_dual_importance(
             grad, weight, rows = group.mean(param.grad), param.detach(), slice(None)
         alpha = state["lr"] if lr0 > 0 else config.alpha
         with torch.no_grad(), timer("domain_scoring", sync=False):
-            g_reg, added = regularised_gradient(grad, general[name][rows].to(grad.device), config.lambda_reg, alpha)
+            g = general[name][rows].to(grad.device) if general is not None else None
+            g_reg, added = regularised_gradient(grad, g, config.lambda_reg, alpha)
             if state["score"]:
                 imp = stats.importance[name][rows]
                 imp += taylor_importance(g_reg, weight).to(device=imp.device, dtype=imp.dtype)

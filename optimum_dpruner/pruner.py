@@ -15,7 +15,8 @@ from .distributed import current_process_group
 from .dual import apply_importance_masks, run_dpruner
 from .errors import ConfigError, DataError
 from .importance import load_importance
-from .methods import get_method
+from .methods import DPrunerMethod, ObsReconstruction, get_method
+from .methods.statistics import mixture_weights
 from .modeling import load_model, load_tokenizer
 from .blockwise import iter_target_linears, prune_blockwise
 from .profiling import StageTimer
@@ -37,6 +38,19 @@ def _describe_source(source: Any) -> str:
         return f"list of {len(source)} texts"
     info = getattr(source, "info", None)
     return getattr(info, "dataset_name", None) or type(source).__name__
+
+
+def _mix(
+    general: list[torch.Tensor], domain: list[torch.Tensor] | None, domain_weight: float
+) -> tuple[list[torch.Tensor], list[float] | None]:
+    """The windows of a calibration pass and their per-token weights (`None`: equal), the domain windows taking a
+    `domain_weight` share; a side with no share is left out (so 0 and 1 are general-only and domain-only runs)."""
+    if not domain or domain_weight == 0:
+        return general, None
+    if domain_weight == 1:
+        return domain, None
+    tokens = [s.numel() for s in general], [s.numel() for s in domain]
+    return general + domain, mixture_weights(*tokens, domain_weight)
 
 
 def _fingerprint(samples: list[torch.Tensor], source: Any, bos_token_id: int | None) -> dict[str, Any]:
@@ -132,16 +146,18 @@ class DPruner:
         Args:
             general_ds (*optional*): general (open-domain) calibration data: a `datasets.Dataset` or
                 `IterableDataset`, a list of strings, a file/folder/hub id, or `"builtin:<name>"`. Defaults to the
-                bundled Wikipedia sample (`"builtin:general"`). The baselines calibrate on this one set; to
-                calibrate a baseline on domain text, pass the domain data here.
-            domain_ds (*optional*): domain calibration data, required by D-Pruner.
+                bundled Wikipedia sample (`"builtin:general"`).
+            domain_ds (*optional*): domain calibration data. Required by D-Pruner. Given to SparseGPT or Wanda, the
+                two sets are mixed in the statistics, the domain windows taking a `domain_weight` share per token
+                (calibration mixing; `domain_weight=1` calibrates on the domain alone).
             importance (`str` or `dict`, *optional*): D-Pruner scores saved by `save_importance` (or the dict
-                `result.importance`); the masks are then extracted from them with no pass over data.
+                `result.importance`); the masks are then taken from them with no gradient pass (the reconstruction
+                pass, when configured, still calibrates on `general_ds` and `domain_ds`).
             progress (`bool`, *optional*, defaults to `True`): show progress bars.
 
         Returns:
-            `PruneResult`: `model`, `tokenizer`, `report` (sparsity per matrix, time and peak memory per stage),
-            `config` and, for D-Pruner, `importance`.
+            `PruneResult`: `model`, `tokenizer`, `report` (sparsity per matrix, time and peak memory per stage,
+            time per step), `config` and, for D-Pruner, `importance`.
 
         Raises:
             `DataError`: missing, empty or too short data; `ConfigError`: options that do not fit the model.
@@ -152,40 +168,49 @@ class DPruner:
         monitor = StageMonitor()
         timer = StageTimer()
         targets = iter_target_linears(self.model, cfg)
+        reconstruct = (cfg.reconstruction or method_cls.default_reconstruction) == "obs"
         scores = None
         calibration: dict[str, Any] = {}
+        if method_cls.requires_domain_data and importance is None and domain_ds is None:
+            raise DataError(
+                f"method={cfg.method!r} needs both a general and a domain dataset; pass domain_ds= "
+                "(e.g. 'builtin:medical'), or pick a baseline that takes one dataset."
+            )
+        uses_data = method_cls.requires_data or reconstruct
+        if domain_ds is not None and not uses_data:
+            raise DataError(f"method={cfg.method!r} uses no calibration data; drop domain_ds, or use a method that "
+                            "calibrates (wanda, sparsegpt, dpruner) or reconstruction='obs'.")
+        needs_windows = uses_data and (importance is None or reconstruct)
+        general = domain = None
+        if needs_windows:
+            general_ds = general_ds or DEFAULT_GENERAL_DATASET
+            bos = self._window_bos()
+            with monitor.measure(report, "calibration_data"):
+                general = self._samples(general_ds, cfg.num_samples)
+                domain = self._samples(domain_ds, cfg.domain_num_samples) if domain_ds is not None else None
+            calibration["general"] = _fingerprint(general, general_ds, bos)
+            if domain is not None:
+                calibration["domain"] = _fingerprint(domain, domain_ds, bos)
         if method_cls.requires_domain_data:
             if importance is not None:
                 scores = load_importance(importance) if not isinstance(importance, dict) else importance
             else:
-                if domain_ds is None:
-                    raise DataError(
-                        f"method={cfg.method!r} needs both a general and a domain dataset; pass domain_ds= "
-                        "(e.g. 'builtin:medical'), or pick a baseline that takes one dataset."
-                    )
-                general_ds = general_ds or DEFAULT_GENERAL_DATASET
-                with monitor.measure(report, "calibration_data"):
-                    general = self._samples(general_ds, cfg.num_samples)
-                    domain = self._samples(domain_ds, cfg.domain_num_samples)
-                bos = self._window_bos()
-                calibration = {"general": _fingerprint(general, general_ds, bos), "domain": _fingerprint(domain, domain_ds, bos)}
                 scores = run_dpruner(self.model, targets, general, domain, cfg, report, monitor, progress, timer)
-            with monitor.measure(report, "masking"):
-                apply_importance_masks(targets, scores["I"], cfg)
+            method = DPrunerMethod(cfg, importance=scores["I"])
+            if not reconstruct:
+                with monitor.measure(report, "masking"):
+                    apply_importance_masks(targets, scores["I"], cfg)
         else:
-            if domain_ds is not None:
-                raise DataError(
-                    f"method={cfg.method!r} calibrates on one dataset; pass it as general_ds (run once with general "
-                    "and once with domain data to compare), or use method='dpruner' for both."
-                )
-            samples = None
-            if method_cls.requires_data:
-                general_ds = general_ds or DEFAULT_GENERAL_DATASET
-                with monitor.measure(report, "calibration_data"):
-                    samples = self._samples(general_ds, cfg.num_samples)
-                calibration = {"general": _fingerprint(samples, general_ds, self._window_bos())}
-            with monitor.measure(report, "prune"):
-                prune_blockwise(self.model, samples, method_cls(cfg), cfg, progress=progress, timer=timer)
+            method = method_cls(cfg)
+        if reconstruct or not method_cls.requires_domain_data:
+            if reconstruct and not method.updates_weights:
+                method = ObsReconstruction(method)
+            samples, weights = _mix(general, domain, cfg.mixing_weight) if general is not None else (None, None)
+            if weights is not None or (domain is not None and samples is domain):
+                calibration["domain_weight"] = cfg.mixing_weight
+            stage = "reconstruction" if method_cls.requires_domain_data else "prune"
+            with monitor.measure(report, stage):
+                prune_blockwise(self.model, samples, method, cfg, progress=progress, sample_weights=weights, timer=timer)
         report.breakdown = {
             **{k: report.stage_seconds[k] for k in ("calibration_data",) if k in report.stage_seconds},
             **timer.seconds,

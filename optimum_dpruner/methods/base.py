@@ -49,6 +49,8 @@ class PruningMethod(ABC):
         requires_domain_data: needs a domain dataset as well as a general one (D-Pruner).
         changes_weights: `prune_group` returns different weights (False only for score-only stages); when False,
             the pipeline reuses the calibration pass's outputs instead of running the block a second time.
+        default_reconstruction: `"obs"` when the method updates the surviving weights by itself (SparseGPT), else
+            `"none"` (then `reconstruction="obs"` wraps it in `methods.reconstruction.ObsReconstruction`).
 
     Args:
         config (`DPrunerConfig`): the run's options.
@@ -62,6 +64,7 @@ class PruningMethod(ABC):
     default_granularity: ClassVar[str] = "layer"
     requires_domain_data: ClassVar[bool] = False
     changes_weights: ClassVar[bool] = True
+    default_reconstruction: ClassVar[str] = "none"
 
     def __init__(self, config: DPrunerConfig, keep_saliency: bool = False) -> None:
         self.config = config

@@ -22,23 +22,32 @@ from .base import LayerResult, PruningMethod
 from .obs import obs_saliency
 from .registry import register_method
 from .sparsegpt import SparseGPTMethod, stack_rows
+from .statistics import Hessian
 
-__all__ = ["DPrunerMethod", "regularised_gradient", "taylor_importance", "OBSSaliency"]
+__all__ = ["DPrunerMethod", "regularised_gradient", "taylor_importance", "normalized_rank", "OBSSaliency"]
 
 
 def regularised_gradient(
-    grad: torch.Tensor, general_importance: torch.Tensor, lambda_reg: float, alpha: float
+    grad: torch.Tensor, general_importance: torch.Tensor | None, lambda_reg: float, alpha: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """g~ = g + 2 * lambda * alpha^2 * G * g^2 (fp32), and sum |g~ - g| = sum of the added term's magnitude (a 0-d
-    tensor, so that no device sync is needed per call)."""
+    tensor, so that no device sync is needed per call). No G: g~ = g."""
     grad = grad.float()
     scale = 2.0 * lambda_reg * alpha * alpha
-    if scale == 0:
+    if scale == 0 or general_importance is None:
         return grad, grad.new_zeros(())
     term = general_importance.float() * scale
     term.mul_(grad.pow(2))
     size = term.abs().sum()
     return term.add_(grad), size
+
+
+def normalized_rank(score: torch.Tensor) -> torch.Tensor:
+    """Rank of each entry within the whole tensor, scaled to (0, 1] (ties: the lower flat index ranks lower)."""
+    flat = score.reshape(-1)
+    ranks = torch.empty_like(flat)
+    ranks[torch.argsort(flat, stable=True)] = torch.arange(1, flat.numel() + 1, device=flat.device, dtype=flat.dtype)
+    return ranks.div_(flat.numel()).reshape(score.shape)
 
 
 def taylor_importance(reg_grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -58,7 +67,7 @@ class OBSSaliency(SparseGPTMethod):
 
     def prune_group(self, weights, statistic, timer=None):
         timer = timer or StageTimer()
-        upper, dead = self.factor(statistic, timer)
+        upper, dead = statistic.inverse_factor(self.config.damp, timer)
         stacked, slices = stack_rows(weights, upper.device, dead)
         saliency = obs_saliency(stacked, upper)
         return {
@@ -90,8 +99,16 @@ class DPrunerMethod(PruningMethod):
     def __init__(self, config, importance: dict[str, torch.Tensor] | None = None, keep_saliency: bool = False) -> None:
         super().__init__(config, keep_saliency)
         self.importance = importance or {}
+        # the general side of the score is the OBS saliency under the calibration Hessian of this pass
+        self.statistic = Hessian if config.general_score_weight > 0 else None
 
-    def score(self, name: str, weight: torch.Tensor, statistic: None) -> torch.Tensor:
+    def score(self, name: str, weight: torch.Tensor, statistic: Hessian | None) -> torch.Tensor:
         if name not in self.importance:
             raise RuntimeError(f"DPrunerMethod needs the dual importance I of {name}")
-        return self.importance[name].to(device=weight.device, dtype=torch.float32)
+        importance = self.importance[name].to(device=weight.device, dtype=torch.float32)
+        share = self.config.general_score_weight
+        if share == 0:
+            return importance
+        upper, dead = statistic.inverse_factor(self.config.damp)
+        general = obs_saliency(weight.detach().float().masked_fill(dead.unsqueeze(0), 0.0), upper)
+        return (1.0 - share) * normalized_rank(importance) + share * normalized_rank(general)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 
 from ..configuration import MethodName
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..profiling import StageTimer
 from .base import LayerResult, PruningMethod
-from .obs import MaskSpec, inverse_hessian_factor, obs_prune, obs_saliency, prepare_hessian
+from .obs import MaskSpec, obs_prune, obs_saliency
 from .registry import register_method
 from .statistics import Hessian
 
@@ -58,6 +58,7 @@ class SparseGPTMethod(PruningMethod):
     statistic = Hessian
     updates_weights = True
     default_granularity = "block"
+    default_reconstruction = "obs"
 
     def __init__(self, config, keep_saliency: bool = False) -> None:
         super().__init__(config, keep_saliency)
@@ -67,14 +68,6 @@ class SparseGPTMethod(PruningMethod):
                 f"block_size={config.block_size} must be a multiple of M={nm[1]} for pattern {config.pattern!r}."
             )
 
-    def factor(self, statistic: Hessian, timer: StageTimer) -> tuple[torch.Tensor, torch.Tensor]:
-        """U (upper Cholesky factor of the damped H^-1) and the dead inputs of a group's Hessian."""
-        if statistic.num_tokens == 0:
-            raise DataError("a target layer received no calibration tokens; check the calibration data.")
-        with timer("factorisation"):
-            hessian, dead = prepare_hessian(statistic.value())
-            return inverse_hessian_factor(hessian, self.config.damp), dead
-
     def mask_spec(self) -> MaskSpec:
         return MaskSpec(self.config.sparsity, self.granularity, self.config.nm)
 
@@ -82,7 +75,7 @@ class SparseGPTMethod(PruningMethod):
         self, weights: dict[str, torch.Tensor], statistic: Hessian, timer: StageTimer | None = None
     ) -> dict[str, LayerResult]:
         timer = timer or StageTimer()
-        upper, dead = self.factor(statistic, timer)
+        upper, dead = statistic.inverse_factor(self.config.damp, timer)
         stacked, slices = stack_rows(weights, upper.device, dead)
         new, mask, saliency = obs_prune(stacked, upper, spec=self.mask_spec(), block_size=self.config.block_size,
                                         row_groups=slices, return_saliency=self.keep_saliency, timer=timer)
@@ -90,6 +83,6 @@ class SparseGPTMethod(PruningMethod):
 
     def score(self, name: str, weight: torch.Tensor, statistic: Hessian) -> torch.Tensor:
         """OBS saliency of the unmodified weights (D-Pruner's `general_importance="obs"`)."""
-        upper, dead = self.factor(statistic, StageTimer())
+        upper, dead = statistic.inverse_factor(self.config.damp)
         stacked, _ = stack_rows({name: weight}, upper.device, dead)
         return obs_saliency(stacked, upper)
