@@ -225,8 +225,12 @@ class DPruner:
         self.result = PruneResult(self.model, self.tokenizer, report, cfg, importance=scores)
         return self.result
 
-    def estimate(self):
+    def estimate(self, domain_data: bool = False):
         """Expected peak memory and time of each stage of `prune()` with this config, before any work starts.
+
+        Args:
+            domain_data (`bool`, *optional*, defaults to `False`): a baseline will get `domain_ds` as well
+                (calibration mixing); D-Pruner always does.
 
         Returns:
             `RunEstimate`: per stage, the peak (split into weights, activations, statistics, scores...) and
@@ -238,7 +242,7 @@ class DPruner:
 
         model_home = resolve_device(next(self.model.parameters()).device)
         return estimate_for_device(self.model, self.config, execution_device(self.model, self.config), model_home,
-                                   runtime_rss(self.model), resident_parameter_bytes(self.model))
+                                   runtime_rss(self.model), resident_parameter_bytes(self.model), domain_data=domain_data)
 
     def _last_result(self, action: str) -> PruneResult:
         if self.result is None:
