@@ -82,3 +82,16 @@ def test_unknown_builtin_and_bad_type(tokenizer):
         calibration_samples("builtin:finance", tokenizer, 1, 8)
     with pytest.raises(DataError, match="not supported"):
         calibration_samples(42, tokenizer, 1, 8)
+
+
+def test_empty_or_broken_file_is_named(tmp_path, tokenizer):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(DataError, match=r"the file '.*empty.jsonl' is empty"):
+        calibration_samples(str(empty), tokenizer, 1, 8)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "fine"}\n{"text": "cut in the midd')
+    with pytest.raises(DataError, match=r"the file '.*broken.jsonl' could not be read as json \(.+\); check that it is complete"):
+        calibration_samples(str(broken), tokenizer, 1, 8)
+    with pytest.raises(DataError, match="an empty string is not a dataset"):
+        load_texts("  ")
