@@ -262,6 +262,21 @@ def test_overwrite_never_deletes_files_the_library_did_not_write(tmp_path, tiny_
         result.save_pretrained(work / "config.json", overwrite=True)
 
 
+def test_checkpoint_saved_before_the_file_list_is_replaced_by_its_known_names(tmp_path, tiny_llama, tokenizer):
+    result = _prune(tiny_llama, tokenizer)
+    legacy = tmp_path / "legacy"
+    result.save_pretrained(legacy)
+    side_car = json.loads((legacy / "dpruner_config.json").read_text())
+    del side_car["written_files"]
+    (legacy / "dpruner_config.json").write_text(json.dumps(side_car))
+    (legacy / "scores.safetensors").write_text("not ours")
+    with pytest.raises(ConfigError, match=r"did not write \(scores.safetensors\)"):
+        result.save_pretrained(legacy, overwrite=True)
+    os.remove(legacy / "scores.safetensors")
+    result.save_pretrained(legacy, overwrite=True)
+    assert "written_files" in json.loads((legacy / "dpruner_config.json").read_text())
+
+
 def test_overwrite_never_replaces_the_folder_the_model_was_loaded_from(tmp_path, tiny_llama, tokenizer):
     folder = _prune(tiny_llama).save_pretrained(tmp_path / "pruned", model_card=False)
     before = _snapshot(folder)
