@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from .configuration import CONFIG_NAME
 from .errors import ConfigError
 
-__all__ = ["check_output_folder", "replace_folder", "written_files", "MANIFEST_KEY"]
+__all__ = ["check_output_folder", "check_creatable", "replace_folder", "written_files", "MANIFEST_KEY"]
 
 #: key of `dpruner_config.json` listing the files a save wrote (the only ones an overwrite may delete)
 MANIFEST_KEY = "written_files"
@@ -124,7 +124,15 @@ def _check_replaceable(argument: str, target: str, protected: Iterable[str]) -> 
         )
 
 
-def _check_creatable(argument: str, target: str, needed_bytes: int) -> None:
+def check_creatable(target: str | os.PathLike, argument: str, needed_bytes: int = 0) -> None:
+    """`ConfigError` unless `target` can be created: its nearest existing ancestor is a writable folder with room.
+
+    Args:
+        target (`str`): the file or folder to be written.
+        argument (`str`): the argument named in errors.
+        needed_bytes (`int`, *optional*): bytes it will take; 0 skips the free-space check.
+    """
+    target = os.path.abspath(os.path.expanduser(os.fspath(target)))
     anchor = _nearest_existing(os.path.dirname(target))
     if not os.path.isdir(anchor):
         raise _refuse(argument, target, f"is under {anchor!r}, which is a file, not a folder; choose another path.")
@@ -169,7 +177,7 @@ def check_output_folder(
         if not overwrite:
             raise _refuse(argument, target, "already exists; pass overwrite=True or choose another folder.")
         _check_replaceable(argument, target, protected)
-    _check_creatable(argument, target, needed_bytes)
+    check_creatable(target, argument, needed_bytes)
     return target
 
 

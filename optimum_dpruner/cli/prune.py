@@ -94,6 +94,7 @@ class PruneCommand(DPrunerCLICommand):
         "domain_ds": "--domain-dataset",
         "general_ds": "--general-dataset",
         "save_directory": "--output",
+        "save_importance": "--save-importance",
         "dtype": "--dtype",
     }
 
@@ -151,7 +152,7 @@ class PruneCommand(DPrunerCLICommand):
             if value is not None and not value.strip():
                 raise UsageError(f"{flag} {value!r} is empty; pass a dataset, or leave the flag out (general: builtin:general).")
         if output is not None and not args.dry_run:
-            from ..folders import check_output_folder
+            from ..folders import check_creatable, check_output_folder
 
             # before any work: the folder can be written, has room, and --overwrite would delete only our files
             source = os.path.expanduser(args.model)
@@ -159,6 +160,8 @@ class PruneCommand(DPrunerCLICommand):
                 output, args.overwrite, protected=[source] if os.path.exists(source) else [],
                 needed_bytes=_local_weight_bytes(args.model),
             )
+            if args.save_importance is not None:
+                check_creatable(args.save_importance, "save_importance")
         if args.importance is not None and not os.path.exists(args.importance):
             raise UsageError(f"--importance {args.importance!r} does not exist; pass a file written by --save-importance.")
 

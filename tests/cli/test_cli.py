@@ -490,7 +490,7 @@ def _scores_of_another_model(c) -> Path:
 
 
 PRUNE = ["dpruner", "prune", "--method", "wanda", *CALIBRATION]
-# (id, arguments built from the fixtures, exit code, what the one error line holds)
+# (id, arguments built from the fixtures, exit code, what the one error line holds: a string or a tuple of them)
 BAD_INPUTS = [
     ("empty-general-dataset", lambda c: [*PRUNE, "-m", c.model, "--general-dataset", "", "-o", c.out], 2,
      "--general-dataset '' is empty"),
@@ -519,6 +519,9 @@ BAD_INPUTS = [
                                                "-o", c.out], 2, "was computed on another model"),
     ("output-under-a-file", lambda c: [*PRUNE, "-m", c.model, "-o", _with_file(c.tmp, "file.txt", "x") / "file.txt" / "out"], 2,
      "file.txt', which is a file"),
+    ("save-importance-under-a-file", lambda c: ["dpruner", "prune", "-m", c.model, "--domain-dataset", "builtin:medical",
+                                                "--save-importance", _with_file(c.tmp, "f.txt", "x") / "f.txt" / "s", "-o", c.out],
+     2, ("--save-importance=", "f.txt', which is a file")),
     ("overwrite-foreign-files", lambda c: [*PRUNE, "-m", c.model, "--overwrite", "-o", _with_file(_checkpoint(c), "notes.txt", "mine")],
      2, "holds files optimum-dpruner did not write (notes.txt)"),
     ("overwrite-current-directory", lambda c: [*PRUNE, "-m", c.model, "--overwrite", "-o", "."], 2,
@@ -554,7 +557,7 @@ def test_bad_input_fails_with_one_line_and_touches_nothing(optimum_cli, model_di
     assert proc.returncode == code, proc.stderr[-3000:]
     error = last_line(proc.stderr)
     assert error.startswith("optimum-cli dpruner ") and ": error: " in error, proc.stderr[-3000:]
-    assert expected in error, error
+    assert all(part in error for part in ((expected,) if isinstance(expected, str) else expected)), error
     assert "Traceback" not in proc.stderr
     assert not context.out.exists() and not any(p.name.startswith(".") for p in tmp_path.iterdir())
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # nothing deleted or changed
