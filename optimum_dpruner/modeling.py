@@ -84,9 +84,10 @@ def _from_pretrained(load, path: str):
     except OSError as e:
         if os.path.exists(path):
             raise
+        reason = describe_error(e).split(". ")[0]  # transformers adds paragraphs of advice
         raise ConfigError(
             f"model_or_path={path!r} is not a local folder or file (nothing at {os.path.abspath(path)!r}) and could not "
-            f"be loaded from the Hub ({describe_error(e)}); check the path, or the Hub id and your connection."
+            f"be loaded from the Hub ({reason}); check the path, or the Hub id and your connection."
         ) from None
 
 

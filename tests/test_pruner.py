@@ -6,7 +6,16 @@ import datasets
 import pytest
 import torch
 
-from optimum_dpruner import ConfigError, DataError, DPruner, DPrunerConfig, NumericalError, UnsupportedModelError
+from optimum_dpruner import (
+    ConfigError,
+    DataError,
+    DPruner,
+    DPrunerConfig,
+    DPrunerWarning,
+    NumericalError,
+    UnsupportedModelError,
+    save_importance,
+)
 
 TINY_DATA = dict(num_samples=2, seq_len=32, domain_num_samples=1)
 
@@ -86,6 +95,10 @@ def test_importance_from_another_model_of_the_same_shape_is_refused(make_tiny, t
     with pytest.raises(ConfigError, match=r"^importance='.*' was computed on another model \(weights fingerprint"):
         DPruner(other, tokenizer, config).prune(importance=path, progress=False)
     assert other.model.layers[0].mlp.up_proj.weight.count_nonzero() == 128 * 64  # nothing pruned
+    # scores saved without a fingerprint (an older version) are used, with a warning
+    unsigned = save_importance(tmp_path / "old", first.importance)
+    with pytest.warns(DPrunerWarning, match="records no model fingerprint"):
+        DPruner(make_tiny(seed=3), tokenizer, config).prune(importance=unsigned, progress=False)
 
 
 def test_importance_passed_where_it_would_be_ignored(tiny_llama, tokenizer, tmp_path):

@@ -95,6 +95,7 @@ class PruneCommand(DPrunerCLICommand):
         "general_ds": "--general-dataset",
         "save_directory": "--output",
         "save_importance": "--save-importance",
+        "importance": "--importance",
         "dtype": "--dtype",
     }
 

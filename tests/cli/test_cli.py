@@ -214,6 +214,8 @@ BAD_ARGUMENTS = [
     ("domain-data-unused", ["prune", "-m", "org/m", "-o", "{out}", "--method", "wanda", "--domain-dataset", "builtin:legal"], "--domain-dataset"),
     ("unknown-builtin", ["prune", "-m", "org/m", "-o", "{out}", "--method", "wanda", "--general-dataset", "builtin:news"], "--general-dataset"),
     ("missing-config", ["prune", "-m", "org/m", "-o", "{out}", "--config", "{tmp}/nope.json"], "--config"),
+    ("missing-importance", ["prune", "-m", "org/m", "-o", "{out}", "--importance", "{tmp}/nope"], "--importance"),
+    ("importance-unused", ["prune", "-m", "org/m", "-o", "{out}", "--method", "wanda", "--importance", "{tmp}"], "--importance"),
     ("output-exists", ["prune", "-m", "org/m", "-o", "{tmp}"], "--overwrite"),
     ("missing-model", ["prune", "-m", "{tmp}/missing", "-o", "{out}", "--method", "magnitude"], "--model"),
     ("bad-dtype", ["prune", "-m", "org/m", "-o", "{out}", "--dtype", "int3"], "--dtype"),
