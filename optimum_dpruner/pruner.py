@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import warnings
 from typing import Any
 
 import torch
@@ -14,15 +13,20 @@ from .configuration import DPrunerConfig
 from .data import calibration_samples
 from .distributed import current_process_group
 from .dual import apply_importance_masks, run_dpruner
-from .errors import ConfigError, DataError, DPrunerWarning, NumericalError, UnsupportedModelError
-from .importance import importance_metadata, load_importance, weights_fingerprint
+from .errors import ConfigError, DataError
+from .guards import (
+    as_config,
+    check_achieved_sparsity,
+    check_data_arguments,
+    check_finite_weights,
+    check_importance_model,
+)
+from .importance import load_importance, weights_fingerprint
 from .methods import get_method
 from .modeling import load_model, load_tokenizer
-from .offload import parameter_value
 from .pipeline import iter_target_linears, prune_blockwise
 from .result import PruneReport, PruneResult, StageMonitor, measure_sparsity
 from .serialization import SPARSITY_KEY, sparsity_metadata
-from .verification import minimum_zeros
 
 __all__ = ["DPruner", "DEFAULT_GENERAL_DATASET"]
 
@@ -53,106 +57,6 @@ def _fingerprint(samples: list[torch.Tensor], source: Any) -> dict[str, Any]:
     }
 
 
-def _as_config(config: Any) -> DPrunerConfig:
-    """`config` as a `DPrunerConfig` (a dict of options is accepted); `ConfigError` for anything else."""
-    if config is None:
-        return DPrunerConfig()
-    if isinstance(config, dict):
-        return DPrunerConfig.from_dict(config)
-    if not isinstance(config, DPrunerConfig):
-        raise ConfigError(f"config={config!r} is a {type(config).__name__}; pass a DPrunerConfig or a dict of its options.")
-    return config
-
-
-def _is_empty(source: Any) -> bool:
-    """Whether a calibration source is empty data (an empty string, list or `datasets.Dataset`), as opposed to `None`."""
-    if isinstance(source, (str, os.PathLike)):
-        return not os.fspath(source).strip()
-    if isinstance(source, (list, tuple)):
-        return not source
-    num_rows = getattr(source, "num_rows", None)  # datasets.Dataset (an IterableDataset has none)
-    return isinstance(num_rows, int) and num_rows == 0
-
-
-def _check_data_arguments(method_cls, general_ds: Any, domain_ds: Any, importance: Any) -> None:
-    """Reject data and score arguments the method would ignore or that hold nothing, before any work."""
-    for argument, source in (("general_ds", general_ds), ("domain_ds", domain_ds)):
-        if source is not None and _is_empty(source):
-            shown = repr(source) if isinstance(source, (str, os.PathLike, list, tuple)) else f"<{type(source).__name__}, 0 rows>"
-            default = f", or leave {argument} out for the default {DEFAULT_GENERAL_DATASET!r}" if argument == "general_ds" else ""
-            raise DataError(f"{argument}={shown} is empty; pass calibration texts{default}.")
-    if importance is None:
-        return
-    if not isinstance(importance, (str, os.PathLike, dict)):
-        raise ConfigError(f"importance={importance!r} must be a path written by save_importance or the dict result.importance.")
-    if not method_cls.requires_domain_data:
-        raise ConfigError(
-            f"importance= holds D-Pruner scores, which method={method_cls.name!r} does not use; drop importance, or "
-            "set method='dpruner' to extract masks from the scores."
-        )
-    if general_ds is not None or domain_ds is not None:
-        raise ConfigError(
-            "importance= and calibration data were both given; drop general_ds/domain_ds to extract the masks from the "
-            "saved scores, or drop importance to compute new scores from the data."
-        )
-
-
-def _check_finite_weights(model) -> None:
-    """`UnsupportedModelError` naming the first parameter that holds NaN or inf (it would derail every ranking)."""
-    seen: set[int] = set()
-    for module_name, module in model.named_modules():
-        for name, param in module.named_parameters(recurse=False):
-            if id(param) in seen or not param.is_floating_point():
-                continue
-            seen.add(id(param))
-            value = parameter_value(module, name)
-            finite = torch.isfinite(value)
-            if not bool(finite.all()):
-                nan = int(torch.isnan(value).sum())
-                full = f"{module_name}.{name}" if module_name else name
-                raise UnsupportedModelError(
-                    f"the weight {full} holds {nan} NaN and {value.numel() - int(finite.sum()) - nan} inf values (of "
-                    f"{value.numel()}); pruning cannot rank them and would miss the requested sparsity: repair or "
-                    "reload the weights (an overflowed float16 conversion, a diverged fine-tune?)."
-                )
-
-
-def _check_importance_model(importance: Any, fingerprint: str) -> None:
-    """`ConfigError` when saved scores were computed on another model than the one being pruned."""
-    if isinstance(importance, dict):
-        return  # scores in memory carry no fingerprint; their names and shapes are checked when masks are applied
-    recorded = importance_metadata(importance).get("model_fingerprint")
-    if recorded is None:
-        warnings.warn(
-            f"importance={os.fspath(importance)!r} records no model fingerprint (saved by an older version): it cannot "
-            "be checked to belong to this model.",
-            DPrunerWarning,
-            stacklevel=3,
-        )
-    elif recorded != fingerprint:
-        raise ConfigError(
-            f"importance={os.fspath(importance)!r} was computed on another model (weights fingerprint "
-            f"{recorded[:12]}, this model's {fingerprint[:12]}); recompute the scores on this model, or load the model "
-            "they were computed on."
-        )
-
-
-def _check_achieved_sparsity(report: PruneReport, cfg: DPrunerConfig, granularity: str) -> None:
-    """`NumericalError` when a target matrix holds fewer zeros than the requested sparsity less rounding."""
-    short = []
-    for name, matrix in report.matrices.items():
-        needed = minimum_zeros(matrix.shape, cfg.sparsity, cfg.pattern, granularity, cfg.block_size)
-        if matrix.zeros < needed:
-            short.append((name, matrix, needed))
-    if short:
-        name, matrix, needed = short[0]
-        raise NumericalError(
-            f"pruning missed sparsity={cfg.sparsity:g} in {len(short)} of {len(report.matrices)} matrices: {name} has "
-            f"{matrix.zeros} zeros of {matrix.numel} ({matrix.sparsity:.4f}), fewer than the {needed} that rounding "
-            "allows; the result is refused. Check the calibration data and the weights for NaN/inf."
-        )
-
-
 class DPruner:
     """Prunes a decoder-only causal LM with D-Pruner or one of the baselines (magnitude, Wanda, SparseGPT).
 
@@ -170,7 +74,7 @@ class DPruner:
     def __init__(self, model, tokenizer=None, config: DPrunerConfig | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.config = _as_config(config)
+        self.config = as_config(config)
         self.result: PruneResult | None = None
 
     @classmethod
@@ -200,7 +104,7 @@ class DPruner:
             initialised; `ConfigError`: `config` is not a config, or `model_or_path` is neither a local path nor a
             model on the Hub; `CheckpointError`: a weights file is truncated or corrupt.
         """
-        config = _as_config(config)
+        config = as_config(config)
         if model_or_path is None:
             from .assets import ensure_default_model
 
@@ -253,8 +157,8 @@ class DPruner:
         """
         cfg = self.config
         method_cls = get_method(cfg.method)
-        _check_data_arguments(method_cls, general_ds, domain_ds, importance)
-        _check_finite_weights(self.model)
+        check_data_arguments(method_cls, general_ds, domain_ds, importance, DEFAULT_GENERAL_DATASET)
+        check_finite_weights(self.model)
         report = PruneReport(method=cfg.method, pattern=cfg.pattern, target_sparsity=cfg.sparsity)
         monitor = StageMonitor()
         targets = iter_target_linears(self.model, cfg)
@@ -264,7 +168,7 @@ class DPruner:
             fingerprint = weights_fingerprint(targets)
             report.extra["model_fingerprint"] = {"sha256": fingerprint}
             if importance is not None:
-                _check_importance_model(importance, fingerprint)
+                check_importance_model(importance, fingerprint)
                 scores = load_importance(importance) if not isinstance(importance, dict) else importance
             else:
                 if domain_ds is None:
@@ -295,7 +199,7 @@ class DPruner:
             with monitor.measure(report, "prune"):
                 prune_blockwise(self.model, samples, method_cls, cfg, progress=progress)
         report.matrices = measure_sparsity(targets)
-        _check_achieved_sparsity(report, cfg, cfg.granularity or method_cls.default_granularity)
+        check_achieved_sparsity(report, cfg, cfg.granularity or method_cls.default_granularity)
         report.fill_model_totals(self.model)
         report.extra["calibration"] = calibration
         # the metadata travels with the model, so that a plain model.save_pretrained keeps it and
