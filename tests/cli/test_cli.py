@@ -504,6 +504,8 @@ BAD_INPUTS = [
     ("encoder-model", lambda c: [*PRUNE, "-m", _bert(c), "-o", c.out], 1, "model_type='bert' (BertModel) is an encoder"),
     ("truncated-weights", lambda c: [*PRUNE, "-m", _truncated(c.model), "-o", c.out], 1,
      "model.safetensors': the weights are truncated or corrupt"),
+    ("corrupt-model-config", lambda c: [*PRUNE, "-m", _with_file(c.model, "config.json", "{bad"), "-o", c.out], 1,
+     "config.json' is not a valid JSON file"),
     ("missing-relative-model", lambda c: [*PRUNE, "-m", "models/tiny", "-o", c.out], 1,
      "'models/tiny' is not a local folder or file (nothing at"),
     ("missing-model-not-a-hub-id", lambda c: [*PRUNE, "-m", "my tiny model", "-o", c.out], 2,
