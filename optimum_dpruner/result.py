@@ -313,5 +313,7 @@ class PruneResult:
             raise ValueError(f"method={self.report.method!r} computes no importance scores to save; use method='dpruner'.")
         with _main_process_writes() as is_main:
             if is_main:
-                return save_importance(path, self.importance, {"config": self.config.to_dict()})
+                fingerprint = (self.report.extra.get("model_fingerprint") or {}).get("sha256")  # checked on reuse
+                metadata = {"config": self.config.to_dict(), "model_fingerprint": fingerprint}
+                return save_importance(path, self.importance, metadata)
         return os.fspath(path)

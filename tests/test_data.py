@@ -134,3 +134,16 @@ def test_add_bos_errors_name_the_problem(tokenizer):
     with pytest.raises(DataError, match="add_bos=True but the tokenizer has no bos_token"):
         calibration_samples(_texts(), bos_tokenizer(adds_bos=False, bos_token=None), 1, 8, add_bos=True)
     assert window_bos_id(bos_tokenizer(adds_bos=False, bos_token=None), "auto") is None
+
+
+def test_empty_or_broken_file_is_named(tmp_path, tokenizer):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(DataError, match=r"the file '.*empty.jsonl' is empty"):
+        calibration_samples(str(empty), tokenizer, 1, 8)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "fine"}\n{"text": "cut in the midd')
+    with pytest.raises(DataError, match=r"the file '.*broken.jsonl' could not be read as json \(.+\); check that it is complete"):
+        calibration_samples(str(broken), tokenizer, 1, 8)
+    with pytest.raises(DataError, match="an empty string is not a dataset"):
+        load_texts("  ")
