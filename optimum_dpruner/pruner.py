@@ -229,8 +229,9 @@ class DPruner:
             if reconstruct and not method.updates_weights:
                 method = ObsReconstruction(method)
             samples, weights = _mix(general, domain, cfg.mixing_weight) if general is not None else (None, None)
-            if weights is not None or (domain is not None and samples is domain):
-                calibration["domain_weight"] = cfg.mixing_weight
+            if domain is not None and samples is not None:  # the share of each set in the block-wise statistics
+                calibration["general"]["statistics_share"] = 1.0 - cfg.mixing_weight
+                calibration["domain"]["statistics_share"] = cfg.mixing_weight
             stage = "reconstruction" if method_cls.requires_domain_data else "prune"
             with monitor.measure(report, stage):
                 prune_blockwise(self.model, samples, method, cfg, progress=progress, sample_weights=weights, timer=timer)

@@ -107,13 +107,18 @@ class PruneCommand(DPrunerCLICommand):
             "--general-dataset",
             default=None,
             metavar="DATASET",
-            help="General calibration data (default: builtin:general). The baselines calibrate on this set only.",
+            help="General calibration data (default: builtin:general).",
         )
         io.add_argument(
-            "--domain-dataset", default=None, metavar="DATASET", help="Domain calibration data (D-Pruner only)."
+            "--domain-dataset",
+            default=None,
+            metavar="DATASET",
+            help="Domain calibration data: D-Pruner's, or mixed into a baseline's statistics (--domain-weight).",
         )
         io.add_argument(
-            "--importance", default=None, metavar="PATH", help="D-Pruner scores saved by --save-importance: no data pass."
+            "--importance", default=None, metavar="PATH",
+            help="D-Pruner scores saved by --save-importance: no gradient pass (with --reconstruction obs the data "
+                 "still feeds the reconstruction pass).",
         )
         io.add_argument(
             "--config", default=None, metavar="PATH", help="A DPrunerConfig JSON file, or a pruned model folder."
@@ -179,12 +184,13 @@ class PruneCommand(DPrunerCLICommand):
                     "or pick a one-dataset method with --method."
                 )
         else:
-            for flag, value in (("--domain-dataset", args.domain_dataset), ("--importance", args.importance)):
-                if value is not None:
-                    raise UsageError(
-                        f"{flag} is used only by --method {'/'.join(two_sets)}; drop it, or calibrate --method "
-                        f"{config.method} on the domain text by passing it as --general-dataset."
-                    )
+            if args.importance is not None:
+                raise UsageError(f"--importance is used only by --method {'/'.join(two_sets)}; drop it.")
+            if args.domain_dataset is not None and not (method_cls.requires_data or config.reconstruction == "obs"):
+                raise UsageError(
+                    f"--method {config.method} uses no calibration data, so --domain-dataset has no effect; drop it, "
+                    "or add --reconstruction obs."
+                )
             if args.save_importance is not None:
                 raise UsageError(f"--save-importance needs --method {'/'.join(two_sets)}; drop it.")
         for flag, value in (("--general-dataset", args.general_dataset), ("--domain-dataset", args.domain_dataset)):

@@ -211,7 +211,7 @@ BAD_ARGUMENTS = [
     ("unknown-method", ["prune", "-m", "org/m", "-o", "{out}", "--method", "obd"], "--method"),
     ("unknown-flag", ["prune", "-m", "org/m", "-o", "{out}", "--sparsiti", "0.5"], "--sparsiti"),
     ("no-domain-data", ["prune", "-m", "org/m", "-o", "{out}", "--method", "dpruner"], "--domain-dataset"),
-    ("domain-data-unused", ["prune", "-m", "org/m", "-o", "{out}", "--method", "wanda", "--domain-dataset", "builtin:legal"], "--domain-dataset"),
+    ("domain-data-unused", ["prune", "-m", "org/m", "-o", "{out}", "--method", "magnitude", "--domain-dataset", "builtin:legal"], "--domain-dataset"),
     ("unknown-builtin", ["prune", "-m", "org/m", "-o", "{out}", "--method", "wanda", "--general-dataset", "builtin:news"], "--general-dataset"),
     ("missing-config", ["prune", "-m", "org/m", "-o", "{out}", "--config", "{tmp}/nope.json"], "--config"),
     ("missing-importance", ["prune", "-m", "org/m", "-o", "{out}", "--importance", "{tmp}/nope"], "--importance"),
@@ -249,12 +249,13 @@ def test_bad_arguments_exit_2_with_one_line(optimum_cli, tmp_path, args, expecte
 PRUNE_CASES = [
     ("dpruner", "unstructured", ["--domain-dataset", "builtin:medical", "--domain-num-samples", "1"]),
     ("sparsegpt", "2:4", []),
+    ("sparsegpt", "unstructured", ["--domain-dataset", "builtin:medical", "--domain-weight", "0.3", "--domain-num-samples", "2"]),
     ("wanda", "unstructured", []),
     ("magnitude", "unstructured", []),
 ]
 
 
-@pytest.mark.parametrize("method,pattern,extra", PRUNE_CASES, ids=[f"{m}-{p}" for m, p, _ in PRUNE_CASES])
+@pytest.mark.parametrize("method,pattern,extra", PRUNE_CASES, ids=[f"{m}-{p}{'-mixed' if e and m != 'dpruner' else ''}" for m, p, e in PRUNE_CASES])
 def test_prune_saves_a_sparse_checkpoint(optimum_cli, model_dir, tmp_path, method, pattern, extra):
     out = tmp_path / "out"
     proc = run_cli(
@@ -274,6 +275,11 @@ def test_prune_saves_a_sparse_checkpoint(optimum_cli, model_dir, tmp_path, metho
     assert meta["method"] == method and meta["pattern"] == pattern
     side_car = json.loads((out / "dpruner_config.json").read_text())
     assert side_car["config"]["seed"] == 3 and side_car["config"]["num_samples"] == 2
+    if "--domain-weight" in extra:  # calibration mixing: both sets and the share are recorded
+        assert side_car["config"]["domain_weight"] == 0.3
+        assert side_car["calibration"]["domain"]["statistics_share"] == 0.3
+        assert side_car["calibration"]["general"]["statistics_share"] == 0.7
+        assert "30% of the mixed calibration statistics" in (out / "README.md").read_text()
 
 
 def test_prune_config_file_with_flag_overrides(optimum_cli, model_dir, tmp_path):
