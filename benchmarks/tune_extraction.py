@@ -60,16 +60,58 @@ def _variants(pattern: str) -> dict[str, dict]:
             "config": dict(recipe, domain_weight=0.5, general_score_weight=share), "data": "both", "importance": "I"}
     v["rank sum, beta 0.5, row groups"] = {"config": dict(recipe, domain_weight=0.5, general_score_weight=0.5,
                                                           granularity="row"), "data": "both", "importance": "I"}
+    for exponent in (0.5, 1.0):  # SparseGPT's own adaptive choice on the mixed Hessian, saliency x (I / mean I)^e
+        v[f"sparsegpt x I^{exponent:g}, beta 0.5"] = {"config": dict(method="sparsegpt", domain_weight=0.5), "data": "both",
+                                                       "importance": "I", "prior_exponent": exponent}
     for n in (16, 64):
         v[f"rank sum, beta 0.5, {n} domain windows"] = {
             "config": dict(recipe, domain_weight=0.5, general_score_weight=0.5, domain_num_samples=n),
             "data": "both", "importance": f"I{n}"}
+    first = ["dense", "sparsegpt general", "sparsegpt domain", "sparsegpt mix 0.5", "rank sum, beta 0.5",
+             "sparsegpt x I^0.5, beta 0.5", "I mask + obs, beta 0.5", "rank sum, beta 0.25", "rank sum, beta 0.75",
+             "wanda domain", "dpruner paper", "G_mix mask + obs (no I), beta 0.5", "sparsegpt x I^1, beta 0.5"]
+    v = {name: v[name] for name in first + [n for n in v if n not in first]}
     for spec in v.values():
         if spec["config"] is not None:
             spec["config"]["pattern"] = pattern
             if pattern != "unstructured":
                 spec["config"].pop("sparsity", None)
     return v
+
+
+class _PriorSparseGPT:
+    """SparseGPT whose adaptive mask choice multiplies the saliency by (I / mean I)^exponent per matrix."""
+
+    def __new__(cls, config, importance, exponent):
+        from optimum_dpruner.methods import SparseGPTMethod
+        from optimum_dpruner.methods.obs import obs_prune
+        from optimum_dpruner.methods.sparsegpt import split_rows, stack_rows
+
+        class Method(SparseGPTMethod):
+            def prune_group(self, weights, statistic, timer=None):
+                upper, dead = statistic.inverse_factor(self.config.damp, timer)
+                stacked, slices = stack_rows(weights, upper.device, dead)
+                prior = torch.cat([(importance[n].float() / importance[n].float().mean()).pow(exponent) for n in weights])
+                new, mask, _ = obs_prune(stacked, upper, spec=self.mask_spec(), block_size=self.config.block_size,
+                                         row_groups=slices, timer=timer, prior=prior.to(upper.device))
+                return split_rows(weights, slices, new, mask, None)
+
+        return Method(config)
+
+
+def _prune_with_prior(model, tokenizer, config, data, importance, exponent) -> float:
+    """The `prior_exponent` variants: the library's windows and mixing, a custom method; returns seconds."""
+    from optimum_dpruner.blockwise import prune_blockwise
+    from optimum_dpruner.pruner import _mix
+
+    pruner = DPruner(model, tokenizer, config)
+    start = time.time()
+    general = pruner._samples(data[0], config.num_samples)
+    domain = pruner._samples(data[1], config.domain_num_samples)
+    samples, weights = _mix(general, domain, config.mixing_weight)
+    prune_blockwise(model, samples, _PriorSparseGPT(config, importance, exponent), config, progress=False,
+                    sample_weights=weights)
+    return time.time() - start
 
 
 @torch.no_grad()
@@ -159,15 +201,20 @@ def main() -> None:
                     "both": ("builtin:general", f"builtin:{args.domain}")}[spec["data"]]
             key = spec.get("importance")
             if key and key not in importance:  # the domain gradient pass, once per setting
-                scores_config = DPrunerConfig(**{**config.to_dict(), "reconstruction": "none", "general_score_weight": 0.0})
+                scores_config = DPrunerConfig(**{**config.to_dict(), "method": "dpruner", "general_importance": "none",
+                                                 "lambda_reg": 0.0, "reconstruction": "none", "general_score_weight": 0.0})
                 scores = DPruner(model, tokenizer, scores_config).prune(*data, progress=False)
                 importance[key] = {"I": scores.importance["I"], "seconds": scores.report.stage_seconds["domain_importance"]}
                 model.load_state_dict(pristine)
-            result = DPruner(model, tokenizer, config).prune(
-                *data, importance={"I": importance[key]["I"]} if key else None, progress=False)
-            row["prune_seconds"] = round(sum(result.report.stage_seconds.values()) + (importance[key]["seconds"] if key else 0), 1)
-            row["stage_seconds"] = {k: round(v, 1) for k, v in result.report.stage_seconds.items()}
-            row["sparsity"] = round(result.report.sparsity, 4)
+            if "prior_exponent" in spec:
+                seconds = _prune_with_prior(model, tokenizer, config, data, importance[key]["I"], spec["prior_exponent"])
+                row["prune_seconds"] = round(seconds + importance[key]["seconds"], 1)
+            else:
+                result = DPruner(model, tokenizer, config).prune(
+                    *data, importance={"I": importance[key]["I"]} if key else None, progress=False)
+                row["prune_seconds"] = round(sum(result.report.stage_seconds.values()) + (importance[key]["seconds"] if key else 0), 1)
+                row["stage_seconds"] = {k: round(v, 1) for k, v in result.report.stage_seconds.items()}
+                row["sparsity"] = round(result.report.sparsity, 4)
         row["general"] = window_nlls(model, tokenizer, texts["general"], args.eval_windows)
         row["domain"] = window_nlls(model, tokenizer, texts[args.domain], args.eval_windows)
         row["wall_seconds"] = round(time.time() - start, 1)

@@ -113,6 +113,7 @@ def obs_prune(
     row_groups: Sequence[slice] | None = None,
     return_saliency: bool = False,
     timer: StageTimer | None = None,
+    prior: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Prune `weight` and update the surviving weights by OBS, column block by column block.
 
@@ -127,6 +128,8 @@ def obs_prune(
         return_saliency (`bool`, *optional*, defaults to `False`): also return the saliency each block's mask was
             chosen from (W^2 / U_jj^2 of the weights when the block is reached; D-Pruner's general importance).
         timer (`StageTimer`, *optional*): receives `mask_selection` and `obs_update` seconds.
+        prior (`torch.Tensor`, *optional*): `(R, d)` non-negative factor multiplied into the saliency wherever an
+            adaptive mask is chosen (e.g. a domain importance), so that a weight is kept for both reasons.
 
     Returns:
         `(weight, mask, saliency)`: the new `(R, d)` fp32 weight with zeros where pruned, the bool mask, and the
@@ -142,11 +145,13 @@ def obs_prune(
     adaptive_blocks = spec is not None and nm is None and spec.granularity in ("block", "row")
     # column-major copies: the column loop then reads and updates contiguous rows of memory
     wt = weight.t().contiguous()
+    prior_t = prior.t().contiguous() if prior is not None and spec is not None else None
     with timer("mask_selection"):
         if mask is not None:
             mask_t = mask.t().contiguous()
         elif nm is None and spec.granularity == "layer":
-            mask_t = _choose(obs_saliency(weight, upper), spec, groups, "layer").t().contiguous()
+            score = obs_saliency(weight, upper)
+            mask_t = _choose(score if prior is None else score * prior, spec, groups, "layer").t().contiguous()
         else:
             mask_t = torch.zeros_like(wt, dtype=torch.bool)
     saliency_t = torch.empty_like(wt) if return_saliency else None
@@ -161,7 +166,8 @@ def obs_prune(
                 if saliency_t is not None:
                     saliency_t[i1:i2] = block_saliency
                 if adaptive_blocks:
-                    mask_t[i1:i2] = _choose(block_saliency.t(), spec, groups, spec.granularity).t()
+                    score = block_saliency if prior_t is None else block_saliency * prior_t[i1:i2]
+                    mask_t[i1:i2] = _choose(score.t(), spec, groups, spec.granularity).t()
             m1 = mask_t[i1:i2]
             scale = m1.to(w1.dtype) / d1  # err_j = W_j * [pruned] / U_jj
         with timer("obs_update"):
@@ -169,7 +175,10 @@ def obs_prune(
             for i in range(i2 - i1):
                 if nm is not None and i % nm[1] == 0:
                     cols = slice(i, i + nm[1])
-                    group_mask = nm_mask((w1[cols].pow(2) / d1[cols].pow(2)).t(), *nm).t()
+                    score = w1[cols].pow(2) / d1[cols].pow(2)
+                    if prior_t is not None:
+                        score = score * prior_t[i1 + i : i1 + i + nm[1]]
+                    group_mask = nm_mask(score.t(), *nm).t()
                     m1[cols] = group_mask
                     scale[cols] = group_mask.to(w1.dtype) / d1[cols]
                 torch.mul(w1[i], scale[i], out=errors[i])

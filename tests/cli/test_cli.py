@@ -150,7 +150,8 @@ def test_every_config_field_has_a_flag():
         "apply_mask_to": ("finetuned", "finetuned"), "gradient_checkpointing": (None, False),
         "domain_batch_size": ("2", 2), "importance_dtype": ("bfloat16", "bfloat16"), "importance_device": ("cpu", "cpu"),
         "execution_device": ("cpu", "cpu"), "offload_activations": ("", True), "offload_hessians": ("", True),
-        "domain_parallelism": ("fsdp", "fsdp"), "add_bos": ("false", False),
+        "domain_parallelism": ("fsdp", "fsdp"), "add_bos": ("false", False), "domain_weight": ("0.3", 0.3),
+        "reconstruction": ("obs", "obs"), "general_score_weight": ("0.5", 0.5),
     }
     assert set(values) == set(CONFIG_FLAGS), "add a value for each new DPrunerConfig field"
     argv = []

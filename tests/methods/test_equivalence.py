@@ -156,3 +156,19 @@ def test_equal_but_distinct_inputs_and_repeated_calls_are_not_shared():
     groups = shared.groups()
     assert [g.members for g in groups] == [["a"], ["b"], ["c"]]
     assert groups[2].statistic.num_tokens == 2 * 2 * 4  # both calls of c, both windows
+
+
+@pytest.mark.parametrize("granularity,nm", SOLVER_CASES, ids=[f"{g}-{nm}" for g, nm in SOLVER_CASES])
+def test_a_prior_scales_the_adaptive_choice(granularity, nm):
+    weight, hessian = _problem()
+    hessian.diagonal()[5] = 1.0
+    upper = inverse_hessian_factor(hessian, 0.01)
+    spec = MaskSpec(0.5, granularity, nm)
+    plain = obs_prune(weight, upper, spec, block_size=32)
+    flat = obs_prune(weight, upper, spec, block_size=32, prior=torch.full_like(weight, 3.0))
+    assert torch.equal(plain[1], flat[1])  # a constant factor changes no choice
+    protected = torch.zeros_like(weight, dtype=torch.bool)
+    protected[:, ::4] = True  # one weight of every group of 4: always among the kept
+    _, mask, _ = obs_prune(weight, upper, spec, block_size=32, prior=torch.where(protected, 1e6, 1.0))
+    assert not (mask & protected).any()
+    assert (mask.float().mean() - 0.5).abs() < 1e-6
