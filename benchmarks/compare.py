@@ -123,7 +123,8 @@ def _single(args: argparse.Namespace) -> dict:
         if method == "dpruner":
             scores = os.path.join(args.scores_dir, f"{domain}.safetensors") if args.scores_dir else ""
             reuse = bool(scores) and os.path.exists(scores)
-            result = pruner.prune("builtin:general", f"builtin:{domain}", importance=scores if reuse else None, progress=False)
+            data = () if reuse else ("builtin:general", f"builtin:{domain}")  # saved scores need (and take) no data
+            result = pruner.prune(*data, importance=scores if reuse else None, progress=False)
             row["scores"] = "reused" if reuse else "computed"
             if scores and not reuse:
                 result.save_importance(scores)

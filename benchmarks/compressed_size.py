@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
-import shlex
 import sys
 import tempfile
 import time
+
+from common import command_line, write_result
 
 
 def _bytes(folder: str, weights_only: bool) -> int:
@@ -110,18 +110,14 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(_measure(result, "bfloat16", workdir))
             del pruner, result
     record = {
-        "command": "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__), *(argv or sys.argv[1:])]),
+        "command": command_line(__file__, argv or sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),
         "model": "SmolLM2-135M-Instruct (embedded, fp32)",
         "threads": args.threads,
         **counts,
         "rows": rows,
     }
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=1)
-    with open(os.path.splitext(args.out)[0] + ".md", "w", encoding="utf-8") as f:
-        f.write(_markdown(record))
-    print(_markdown(record))
+    write_result(args.out, record, _markdown)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from optimum_dpruner import DPrunerConfig
 from optimum_dpruner.assets import ensure_default_model
 from optimum_dpruner.data import calibration_samples
 from optimum_dpruner.gradients import collect_dual_importance
-from optimum_dpruner.pipeline import iter_target_linears
+from optimum_dpruner.blockwise import iter_target_linears
 from optimum_dpruner.result import PruneReport, StageMonitor, current_rss
 
 MIB = 2**20

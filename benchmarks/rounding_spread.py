@@ -44,7 +44,7 @@ def main() -> None:
     from optimum_dpruner import DPruner, DPrunerConfig, perplexity
     from optimum_dpruner.data import calibration_samples
     from optimum_dpruner.methods import SparseGPTMethod
-    from optimum_dpruner.pipeline import prune_blockwise
+    from optimum_dpruner.blockwise import prune_blockwise
 
     torch.set_num_threads(args.threads)
     config = DPrunerConfig(method="sparsegpt", pattern=args.pattern)
@@ -63,7 +63,7 @@ def main() -> None:
         ordered = [windows[i] for i in permutation]
         model.load_state_dict(dense)
         start = time.time()
-        prune_blockwise(model, ordered, SparseGPTMethod, config, progress=False)
+        prune_blockwise(model, ordered, SparseGPTMethod(config), config, progress=False)
         rows.append({"implementation": "optimum-dpruner", "order": order, "prune_seconds": round(time.time() - start, 1), **evaluate()})
         print(json.dumps(rows[-1]), flush=True)
         model.load_state_dict(dense)

@@ -22,6 +22,7 @@ import sys
 import time
 
 import torch
+from common import validation_texts
 
 from optimum_dpruner import DPruner, DPrunerConfig, load_importance, perplexity
 from optimum_dpruner.importance import save_importance
@@ -29,12 +30,7 @@ from optimum_dpruner.assets import ensure_default_model
 from optimum_dpruner.data import calibration_samples
 from optimum_dpruner.dual import apply_importance_masks, general_importance
 from optimum_dpruner.gradients import collect_dual_importance
-from optimum_dpruner.pipeline import iter_target_linears
-
-
-def _jsonl(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+from optimum_dpruner.blockwise import iter_target_linears
 
 
 VARIANTS = ("granularity", "lambda", "samples", "sgd", "sgd-finetuned")
@@ -54,12 +50,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    validation = {
-        "general_val_ppl": [r["text"] for r in _jsonl(os.path.join(args.data, "general", "lee_news.jsonl"))],
-        "medical_val_ppl": [
-            r["title"] + "\n" + r["text"] for r in _jsonl(os.path.join(args.data, "medical", "pubmed_train.jsonl"))[1000:1300]
-        ],
-    }
+    texts = validation_texts(args.data)
+    validation = {"general_val_ppl": texts["general"], "medical_val_ppl": texts["medical"]}
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = ensure_default_model()

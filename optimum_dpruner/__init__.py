@@ -32,6 +32,7 @@ _EXPORTS = {
     "UnsupportedModelError": "errors",
     "NumericalError": "errors",
     "HubError": "errors",
+    "CheckpointError": "errors",
     "load_pretrained": "serialization",
     "verify_sparsity": "verification",
     "SparsityCheck": "verification",

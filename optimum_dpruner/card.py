@@ -251,9 +251,12 @@ def _calibration_lines(side_car: dict[str, Any]) -> list[str]:
             source = f"`{source}` ({_BUILTIN_SOURCES.get(source.split(':', 1)[1], 'bundled sample')})"
         elif isinstance(source, str):
             source = f"`{source}`"
+        share = info.get("statistics_share")
         lines.append(
             f"- {role} calibration: {source}, {info.get('num_samples')} sequences x {info.get('seq_len')} tokens "
             f"(sha256 of the token ids `{str(info.get('sha256', ''))[:16]}...`)"
+            + (f"; {share:.0%} of the mixed calibration statistics (`domain_weight`)" if share is not None else "")
+            + (f"; each sequence starts with the BOS token (id {info['bos_token_id']})" if info.get("bos_token_id") is not None else "")
         )
     lines.append(f"- Seed: {cfg.get('seed')}")
     return lines

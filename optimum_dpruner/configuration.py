@@ -6,8 +6,10 @@ This module imports only the standard library so that the CLI can build its flag
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import logging
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -44,6 +46,15 @@ def _choices(enum_cls: type[Enum]) -> str:
     return ", ".join(repr(m.value) for m in enum_cls)
 
 
+def _library_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("optimum-dpruner")
+    except PackageNotFoundError:
+        return None
+
+
 @dataclass
 class DPrunerConfig:
     """Configuration of a pruning run (D-Pruner or one of the baselines).
@@ -74,13 +85,31 @@ class DPrunerConfig:
             validation text it lowered both medical and general perplexity by 7-10% (benchmarks/README.md).
         text_column (`str`, *optional*, defaults to `"text"`):
             Column holding the text in calibration datasets.
+        add_bos (`str` or `bool`, *optional*, defaults to `"auto"`):
+            Start every calibration sequence with the tokenizer's BOS token (followed by `seq_len - 1` text tokens):
+            `"auto"` when the tokenizer puts one before an encoded text (LLaMA, Mistral, Gemma; not SmolLM2, whose
+            windows are unchanged), `True` always, `False` never. Models trained with a BOS at position 0 get one
+            there in use; calibration statistics should be gathered on such inputs (benchmarks/results/bos_effect.md).
         seed (`int`, *optional*, defaults to 0):
             Seed for calibration sampling and everything random in the run.
         damp (`float`, *optional*, defaults to 0.01):
             Hessian damping as a fraction of its mean diagonal (SparseGPT and D-Pruner's general importance).
         general_importance (`str`, *optional*, defaults to `"sparsegpt"`):
-            How D-Pruner computes G: `"sparsegpt"` (saliency taken while SparseGPT prunes, as the authors) or
-            `"obs"` (the same saliency on the unmodified weights, no OBS updates).
+            D-Pruner's separate general stage G (used by the regulariser): `"sparsegpt"` (saliency taken while
+            SparseGPT prunes, as the authors), `"obs"` (the same saliency on the unmodified weights, no OBS updates)
+            or `"none"` (no general stage; then `lambda_reg` must be 0).
+        domain_weight (`float`, *optional*):
+            Share of the domain windows in the mixed calibration statistics (Hessian, input norms), per token: 0 =
+            general windows only, 1 = domain windows only. Used when a baseline gets `domain_ds` as well (calibration
+            mixing, MixCal) and by D-Pruner's reconstruction pass. Defaults to 0.5.
+        reconstruction (`str`, *optional*):
+            `"obs"`: after the mask is chosen, the surviving weights of each block are updated by OBS on the (mixed)
+            Hessian, pruned outputs propagated (fixed-mask reconstruction); `"none"`: the mask is applied alone.
+            Defaults to the method's: SparseGPT always reconstructs, D-Pruner, Wanda and magnitude do not.
+        general_score_weight (`float`, *optional*, defaults to 0.0):
+            D-Pruner's mask score: (1 - w) * rank(I) + w * rank(G_mix), ranks normalised within each matrix, where
+            G_mix is the OBS saliency under the mixed Hessian of the partially pruned model (needs
+            `reconstruction="obs"`, whose pass computes it). 0 = the domain importance I alone (the paper).
         lambda_reg (`float`, *optional*, defaults to 0.1):
             Weight of the generality-preserving regulariser (hint for legal text: 0.001).
         alpha (`float`, *optional*, defaults to 1e-4):
@@ -134,10 +163,24 @@ class DPrunerConfig:
     seq_len: int = field(default=512, metadata={"help": "Tokens per calibration sequence."})
     domain_num_samples: int = field(default=32, metadata={"help": "Number of domain calibration sequences."})
     text_column: str = field(default="text", metadata={"help": "Column holding the text in calibration datasets."})
+    add_bos: str | bool = field(
+        default="auto",
+        metadata={"help": "Start each calibration sequence with the tokenizer's BOS: 'auto' (when the tokenizer adds one), true or false."},
+    )
     seed: int = field(default=0, metadata={"help": "Seed for sampling and everything random."})
     damp: float = field(default=0.01, metadata={"help": "Hessian damping, fraction of the mean diagonal."})
     general_importance: str = field(
-        default="sparsegpt", metadata={"help": "D-Pruner's G: 'sparsegpt' (with OBS updates) or 'obs' (no updates)."}
+        default="sparsegpt",
+        metadata={"help": "D-Pruner's general stage G: 'sparsegpt' (with OBS updates), 'obs' (no updates) or 'none'."},
+    )
+    domain_weight: float | None = field(
+        default=None, metadata={"help": "Share of the domain windows in mixed calibration statistics, in [0, 1]; default 0.5."}
+    )
+    reconstruction: str | None = field(
+        default=None, metadata={"help": "'obs' (OBS update of the surviving weights) or 'none'; default: the method's."}
+    )
+    general_score_weight: float = field(
+        default=0.0, metadata={"help": "D-Pruner mask score: weight of rank(G_mix) against rank(I), in [0, 1]."}
     )
     lambda_reg: float = field(default=0.1, metadata={"help": "Weight of the generality-preserving regulariser."})
     alpha: float = field(default=1e-4, metadata={"help": "Regulariser step size when learning_rate is 0."})
@@ -195,10 +238,28 @@ class DPrunerConfig:
                 raise ConfigError(f"{name}={value!r} must be a positive integer.")
         for name in ("damp", "lambda_reg", "alpha", "learning_rate", "max_grad_norm"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ConfigError(f"{name}={value!r} must be a non-negative number.")
-        if self.general_importance not in ("sparsegpt", "obs"):
-            raise ConfigError(f"general_importance={self.general_importance!r} must be 'sparsegpt' or 'obs'.")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name}={value!r} must be a finite non-negative number, e.g. {_DEFAULTS[name]}.")
+        if self.general_importance not in ("sparsegpt", "obs", "none"):
+            raise ConfigError(f"general_importance={self.general_importance!r} must be 'sparsegpt', 'obs' or 'none'.")
+        for name in ("domain_weight", "general_score_weight"):
+            value = getattr(self, name)
+            if value is None and name == "domain_weight":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name}={value!r} must be a number in [0, 1], e.g. 0.5.")
+        if self.reconstruction not in (None, "none", "obs"):
+            raise ConfigError(f"reconstruction={self.reconstruction!r} must be 'obs' or 'none'.")
+        if self.method == MethodName.SPARSEGPT.value and self.reconstruction == "none":
+            raise ConfigError("reconstruction='none' does not apply to method='sparsegpt', which always updates the "
+                              "surviving weights; drop reconstruction or use method='wanda'.")
+        if self.method == MethodName.DPRUNER.value:
+            if self.general_importance == "none" and self.lambda_reg > 0:
+                raise ConfigError(f"lambda_reg={self.lambda_reg} needs the general stage G; set lambda_reg=0 or "
+                                  "general_importance='sparsegpt'.")
+            if self.general_score_weight > 0 and self.reconstruction != "obs":
+                raise ConfigError(f"general_score_weight={self.general_score_weight} needs reconstruction='obs' (its pass "
+                                  "computes G_mix); set reconstruction='obs' or general_score_weight=0.")
         if self.apply_mask_to not in ("pretrained", "finetuned"):
             raise ConfigError(f"apply_mask_to={self.apply_mask_to!r} must be 'pretrained' or 'finetuned'.")
         if self.domain_parallelism not in ("ddp", "fsdp"):
@@ -209,6 +270,8 @@ class DPrunerConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ConfigError(f"{name}={value!r} must be a device name such as 'cpu', 'cuda' or 'cuda:1', or None.")
+        if not (isinstance(self.add_bos, bool) or self.add_bos == "auto"):
+            raise ConfigError(f"add_bos={self.add_bos!r} must be 'auto', True or False.")
         for name in ("offload_activations", "offload_hessians", "gradient_checkpointing"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r} must be True or False.")
@@ -222,6 +285,27 @@ class DPrunerConfig:
                 DPrunerWarning,
                 stacklevel=3,
             )
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> "DPrunerConfig":
+        """D-Pruner exactly as the paper describes it: G from a SparseGPT pass on general text, the regularised
+        domain gradient (lambda = 0.1, alpha = 1e-4), the mask from I alone, no reconstruction. The calibration sizes
+        stay this library's (the paper: 128 x 2048 general tokens, ~1000 domain texts); `overrides` change any field.
+
+        Example:
+            ```python
+            DPrunerConfig.paper(sparsity=0.6)
+            ```
+        """
+        values = dict(method="dpruner", general_importance="sparsegpt", lambda_reg=0.1, alpha=1e-4,
+                      reconstruction="none", general_score_weight=0.0, learning_rate=0.0)
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def mixing_weight(self) -> float:
+        """`domain_weight`, or its default."""
+        return 0.5 if self.domain_weight is None else float(self.domain_weight)
 
     @property
     def nm(self) -> tuple[int, int] | None:
@@ -248,10 +332,29 @@ class DPrunerConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DPrunerConfig":
-        """Build a config from a dict; unknown keys (e.g. from a newer version) are dropped with a warning."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+    def from_dict(cls, data: dict[str, Any], strict: bool = True) -> "DPrunerConfig":
+        """Build a config from a dict.
+
+        Args:
+            data (`dict`): field name -> value.
+            strict (`bool`, *optional*, defaults to `True`): an unknown key raises `ConfigError` (a typo such as
+                `"sparsty"` must not leave the run on the default); with `False` unknown keys are dropped with a
+                warning (configs saved by another version of the library).
+
+        Raises:
+            `ConfigError`: `data` is not a dict, holds an unknown key (when `strict`), or a value is invalid.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"a DPrunerConfig must be built from a dict of options, not a {type(data).__name__}.")
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown and strict:
+            hints = [f"{k!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(k, known, 1)) else repr(k)
+                     for k in unknown]
+            raise ConfigError(
+                f"unknown DPrunerConfig key {', '.join(hints)}; fix or drop it (the options are listed by "
+                "'optimum-cli dpruner prune --help' and DPrunerConfig.field_help())."
+            )
         if unknown:
             warnings.warn(f"Ignoring unknown DPrunerConfig keys: {', '.join(unknown)}.", DPrunerWarning, stacklevel=2)
         return cls(**{k: v for k, v in data.items() if k in known})
@@ -269,7 +372,11 @@ class DPrunerConfig:
         """Load a config from a JSON file or from a folder holding `dpruner_config.json`.
 
         A `dpruner_config.json` written by `save_pretrained` of a pruned model holds the config under the key
-        `"config"`; that layout is accepted too.
+        `"config"`; that layout is accepted too. Unknown keys are an error, except in a `dpruner_config.json`
+        written by another version of optimum-dpruner, where they are dropped with a warning.
+
+        Raises:
+            `ConfigError`: the file is missing, is not a JSON object, or holds an unknown key or an invalid value.
         """
         path = os.fspath(path)
         if os.path.isdir(path):
@@ -279,13 +386,27 @@ class DPrunerConfig:
         with open(path, encoding="utf-8") as f:
             try:
                 data = json.load(f)
-            except json.JSONDecodeError as e:
+            except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
                 raise ConfigError(f"config file {path!r} is not valid JSON: {e}.") from None
-        if isinstance(data, dict) and isinstance(data.get("config"), dict):
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"config file {path!r} holds a JSON {type(data).__name__}, not an object; write the options as "
+                '{"sparsity": 0.5, ...}.'
+            )
+        strict = True
+        if isinstance(data.get("config"), dict):  # the side car of a pruned model
+            written_by = (data.get("library_versions") or {}).get("optimum-dpruner")
+            strict = written_by is None or written_by == _library_version()
             data = data["config"]
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data, strict=strict)
+        except ConfigError as e:
+            raise ConfigError(f"config file {path!r}: {e}") from None
 
     @classmethod
     def field_help(cls) -> dict[str, str]:
         """Help text of every field, for CLI flags and docs."""
         return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(DPrunerConfig)}

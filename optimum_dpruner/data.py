@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .errors import ConfigError, DataError, DPrunerWarning
+from .errors import ConfigError, DataError, DPrunerWarning, describe_error
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -27,6 +27,9 @@ __all__ = [
     "iter_texts",
     "calibration_samples",
     "max_sequence_length",
+    "tokenizer_adds_bos",
+    "window_bos_id",
+    "check_seq_len",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,17 +88,34 @@ def load_texts(source: Any, split: str = "train"):
             "a 'builtin:<name>' id, a file, a folder or a hub id."
         )
     source = os.fspath(source)
+    if not source.strip():
+        raise DataError("an empty string is not a dataset; pass a file, a folder, a hub id or 'builtin:<name>'.")
     if source.startswith("builtin:"):
         source = builtin_path(source.split(":", 1)[1], split)
     if os.path.isfile(source):
-        builder = _builder_for(source)
-        if builder is None:
-            raise DataError(f"cannot tell the format of {source!r}; use .json, .jsonl, .txt, .csv or .parquet.")
-        return datasets.load_dataset(builder, data_files=source, split="train")
+        return _load_file(source)
     try:
         return datasets.load_dataset(source, split=split)
     except Exception as e:  # datasets raises many types for a missing dataset
         raise DataError(f"could not load dataset {source!r}: {e}") from e
+
+
+def _load_file(path: str):
+    """A local data file as a `datasets.Dataset`; `DataError` naming the file when it is empty or unreadable."""
+    import datasets
+
+    builder = _builder_for(path)
+    if builder is None:
+        raise DataError(f"cannot tell the format of {path!r}; use .json, .jsonl, .txt, .csv or .parquet.")
+    if os.path.getsize(path) == 0:
+        raise DataError(f"the file {path!r} is empty; pass a file with at least one text.")
+    try:
+        return datasets.load_dataset(builder, data_files=path, split="train")
+    except Exception as e:  # datasets raises StopIteration, ArrowInvalid, DatasetGenerationError... for a bad file
+        raise DataError(
+            f"the file {path!r} could not be read as {builder} ({describe_error(e)}); check that it is complete and "
+            "well formed."
+        ) from e
 
 
 def iter_texts(dataset, text_column: str = "text", seed: int | None = None) -> Iterator[str]:
@@ -149,6 +169,53 @@ def max_sequence_length(model_config) -> int | None:
     return None
 
 
+_BOS_PROBE = "Hello world"
+
+
+def tokenizer_adds_bos(tokenizer) -> bool:
+    """Whether `tokenizer` puts its BOS token before a single encoded text (`tokenizer(text)`).
+
+    Asked of the encoding itself, not of an `add_bos_token` attribute: a transformers 5 tokenizer built from a
+    `tokenizer.json` whose post-processor adds BOS (LLaMA-3 style) reports `add_bos_token=False`.
+    """
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return False
+    plain = tokenizer(_BOS_PROBE, add_special_tokens=False)["input_ids"]
+    full = tokenizer(_BOS_PROBE)["input_ids"]
+    return len(full) > len(plain) and full[0] == bos and full[1 : len(plain) + 1] == plain
+
+
+def window_bos_id(tokenizer, add_bos: str | bool = "auto") -> int | None:
+    """The token id to put at the start of every calibration or perplexity window, or `None` for none.
+
+    Args:
+        tokenizer: the model's tokenizer.
+        add_bos (`str` or `bool`, *optional*, defaults to `"auto"`): `"auto"` takes the tokenizer's BOS when
+            `tokenizer_adds_bos(tokenizer)`, `True` always takes it, `False` never.
+
+    Raises:
+        `ConfigError`: `add_bos` is not `"auto"`, `True` or `False`; `DataError`: `add_bos=True` and the tokenizer
+        has no BOS token.
+    """
+    if add_bos is False:
+        return None
+    if add_bos is True:
+        if tokenizer.bos_token_id is None:
+            raise DataError("add_bos=True but the tokenizer has no bos_token; set tokenizer.bos_token or pass add_bos='auto'.")
+        return tokenizer.bos_token_id
+    if add_bos == "auto":
+        return tokenizer.bos_token_id if tokenizer_adds_bos(tokenizer) else None
+    raise ConfigError(f"add_bos={add_bos!r} must be 'auto', True or False.")
+
+
+def check_seq_len(seq_len: int, model_config) -> None:
+    """`ConfigError` when `seq_len` exceeds the longest sequence `model_config` accepts (no check without a config)."""
+    limit = max_sequence_length(model_config) if model_config is not None else None
+    if limit is not None and seq_len > limit:
+        raise ConfigError(f"seq_len={seq_len} exceeds the model's limit of {limit} tokens; lower seq_len.")
+
+
 def calibration_samples(
     source: Any,
     tokenizer,
@@ -157,24 +224,32 @@ def calibration_samples(
     seed: int = 0,
     text_column: str = "text",
     model_config=None,
+    add_bos: str | bool = "auto",
 ) -> list[torch.Tensor]:
     """Cut `num_samples` sequences of `seq_len` tokens from `source`, deterministically from `seed`.
 
     The texts are visited in a seeded random order, each tokenised (no special tokens) and followed by the
-    tokens of a blank line, and the stream is cut into consecutive `seq_len`-token windows until
-    `num_samples` are filled. Fewer windows than asked gives a `DPrunerWarning`; not even one a `DataError`.
+    tokens of a blank line, and the stream is cut into consecutive windows until `num_samples` are filled.
+    With a BOS token (see `window_bos_id`), each window is the BOS followed by `seq_len - 1` text tokens;
+    without, `seq_len` text tokens. Fewer windows than asked gives a `DPrunerWarning`; not even one a `DataError`.
+
+    Args:
+        add_bos (`str` or `bool`, *optional*, defaults to `"auto"`): start every window with the tokenizer's BOS:
+            `"auto"` when the tokenizer adds one to an encoded text, `True` always, `False` never.
 
     Returns:
         `list[torch.Tensor]`: `num_samples` (or fewer) tensors of shape `(1, seq_len)`, dtype long, on CPU.
     """
     if tokenizer is None:
         raise DataError("a tokenizer is needed to cut calibration data; pass tokenizer= to DPruner.from_pretrained.")
-    limit = max_sequence_length(model_config) if model_config is not None else None
-    if limit is not None and seq_len > limit:
-        raise ConfigError(f"seq_len={seq_len} exceeds the model's limit of {limit} tokens; lower seq_len.")
+    check_seq_len(seq_len, model_config)
+    bos = window_bos_id(tokenizer, add_bos)
+    text_len = seq_len - (bos is not None)
+    if text_len < 1:
+        raise ConfigError(f"seq_len={seq_len} leaves no room for text after the BOS token; use seq_len >= 2 or add_bos=False.")
     dataset = load_texts(source)
     separator = tokenizer("\n\n", add_special_tokens=False)["input_ids"]
-    needed = num_samples * seq_len
+    needed = num_samples * text_len
     stream: list[int] = []
     for text in iter_texts(dataset, text_column, seed):
         if not isinstance(text, str) or not text.strip():
@@ -183,7 +258,7 @@ def calibration_samples(
         stream.extend(separator)
         if len(stream) >= needed:
             break
-    count = len(stream) // seq_len
+    count = len(stream) // text_len
     if count == 0:
         raise DataError(
             f"the texts hold {len(stream)} tokens, fewer than one sequence of seq_len={seq_len}; "
@@ -197,5 +272,7 @@ def calibration_samples(
             stacklevel=2,
         )
     count = min(count, num_samples)
-    ids = torch.tensor(stream[: count * seq_len], dtype=torch.long).view(count, 1, seq_len)
-    return list(ids.unbind(0))
+    ids = torch.tensor(stream[: count * text_len], dtype=torch.long).view(count, text_len)
+    if bos is not None:
+        ids = torch.cat([torch.full((count, 1), bos, dtype=torch.long), ids], dim=1)
+    return list(ids.view(count, 1, seq_len).unbind(0))

@@ -15,7 +15,8 @@ from .methods.base import LayerResult
 from .methods.dpruner import DPrunerMethod, OBSSaliency
 from .methods.sparsegpt import SparseGPTMethod
 from .offload import accelerate_offloaded, onloaded, parameter_value, writable
-from .pipeline import execution_device, prune_blockwise
+from .blockwise import execution_device, prune_blockwise
+from .profiling import StageTimer
 from .result import PruneReport, StageMonitor
 from .sharding import sharded_replica
 
@@ -25,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 
 def general_importance(
-    model: nn.Module, samples: list[torch.Tensor], config: DPrunerConfig, progress: bool = True
+    model: nn.Module, samples: list[torch.Tensor], config: DPrunerConfig, progress: bool = True,
+    timer: StageTimer | None = None,
 ) -> dict[str, torch.Tensor]:
     """Step 1: G for every target matrix, from general calibration samples; the model's weights are unchanged.
 
@@ -40,7 +42,8 @@ def general_importance(
         scores[name] = result.saliency.to(device=config.importance_device or result.saliency.device, dtype=dtype)
 
     method_cls = SparseGPTMethod if config.general_importance == "sparsegpt" else OBSSaliency
-    prune_blockwise(model, samples, method_cls, config, on_layer=keep, restore_weights=True, progress=progress)
+    prune_blockwise(model, samples, method_cls(config, keep_saliency=True), config, on_layer=keep,
+                    restore_weights=True, progress=progress, timer=timer)
     return scores
 
 
@@ -53,6 +56,7 @@ def apply_importance_masks(targets: dict[str, nn.Linear], importance: dict[str, 
             f"the importance scores lack {len(missing)} target matrices (e.g. {missing[0]}); they were computed for "
             "another model or other targets: recompute them or match `targets`/`ignore`."
         )
+    method = DPrunerMethod(config, importance=importance)
     for name, module in targets.items():
         if tuple(importance[name].shape) != tuple(module.weight.shape):
             raise ConfigError(
@@ -60,7 +64,7 @@ def apply_importance_masks(targets: dict[str, nn.Linear], importance: dict[str, 
                 "the scores belong to another model."
             )
         with writable(module):
-            result = DPrunerMethod(module.weight, config, importance=importance[name]).prune(module.weight.data)
+            result = method.prune_group({name: module.weight.data}, None)[name]
             module.weight.data.copy_(result.weight)
 
 
@@ -73,6 +77,7 @@ def run_dpruner(
     report: PruneReport,
     monitor: StageMonitor,
     progress: bool = True,
+    timer: StageTimer | None = None,
 ) -> dict[str, dict[str, torch.Tensor]]:
     """Steps 1-3 of D-Pruner (masks are applied by the caller); returns `{"G": ..., "I": ...}`.
 
@@ -80,10 +85,12 @@ def run_dpruner(
     its mean (`regulariser_ratio_mean`), and the domain losses.
     """
     group = current_process_group()
-    with monitor.measure(report, "general_importance"):
-        general = general_importance(model, general_samples, config, progress)
-        for scores in general.values():  # every process computed G; the main process's copy makes them equal
-            group.broadcast_(scores)
+    general = None
+    if config.general_importance != "none":
+        with monitor.measure(report, "general_importance"):
+            general = general_importance(model, general_samples, config, progress, timer)
+            for scores in general.values():  # every process computed G; the main process's copy makes them equal
+                group.broadcast_(scores)
     pretrained = None
     if config.learning_rate > 0 and config.apply_mask_to == "pretrained":
         pretrained = {n: parameter_value(m).to("cpu", copy=True) for n, m in targets.items()}
@@ -99,10 +106,11 @@ def run_dpruner(
             with sharded_replica(model, list(targets), group, device, write_back=config.learning_rate > 0) as replica:
                 modules = dict(replica.named_modules())
                 stats = collect_dual_importance(replica, domain_samples, {n: modules[n] for n in targets}, general,
-                                                config, progress, group, sharded=True)
+                                                config, progress, group, sharded=True, timer=timer)
         else:  # the gradient pass needs the whole model on the execution device
             with onloaded(model, device):
-                stats = collect_dual_importance(model, domain_samples, targets, general, config, progress, group)
+                stats = collect_dual_importance(model, domain_samples, targets, general, config, progress, group,
+                                                timer=timer)
     if pretrained is not None:
         with torch.no_grad():
             for name, module in targets.items():
@@ -113,4 +121,4 @@ def run_dpruner(
     report.extra["regulariser_ratio_mean"] = sum(ratios.values()) / len(ratios)
     report.extra["domain_losses"] = stats.losses
     logger.info("regulariser |g~ - g| / |g|: mean %.3e", report.extra["regulariser_ratio_mean"])
-    return {"G": general, "I": stats.importance}
+    return {"G": general or {}, "I": stats.importance}

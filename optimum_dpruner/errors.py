@@ -11,7 +11,9 @@ __all__ = [
     "UnsupportedModelError",
     "NumericalError",
     "HubError",
+    "CheckpointError",
     "DPrunerWarning",
+    "describe_error",
 ]
 
 
@@ -39,5 +41,15 @@ class HubError(DPrunerError, RuntimeError):
     """Talking to the Hugging Face Hub failed: rejected token (401), no write access (403), or errors left after retries."""
 
 
+class CheckpointError(DPrunerError, ValueError):
+    """A saved file (weights, `config.json`, `dpruner_config.json`, importance scores) is truncated, corrupt or foreign."""
+
+
 class DPrunerWarning(UserWarning):
     """Warnings about choices that may hurt the result (damping escalated, fewer samples than asked...)."""
+
+
+def describe_error(error: BaseException) -> str:
+    """`Type: message` of an exception on one line (just the type when the message is empty), to quote in an error."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

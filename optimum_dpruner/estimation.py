@@ -236,6 +236,7 @@ def estimate_run(
     num_processes: int = 1,
     offloaded: bool = False,
     resident_weight_bytes: int | None = None,
+    domain_data: bool = False,
 ) -> RunEstimate:
     """Expected peak memory and seconds of each stage of `config`'s run on `model`.
 
@@ -244,7 +245,8 @@ def estimate_run(
     execution device's memory (`runtime_bytes=0`), where an `offloaded` model (kept in CPU RAM, blocks moved
     one at a time) counts one block instead of all weights. `resident_weight_bytes`: the weights in memory before
     the run (a memory-mapped checkpoint is read only by the stages that use it); default all of them. `num_processes` splits each domain batch (DDP), and
-    with `domain_parallelism="fsdp"` the domain stage's weights too.
+    with `domain_parallelism="fsdp"` the domain stage's weights too. `domain_data`: a baseline also gets domain
+    windows (calibration mixing).
 
     Parts of a peak:
     - `weights`: every parameter; in the block-wise stages of an offloaded model, one decoder block (the domain
@@ -302,9 +304,16 @@ def estimate_run(
     if resident_weight_bytes is not None:
         before["weights"] = min(resident_weight_bytes, weights)
     stages = [StageEstimate("calibration_data", before, 0.0)]
+    reconstruct = (config.reconstruction or ("obs" if method == MethodName.SPARSEGPT.value else "none")) == "obs"
+    # windows of a block-wise pass over general (and domain) data; a set with no share is left out
+    beta = config.mixing_weight
+    both = method == MethodName.DPRUNER.value or domain_data
+    mixed_windows = (config.num_samples if not both or beta < 1 else 0) + (config.domain_num_samples if both and beta > 0 else 0)
     if method == MethodName.DPRUNER.value:
-        general = block_stage("sparsegpt" if config.general_importance == "sparsegpt" else "obs", config.num_samples, True)
-        general.stage = "general_importance"
+        has_general = config.general_importance != "none"
+        if has_general:
+            general = block_stage("sparsegpt" if config.general_importance == "sparsegpt" else "obs", config.num_samples, True)
+            general.stage = "general_importance"
         batch = max(1, config.domain_batch_size // num_processes)
         tokens = batch * L
         if config.gradient_checkpointing:
@@ -317,7 +326,7 @@ def estimate_run(
             shard = s.weight_bytes // num_processes + max(s.block_bytes)
             domain_parts["weights"] = shard + (s.weight_bytes if runtime_bytes else 0)  # on CPU: next to the model
         domain_parts["activations"] = saved + logits
-        domain_parts["scores"] = 2 * score_bytes
+        domain_parts["scores"] = (2 if has_general else 1) * score_bytes
         domain_parts["workspace"] = 6 * max(numels) * _FP32
         if config.learning_rate > 0 and config.apply_mask_to == "pretrained":
             domain_parts["pretrained copy"] = sum(numels) * s.dtype_bytes
@@ -327,13 +336,18 @@ def estimate_run(
         step_ops = (4 * len(s.blocks) * _OPS_PER_BLOCK + 15 * len(numels)) * passes
         step_seconds = step_flops / rates.matmul_flops + 20 * sum(numels) * passes / rates.elementwise + step_ops * rates.op_seconds
         domain = StageEstimate("domain_importance", domain_parts, steps * step_seconds)
-        masking_parts = {"runtime": runtime_bytes, "weights": 0 if offloaded else s.weight_bytes}
-        masking_parts["scores"] = 2 * score_bytes
-        masking_parts["workspace"] = 4 * max(numels) * _FP32
-        masking = StageEstimate("masking", masking_parts, sum(n * math.log2(max(n, 2)) for n in numels) / rates.elementwise)
-        stages += [general, domain, masking]
+        if reconstruct:  # I, then the block-wise pass that masks and updates
+            last = block_stage("sparsegpt", mixed_windows, False)
+            last.stage = "reconstruction"
+            last.parts["scores"] = (2 if has_general else 1) * score_bytes
+        else:
+            masking_parts = {"runtime": runtime_bytes, "weights": 0 if offloaded else s.weight_bytes}
+            masking_parts["scores"] = 2 * score_bytes
+            masking_parts["workspace"] = 4 * max(numels) * _FP32
+            last = StageEstimate("masking", masking_parts, sum(n * math.log2(max(n, 2)) for n in numels) / rates.elementwise)
+        stages += ([general] if has_general else []) + [domain, last]
     else:
-        prune = block_stage(method, config.num_samples, False)
+        prune = block_stage("sparsegpt" if reconstruct else method, mixed_windows, False)
         prune.stage = "prune"
         stages.append(prune)
     return RunEstimate(
@@ -354,6 +368,7 @@ def estimate(
     config: DPrunerConfig | None = None,
     dtype: str | torch.dtype | None = None,
     device: str | torch.device | None = None,
+    domain_data: bool = False,
 ) -> RunEstimate:
     """Expected peak memory and time of each stage of pruning `model_or_path` with `config`, without loading
     its weights (the architecture is built on the `meta` device).
@@ -364,6 +379,8 @@ def estimate(
         config (`DPrunerConfig`, *optional*): the run's options.
         dtype (`str` or `torch.dtype`, *optional*): the dtype the model will be loaded in.
         device (`str` or `torch.device`, *optional*): the device the model will be loaded on (default: CPU).
+        domain_data (`bool`, *optional*, defaults to `False`): a baseline will get domain data as well (calibration
+            mixing); D-Pruner always does.
 
     Example:
         ```python
@@ -380,7 +397,8 @@ def estimate(
     config = config or DPrunerConfig()
     load_device = resolve_device(device or "cpu")
     execution = resolve_device(config.execution_device or load_device)
-    return estimate_for_device(load_model_skeleton(model_or_path, dtype), config, execution, load_device, runtime_rss())
+    return estimate_for_device(load_model_skeleton(model_or_path, dtype), config, execution, load_device, runtime_rss(),
+                               domain_data=domain_data)
 
 
 def estimate_for_device(
@@ -390,6 +408,7 @@ def estimate_for_device(
     model_home: torch.device,
     runtime_bytes: int,
     resident_weight_bytes: int | None = None,
+    domain_data: bool = False,
 ) -> RunEstimate:
     """`estimate_run` with rates probed on `execution` and the process count of the launch; shared by
     `estimate()` (a skeleton) and `DPruner.estimate()` (the loaded model). `model_home` is where the weights
@@ -406,4 +425,5 @@ def estimate_for_device(
         num_processes=current_process_group().num_processes,
         offloaded=not on_cpu and model_home.type == "cpu",
         resident_weight_bytes=resident_weight_bytes if on_cpu else None,
+        domain_data=domain_data,
     )

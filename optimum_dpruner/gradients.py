@@ -28,7 +28,8 @@ from .distributed import ProcessGroup, current_process_group
 from .errors import ConfigError, UnsupportedModelError
 from .hooks import HookManager
 from .methods.dpruner import regularised_gradient, taylor_importance
-from .pipeline import model_device
+from .blockwise import model_device
+from .profiling import StageTimer
 from .sharding import local_tensor, shard_rows
 
 __all__ = ["DomainStats", "collect_dual_importance"]
@@ -113,11 +114,12 @@ def collect_dual_importance(
     model: nn.Module,
     samples: list[torch.Tensor],
     targets: dict[str, nn.Linear],
-    general: dict[str, torch.Tensor],
+    general: dict[str, torch.Tensor] | None,
     config: DPrunerConfig,
     progress: bool = True,
     group: ProcessGroup | None = None,
     sharded: bool = False,
+    timer: StageTimer | None = None,
 ) -> DomainStats:
     """Accumulate D-Pruner's dual importance I over the domain samples (see module doc).
 
@@ -125,13 +127,15 @@ def collect_dual_importance(
         model (`nn.Module`): the causal LM (weights updated in place only if `config.learning_rate > 0`).
         samples (`list[torch.Tensor]`): domain input ids, each `(1, seq_len)`.
         targets (`dict[str, nn.Linear]`): the matrices to score.
-        general (`dict[str, torch.Tensor]`): G for each target.
+        general (`dict[str, torch.Tensor]`, *optional*): G for each target (the regulariser); `None`: no
+            regulariser (`general_importance="none"`).
         config (`DPrunerConfig`): `lambda_reg`, `alpha`, `learning_rate`, `domain_epochs`, `max_grad_norm`,
             `domain_batch_size`, `gradient_checkpointing`, `importance_dtype`, `importance_device`, `seed`.
         progress (`bool`, *optional*, defaults to `True`): show a progress bar.
         group (`ProcessGroup`, *optional*): the processes sharing the work; defaults to the launched group.
         sharded (`bool`, *optional*, defaults to `False`): `model` is an FSDP replica sharded over `group`
             (`sharding.sharded_replica`) and `targets` are its modules.
+        timer (`StageTimer`, *optional*): receives `domain_forward`, `domain_backward` and `domain_scoring` seconds.
 
     Returns:
         `DomainStats`: I per matrix and the regulariser's relative size (the same on every process).
@@ -139,21 +143,23 @@ def collect_dual_importance(
     Raises:
         `ConfigError`: launched on several processes and a batch cannot be split evenly over them.
     """
-    missing = [n for n in targets if n not in general]
+    missing = [n for n in targets if n not in general] if general is not None else []
     if missing:
         raise KeyError(f"no general importance for {missing[:3]}")
     group = group or current_process_group()
+    timer = timer or StageTimer()
     dtype = getattr(torch, config.importance_dtype)
     stats = DomainStats(
         importance={
             # sharded: next to G (the replica's device holds only 1/N of the weights)
             n: torch.zeros(m.weight.shape, dtype=dtype,
-                           device=config.importance_device or (general[n].device if sharded else m.weight.device))
+                           device=config.importance_device or (general[n].device if sharded and general else m.weight.device))
             for n, m in targets.items()
         }
     )
-    stats.grad_l1 = {n: 0.0 for n in targets}
-    stats.delta_l1 = {n: 0.0 for n in targets}
+    # per-matrix sums kept as device tensors (no sync per gradient), read once at the end
+    grad_l1 = {n: torch.zeros((), device=stats.importance[n].device) for n in targets}
+    delta_l1 = {n: torch.zeros((), device=stats.importance[n].device) for n in targets}
     names = {id(m.weight): n for n, m in targets.items()}
     fired: set[str] = set()
     lr0 = config.learning_rate
@@ -168,13 +174,14 @@ def collect_dual_importance(
         else:
             grad, weight, rows = group.mean(param.grad), param.detach(), slice(None)
         alpha = state["lr"] if lr0 > 0 else config.alpha
-        g_reg = regularised_gradient(grad, general[name][rows].to(grad.device), config.lambda_reg, alpha)
-        with torch.no_grad():
+        with torch.no_grad(), timer("domain_scoring", sync=False):
+            g = general[name][rows].to(grad.device) if general is not None else None
+            g_reg, added = regularised_gradient(grad, g, config.lambda_reg, alpha)
             if state["score"]:
                 imp = stats.importance[name][rows]
                 imp += taylor_importance(g_reg, weight).to(device=imp.device, dtype=imp.dtype)
-                stats.grad_l1[name] += float(grad.float().abs().sum())
-                stats.delta_l1[name] += float((g_reg - grad.float()).abs().sum())
+                grad_l1[name] += torch.linalg.vector_norm(grad, ord=1, dtype=torch.float32)
+                delta_l1[name] += added
                 if two_pass:
                     state["sq_norm"] += float(g_reg.pow(2).sum())
             if state["update"]:
@@ -198,8 +205,9 @@ def collect_dual_importance(
             batch = batches[step % len(batches)]
             state["lr"] = lr0 * (1.0 - step / total_steps)  # linear decay to 0
             state.update(score=True, update=lr0 > 0 and not two_pass, sq_norm=0.0)
-            loss = loss_of(batch)
-            loss.backward()
+            with timer("domain_forward"):
+                loss = loss_of(batch)
+            _timed_backward(loss, timer)
             stats.losses.append(group.mean(loss.detach()).item())
             if step == 0 and len(fired) < len(targets):
                 silent = [n for n in targets if n not in fired]
@@ -210,11 +218,15 @@ def collect_dual_importance(
             if two_pass:
                 norm = (_sum_floats(group, [state["sq_norm"]])[0] if sharded else state["sq_norm"]) ** 0.5
                 state.update(score=False, update=True, clip=min(1.0, config.max_grad_norm / (norm + 1e-6)))
-                loss_of(batch).backward()
+                with timer("domain_forward"):
+                    loss = loss_of(batch)
+                _timed_backward(loss, timer)
             stats.steps += 1
             bar.update(1)
             bar.set_postfix(loss=f"{stats.losses[-1]:.3f}")
         bar.close()
+    stats.grad_l1 = {n: float(v) for n, v in grad_l1.items()}
+    stats.delta_l1 = {n: float(v) for n, v in delta_l1.items()}
     if sharded:  # each process scored its own rows (zeros elsewhere): the sum is the full I everywhere
         for name in targets:
             group.sum_(stats.importance[name])
@@ -222,6 +234,14 @@ def collect_dual_importance(
         stats.grad_l1 = dict(zip(stats.grad_l1, sums[: len(targets)]))
         stats.delta_l1 = dict(zip(stats.delta_l1, sums[len(targets) :]))
     return stats
+
+
+def _timed_backward(loss: torch.Tensor, timer: StageTimer) -> None:
+    """`loss.backward()`, its seconds under `domain_backward` less the scoring done inside its gradient hooks."""
+    scoring = timer.seconds.get("domain_scoring", 0.0)
+    with timer("domain_backward"):
+        loss.backward()
+    timer.add("domain_backward", scoring - timer.seconds.get("domain_scoring", 0.0))
 
 
 def _sum_floats(group: ProcessGroup, values: list[float]) -> list[float]:

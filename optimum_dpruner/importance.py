@@ -6,15 +6,19 @@ With saved scores, re-extracting at another sparsity, pattern or granularity nee
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+from torch import nn
 
 from .errors import ConfigError
+from .offload import parameter_value
+from .serialization import open_safetensors
 
-__all__ = ["save_importance", "load_importance", "IMPORTANCE_NAME"]
+__all__ = ["save_importance", "load_importance", "importance_metadata", "weights_fingerprint", "IMPORTANCE_NAME"]
 
 IMPORTANCE_NAME = "dpruner_importance.safetensors"
 _KINDS = ("G", "I")
@@ -36,15 +40,51 @@ def save_importance(path: str | os.PathLike, importance: dict[str, dict[str, tor
     return path
 
 
-def load_importance(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, dict[str, torch.Tensor]]:
-    """Read scores written by `save_importance` (a file, or a folder holding `IMPORTANCE_NAME`)."""
+def _importance_file(path: str | os.PathLike) -> str:
     path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, IMPORTANCE_NAME)
     if not os.path.isfile(path):
         raise ConfigError(f"importance={path!r} does not exist; pass the file or folder written by save_importance.")
+    return path
+
+
+def load_importance(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, dict[str, torch.Tensor]]:
+    """Read scores written by `save_importance` (a file, or a folder holding `IMPORTANCE_NAME`).
+
+    Raises:
+        `ConfigError`: no such file; `CheckpointError`: the file is truncated or corrupt.
+    """
     out: dict[str, dict[str, torch.Tensor]] = {kind: {} for kind in _KINDS}
-    for key, tensor in load_file(path, device=str(device)).items():
-        kind, name = key.split("/", 1)
-        out[kind][name] = tensor
+    with open_safetensors(_importance_file(path)) as f:
+        for key in f.keys():
+            kind, name = key.split("/", 1)
+            out[kind][name] = f.get_tensor(key).to(device)
     return out
+
+
+def importance_metadata(path: str | os.PathLike) -> dict:
+    """The metadata `save_importance` stored with the scores (`config`, `model_fingerprint`); `{}` when there is none."""
+    with open_safetensors(_importance_file(path)) as f:
+        text = (f.metadata() or {}).get("dpruner", "{}")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def weights_fingerprint(targets: dict[str, nn.Linear], samples: int = 1024) -> str:
+    """A SHA-256 over `samples` evenly spaced entries of every target weight (names and shapes included).
+
+    It tells scores computed on one model from another of the same shapes. Entries are rounded to bfloat16 first,
+    so that the same checkpoint loaded in float32, bfloat16 or float16 has the same fingerprint.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(targets):
+        weight = parameter_value(targets[name]).reshape(-1)
+        index = torch.linspace(0, weight.numel() - 1, min(samples, weight.numel())).round().long()
+        picked = weight[index.to(weight.device)].detach().to("cpu", torch.bfloat16).view(torch.int16)
+        digest.update(f"{name}:{tuple(targets[name].weight.shape)}:".encode())
+        digest.update(picked.numpy().tobytes())
+    return digest.hexdigest()

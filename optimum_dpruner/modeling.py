@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import ConfigError, UnsupportedModelError
+from .errors import CheckpointError, ConfigError, UnsupportedModelError, describe_error
 
-__all__ = ["load_model", "load_model_skeleton", "load_tokenizer", "find_decoder_blocks", "find_target_linears", "resolve_dtype", "DecoderBlocks"]
+__all__ = ["load_model", "load_model_config", "load_model_skeleton", "load_tokenizer", "find_decoder_blocks", "find_target_linears", "resolve_dtype", "DecoderBlocks"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,15 +38,73 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
         raise ConfigError(f"dtype={dtype!r} is unknown; choose one of {', '.join(sorted(_DTYPES))} or 'auto'.") from None
 
 
+_CAUSAL_LM_HINT = "D-Pruner prunes decoder-only causal LMs that AutoModelForCausalLM loads (LLaMA, Mistral, Qwen2, Gemma3...)."
+
+
 def _check_causal_lm(config) -> None:
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
     model_type = getattr(config, "model_type", None)
+    architectures = getattr(config, "architectures", None) or [model_type]
     if getattr(config, "is_encoder_decoder", False) or model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise UnsupportedModelError(
-            f"model_type={model_type!r} is not a decoder-only causal LM; D-Pruner prunes models that "
-            "AutoModelForCausalLM loads (LLaMA, Mistral, Qwen2, Gemma3...)."
+            f"model_type={model_type!r} ({', '.join(map(str, architectures))}) is not a decoder-only causal LM; {_CAUSAL_LM_HINT}"
         )
+    # BERT-like encoders also have a causal-LM class, which is a decoder only with is_decoder=True
+    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not (
+        getattr(config, "is_decoder", False) or getattr(config, "causal", False)
+    ):
+        raise UnsupportedModelError(
+            f"model_type={model_type!r} ({', '.join(map(str, architectures))}) is an encoder (bidirectional "
+            f"attention, is_decoder=False), not a causal LM; {_CAUSAL_LM_HINT}"
+        )
+
+
+def _check_no_new_weights(model, loading_info: dict, path: str) -> None:
+    """`UnsupportedModelError` when loading left weights randomly initialised (e.g. an LM head the checkpoint lacks)."""
+    missing = sorted(loading_info.get("missing_keys") or ())
+    if missing:
+        raise UnsupportedModelError(
+            f"{path!r} ({type(model).__name__}) lacks {len(missing)} weights that would be newly initialised at random "
+            f"(e.g. {missing[0]}): it is not a complete causal LM checkpoint; {_CAUSAL_LM_HINT}"
+        )
+
+
+def _from_pretrained(load, path: str):
+    """Run a transformers load of `path`, naming the path and the fix when it is missing or corrupt."""
+    from safetensors import SafetensorError
+
+    try:
+        return load()
+    except SafetensorError as e:
+        bad = _unreadable_safetensors(path)
+        raise CheckpointError(
+            f"{bad or path!r}: the weights are truncated or corrupt ({describe_error(e)}); download or save the model again."
+        ) from None
+    except OSError as e:
+        if os.path.exists(path):
+            raise
+        reason = describe_error(e).split(". ")[0]  # transformers adds paragraphs of advice
+        raise ConfigError(
+            f"model_or_path={path!r} is not a local folder or file (nothing at {os.path.abspath(path)!r}) and could not "
+            f"be loaded from the Hub ({reason}); check the path, or the Hub id and your connection."
+        ) from None
+
+
+def _unreadable_safetensors(folder: str) -> str | None:
+    """The first `.safetensors` file of `folder` whose header cannot be read, if any."""
+    from .serialization import open_safetensors
+
+    if not os.path.isdir(folder):
+        return None
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".safetensors"):
+            try:
+                with open_safetensors(os.path.join(folder, name)):
+                    pass
+            except CheckpointError:
+                return os.path.join(folder, name)
+    return None
 
 
 def _split_gguf(path: str) -> tuple[str, str | None]:
@@ -73,9 +131,11 @@ def load_model(
         `PreTrainedModel`: the model, in eval mode.
 
     Raises:
-        `UnsupportedModelError`: the model is not a decoder-only causal LM.
+        `UnsupportedModelError`: the model is not a decoder-only causal LM, or loading it would initialise weights
+        at random (e.g. a base model saved without its LM head); `ConfigError`: no such local path or Hub model;
+        `CheckpointError`: a `.safetensors` file is truncated or corrupt.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
+    from transformers import AutoModelForCausalLM, PreTrainedModel
 
     torch_dtype = resolve_dtype(dtype)
     if isinstance(model_or_path, PreTrainedModel):
@@ -91,9 +151,14 @@ def load_model(
         path, gguf_file = _split_gguf(os.fspath(model_or_path))
         if gguf_file is not None:
             load_kwargs.setdefault("gguf_file", gguf_file)
-        config = AutoConfig.from_pretrained(path, **({"gguf_file": gguf_file} if gguf_file else {}))
-        _check_causal_lm(config)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype or "auto", **load_kwargs)
+        load_model_config(model_or_path)
+        model, loading_info = _from_pretrained(
+            lambda: AutoModelForCausalLM.from_pretrained(
+                path, dtype=torch_dtype or "auto", output_loading_info=True, **load_kwargs
+            ),
+            path,
+        )
+        _check_no_new_weights(model, loading_info, path)
         if gguf_file is not None:
             # A GGUF model is dequantized on load; drop the quantizer so that save_pretrained works.
             model.hf_quantizer = None
@@ -110,20 +175,32 @@ def load_model(
     return model
 
 
+def load_model_config(model_or_path):
+    """The transformers config of a model (loaded, folder, hub id or `.gguf` file), checked to be a causal LM.
+
+    Raises:
+        `UnsupportedModelError`: the model is not a decoder-only causal LM; `ConfigError`: no such path or Hub model.
+    """
+    from transformers import AutoConfig, PreTrainedModel
+
+    if isinstance(model_or_path, PreTrainedModel):
+        config = model_or_path.config
+    else:
+        path, gguf_file = _split_gguf(os.fspath(model_or_path))
+        config = _from_pretrained(lambda: AutoConfig.from_pretrained(path, **({"gguf_file": gguf_file} if gguf_file else {})), path)
+    _check_causal_lm(config)
+    return config
+
+
 def load_model_skeleton(model_or_path, dtype: str | torch.dtype | None = None):
     """The model's architecture on the `meta` device: every shape and dtype, no weights read (for estimates).
 
     Raises:
         `UnsupportedModelError`: the model is not a decoder-only causal LM.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
+    from transformers import AutoModelForCausalLM
 
-    if isinstance(model_or_path, PreTrainedModel):
-        config = model_or_path.config
-    else:
-        path, gguf_file = _split_gguf(os.fspath(model_or_path))
-        config = AutoConfig.from_pretrained(path, **({"gguf_file": gguf_file} if gguf_file else {}))
-    _check_causal_lm(config)
+    config = load_model_config(model_or_path)
     torch_dtype = resolve_dtype(dtype) or getattr(config, "dtype", None) or torch.float32
     if isinstance(torch_dtype, str):
         torch_dtype = resolve_dtype(torch_dtype)

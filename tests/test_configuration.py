@@ -55,11 +55,29 @@ def test_json_round_trip(tmp_path):
     assert DPrunerConfig.from_pretrained(path) == cfg
 
 
-def test_unknown_keys_are_dropped_with_a_warning(tmp_path):
-    data = DPrunerConfig().to_dict() | {"from_the_future": 1}
-    (tmp_path / "c.json").write_text(json.dumps(data))
+@pytest.mark.parametrize("add_bos", ["auto", True, False])
+def test_add_bos_round_trips_and_rejects_other_values(tmp_path, add_bos):
+    assert DPrunerConfig().add_bos == "auto"
+    cfg = DPrunerConfig(add_bos=add_bos)
+    assert json.loads(open(cfg.save_pretrained(tmp_path)).read())["add_bos"] == add_bos
+    assert DPrunerConfig.from_pretrained(tmp_path).add_bos == add_bos
+    for bad in ("yes", "true", 1, None):
+        with pytest.raises(ConfigError, match=rf"add_bos={bad!r} must be 'auto', True or False"):
+            DPrunerConfig(add_bos=bad)
+
+
+def test_unknown_keys_are_an_error_unless_saved_by_another_version(tmp_path):
+    # a typo in a hand-written file must not leave the run on the default
+    (tmp_path / "c.json").write_text(json.dumps({"sparsty": 0.7}))
+    with pytest.raises(ConfigError, match=r"c\.json': unknown DPrunerConfig key 'sparsty' \(did you mean 'sparsity'\?\)"):
+        DPrunerConfig.from_pretrained(tmp_path / "c.json")
+    with pytest.raises(ConfigError, match="'sparsty'"):
+        DPrunerConfig.from_dict({"sparsty": 0.7})
+    # the side car of a checkpoint written by another version: its new keys are dropped with a warning
+    side_car = {"config": DPrunerConfig().to_dict() | {"from_the_future": 1}, "library_versions": {"optimum-dpruner": "9.0"}}
+    (tmp_path / "dpruner_config.json").write_text(json.dumps(side_car))
     with pytest.warns(DPrunerWarning, match="from_the_future"):
-        cfg = DPrunerConfig.from_pretrained(tmp_path / "c.json")
+        cfg = DPrunerConfig.from_pretrained(tmp_path)
     assert cfg == DPrunerConfig()
 
 
@@ -76,3 +94,25 @@ def test_docstring_documents_every_field():
     documented = set(re.findall(r"^        (\w+) \(`", DPrunerConfig.__doc__, flags=re.M))
     assert documented == set(DPrunerConfig.field_help())
     assert all(DPrunerConfig.field_help().values())
+
+
+@pytest.mark.parametrize("name,value", [("damp", float("nan")), ("learning_rate", float("inf")), ("lambda_reg", -1.0),
+                                        ("max_grad_norm", float("nan")), ("alpha", True)],
+                         ids=["damp-nan", "learning-rate-inf", "lambda-negative", "clip-nan", "alpha-bool"])
+def test_non_finite_or_negative_numbers_are_rejected(name, value):
+    with pytest.raises(ConfigError, match=rf"^{name}={value!r} must be a finite non-negative number"):
+        DPrunerConfig(**{name: value})
+
+
+@pytest.mark.parametrize("content,message", [("[0.5]", "holds a JSON list, not an object"), ("{oops", "is not valid JSON"),
+                                             ('"sparsity"', "holds a JSON str, not an object")],
+                         ids=["list", "broken", "string"])
+def test_config_file_that_is_not_an_object(tmp_path, content, message):
+    (tmp_path / "c.json").write_text(content)
+    with pytest.raises(ConfigError, match=rf"c\.json' {message}"):
+        DPrunerConfig.from_pretrained(tmp_path / "c.json")
+
+
+def test_from_dict_rejects_a_non_dict():
+    with pytest.raises(ConfigError, match="from a dict of options, not a list"):
+        DPrunerConfig.from_dict([("sparsity", 0.5)])

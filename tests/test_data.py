@@ -1,3 +1,4 @@
+import hashlib
 import warnings
 
 import datasets
@@ -5,7 +6,8 @@ import pytest
 import torch
 
 from optimum_dpruner import ConfigError, DataError, DPrunerWarning
-from optimum_dpruner.data import builtin_path, calibration_samples, load_texts
+from bos_tokenizer import bos_tokenizer
+from optimum_dpruner.data import builtin_path, calibration_samples, load_texts, tokenizer_adds_bos, window_bos_id
 
 
 def _texts(n=40):
@@ -82,3 +84,66 @@ def test_unknown_builtin_and_bad_type(tokenizer):
         calibration_samples("builtin:finance", tokenizer, 1, 8)
     with pytest.raises(DataError, match="not supported"):
         calibration_samples(42, tokenizer, 1, 8)
+
+
+# ----------------------------------------------------------------------------------------------- BOS
+def test_windows_start_with_bos_exactly_when_the_tokenizer_adds_one(tokenizer):
+    adds = bos_tokenizer()
+    assert adds.add_bos_token is False and tokenizer_adds_bos(adds)  # the attribute would say no: the encoding is asked
+    assert not tokenizer_adds_bos(tokenizer) and not tokenizer_adds_bos(bos_tokenizer(adds_bos=False))
+    for tok, bos in ((adds, adds.bos_token_id), (bos_tokenizer(adds_bos=False), None), (tokenizer, None)):
+        windows = calibration_samples(_texts(), tok, 4, 32, seed=0)
+        assert len(windows) == 4 and all(w.shape == (1, 32) for w in windows)
+        first = {int(w[0, 0]) for w in windows}
+        assert (first == {bos}) if bos is not None else (tok.bos_token_id not in first)
+    # with a BOS, each window is the BOS and the next seq_len - 1 tokens of the same text stream
+    with_bos = calibration_samples(_texts(), adds, 4, 32, seed=0)
+    text_only = calibration_samples(_texts(), adds, 4, 31, seed=0, add_bos=False)
+    for w, t in zip(with_bos, text_only):
+        assert torch.equal(w[:, 1:], t) and adds.bos_token_id not in t
+    # True forces the declared BOS on a tokenizer that adds none; False drops it from one that adds it
+    forced = calibration_samples(_texts(), tokenizer, 2, 32, seed=0, add_bos=True)
+    assert all(int(w[0, 0]) == tokenizer.bos_token_id for w in forced)
+    dropped = calibration_samples(_texts(), adds, 4, 31, seed=0, add_bos=False)
+    assert all(torch.equal(a, b) for a, b in zip(dropped, text_only))
+
+
+# sha256 over the windows' int64 bytes, computed with calibration_samples of main at commit 7f24171 (before add_bos
+# existed) on the SmolLM2 tokenizer: `calibration_samples(source, tokenizer, n, seq_len, seed=0)`
+_SMOLLM2_WINDOWS_BEFORE_ADD_BOS = {
+    ("builtin:general", 4, 64): "150945af933b90ff712c36396532c2237ed03143a7513bcace222430f82db2a1",
+    ("builtin:medical", 3, 128): "2633bcf44f611d908dc005237ea038e21c28ba7a4bcca895e682397692a634c7",
+}
+
+
+@pytest.mark.parametrize("add_bos", ["auto", False])
+def test_smollm2_windows_are_bit_identical_to_those_before_add_bos(tokenizer, add_bos):
+    for (source, n, seq_len), expected in _SMOLLM2_WINDOWS_BEFORE_ADD_BOS.items():
+        digest = hashlib.sha256()
+        for w in calibration_samples(source, tokenizer, n, seq_len, seed=0, add_bos=add_bos):
+            digest.update(w.numpy().tobytes())
+        assert digest.hexdigest() == expected, source
+
+
+def test_add_bos_errors_name_the_problem(tokenizer):
+    with pytest.raises(ConfigError, match=r"seq_len=1 leaves no room for text after the BOS token"):
+        calibration_samples(_texts(), bos_tokenizer(), 1, 1)
+    assert len(calibration_samples(_texts(), tokenizer, 1, 1)) == 1  # no BOS: one text token is a window
+    with pytest.raises(ConfigError, match=r"add_bos='yes' must be 'auto', True or False"):
+        window_bos_id(tokenizer, "yes")
+    with pytest.raises(DataError, match="add_bos=True but the tokenizer has no bos_token"):
+        calibration_samples(_texts(), bos_tokenizer(adds_bos=False, bos_token=None), 1, 8, add_bos=True)
+    assert window_bos_id(bos_tokenizer(adds_bos=False, bos_token=None), "auto") is None
+
+
+def test_empty_or_broken_file_is_named(tmp_path, tokenizer):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(DataError, match=r"the file '.*empty.jsonl' is empty"):
+        calibration_samples(str(empty), tokenizer, 1, 8)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "fine"}\n{"text": "cut in the midd')
+    with pytest.raises(DataError, match=r"the file '.*broken.jsonl' could not be read as json \(.+\); check that it is complete"):
+        calibration_samples(str(broken), tokenizer, 1, 8)
+    with pytest.raises(DataError, match="an empty string is not a dataset"):
+        load_texts("  ")

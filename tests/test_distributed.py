@@ -16,7 +16,7 @@ from optimum_dpruner import DPruner, DPrunerConfig
 from optimum_dpruner.distributed import ProcessGroup, current_process_group
 from optimum_dpruner.errors import ConfigError
 from optimum_dpruner.gradients import collect_dual_importance
-from optimum_dpruner.pipeline import iter_target_linears
+from optimum_dpruner.blockwise import iter_target_linears
 
 WORKER = os.path.join(os.path.dirname(__file__), "ddp_worker.py")
 

@@ -7,7 +7,7 @@ import torch
 from optimum_dpruner import DPruner, DPrunerConfig, estimate
 from optimum_dpruner.estimation import Rates, estimate_run
 from optimum_dpruner.modeling import load_model_skeleton
-from optimum_dpruner.pipeline import iter_target_linears
+from optimum_dpruner.blockwise import iter_target_linears
 
 RATES = Rates(matmul_flops=1e10, elementwise=1e9, op_seconds=1e-5)  # fixed, so that seconds are comparable
 

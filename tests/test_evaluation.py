@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from optimum_dpruner.errors import DataError
+from bos_tokenizer import bos_tokenizer
+from optimum_dpruner.errors import ConfigError, DataError
 from optimum_dpruner.evaluation import (
     accuracy,
     billsum,
@@ -67,6 +68,42 @@ def test_spread_windows_are_the_full_run_s_windows_at_even_steps(tiny_llama, tok
     step = full.windows / 4
     assert spread.window_nll == pytest.approx([full.window_nll[int(k * step)] for k in range(4)], rel=1e-5)
     assert first.window_nll == pytest.approx(full.window_nll[:4], rel=1e-5) and step > 1
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("stride", [None, 12], ids=["non-overlapping", "strided"])
+def test_perplexity_with_bos_scores_every_text_token_once_after_a_bos(tiny_llama, stride):
+    tok = bos_tokenizer()  # adds a BOS: every window is [BOS] + window - 1 text tokens
+    bos, window, limit = tok.bos_token_id, 32, 4
+    span = window - 1
+    step = stride or span
+    ids = tokenize_corpus("builtin:medical", tok, max_tokens=span + (limit - 1) * step)
+    # independent reference: text token p (p >= 0) is scored once, in the first window holding it, after a BOS
+    nll, shapes = [], set()
+    for p in range(len(ids)):
+        start = max(0, math.ceil((p - span + 1) / step) * step)
+        chunk = torch.cat([torch.tensor([bos]), ids[start : start + span]])
+        shapes.add(len(chunk))
+        logits = tiny_llama(input_ids=chunk.unsqueeze(0)).logits[0]
+        nll.append(-torch.log_softmax(logits[p - start], -1)[ids[p]].item())
+    assert len(nll) == len(ids) and shapes == {window}
+    expected = math.exp(sum(nll) / len(nll))
+    got = perplexity(tiny_llama, tok, "builtin:medical", window=window, stride=stride, limit=limit, progress=False)
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert got != perplexity(tiny_llama, tok, "builtin:medical", window=window, stride=stride, limit=limit, progress=False,
+                             add_bos=False)
+
+
+def test_perplexity_auto_adds_no_bos_for_smollm2(tiny_llama, tokenizer):
+    args = dict(window=32, stride=16, limit=3, progress=False)
+    auto = perplexity(tiny_llama, tokenizer, "builtin:general", **args)
+    assert auto == perplexity(tiny_llama, tokenizer, "builtin:general", add_bos=False, **args)
+    assert auto != perplexity(tiny_llama, tokenizer, "builtin:general", add_bos=True, **args)
+
+
+def test_perplexity_stride_must_fit_the_text_after_a_bos(tiny_llama):
+    with pytest.raises(ConfigError, match=r"stride=32 must be in \[1, 31\]: window=32 holds a BOS and 31 text tokens"):
+        perplexity(tiny_llama, bos_tokenizer(), "builtin:medical", window=32, stride=32, limit=1, progress=False)
 
 
 # ----------------------------------------------------------------------------------------------- metrics

@@ -59,3 +59,43 @@ def test_gguf_file_loads_like_the_converted_model(smollm2_path, smollm2):
     ids = pruner.tokenizer("The heart pumps blood.", return_tensors="pt").input_ids
     with torch.no_grad():
         torch.testing.assert_close(pruner.model(input_ids=ids).logits, smollm2(input_ids=ids).logits)
+
+
+def _tiny_bert_config():
+    from transformers import BertConfig
+
+    return BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, vocab_size=64)
+
+
+@pytest.mark.parametrize("kind", ["BertModel", "BertForMaskedLM", "BertLMHeadModel"])
+def test_saved_encoder_is_rejected_with_its_architecture(tmp_path, kind):
+    """A saved BERT used to load as BertLMHeadModel (a random head, or bidirectional attention) and be pruned."""
+    import transformers
+
+    getattr(transformers, kind)(_tiny_bert_config()).save_pretrained(tmp_path)
+    with pytest.raises(UnsupportedModelError, match=rf"model_type='bert' \({kind}\) is an encoder"):
+        DPruner.from_pretrained(str(tmp_path), config=DPrunerConfig(method="magnitude"))
+
+
+def test_decoder_without_its_lm_head_is_rejected(tmp_path, make_tiny):
+    """A LlamaModel saved without lm_head (untied) would get a randomly initialised head."""
+    model = make_tiny("llama")
+    model.model.save_pretrained(tmp_path)
+    with pytest.raises(UnsupportedModelError, match=r"lacks 1 weights that would be newly initialised at random \(e.g. lm_head.weight\)"):
+        load_model(str(tmp_path))
+
+
+def test_missing_path_and_truncated_weights_are_named(tmp_path, monkeypatch, tiny_llama):
+    from optimum_dpruner.errors import CheckpointError, ConfigError
+
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no network wait for the Hub attempt
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"model_or_path='models/tiny' is not a local folder or file \(nothing at '.*/models/tiny'\)"):
+        load_model("models/tiny")
+    tiny_llama.save_pretrained(tmp_path / "tiny")
+    weights = tmp_path / "tiny" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"'tiny/model.safetensors': the weights are truncated or corrupt"):
+        load_model("tiny")

@@ -8,7 +8,7 @@ from optimum_dpruner import DPruner, DPrunerConfig, UnsupportedModelError, verif
 from optimum_dpruner.data import calibration_samples
 from optimum_dpruner.methods import SparseGPTMethod
 from optimum_dpruner.modeling import find_decoder_blocks
-from optimum_dpruner.pipeline import capture_block_inputs, iter_target_linears, prune_blockwise
+from optimum_dpruner.blockwise import capture_block_inputs, iter_target_linears, prune_blockwise
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -43,12 +43,13 @@ def test_sparsegpt_prunes_every_architecture(make_tiny, tokenizer, arch):
 
 def test_hooks_are_removed_even_on_error(tiny_llama, tokenizer):
     class Boom(SparseGPTMethod):
-        def prune(self, weight):
+        def prune_group(self, weights, statistic, timer=None):
             raise RuntimeError("boom")
 
     samples = calibration_samples("builtin:general", tokenizer, 2, 32, seed=0)
+    config = DPrunerConfig(method="sparsegpt")
     with pytest.raises(RuntimeError, match="boom"):
-        prune_blockwise(tiny_llama, samples, Boom, DPrunerConfig(method="sparsegpt"), progress=False)
+        prune_blockwise(tiny_llama, samples, Boom(config), config, progress=False)
     for module in tiny_llama.modules():
         assert not module._forward_hooks and not module._forward_pre_hooks
 
@@ -58,12 +59,14 @@ def test_restore_weights_keeps_the_model_and_returns_saliency(tiny_llama, tokeni
     seen = {}
     samples = calibration_samples("builtin:general", tokenizer, 2, 32, seed=0)
     prune_blockwise(
-        tiny_llama, samples, SparseGPTMethod, DPrunerConfig(method="sparsegpt"),
-        on_layer=lambda n, r: seen.__setitem__(n, r.saliency), restore_weights=True, progress=False,
+        tiny_llama, samples, SparseGPTMethod(DPrunerConfig(method="sparsegpt"), keep_saliency=True),
+        DPrunerConfig(method="sparsegpt"), on_layer=lambda n, r: seen.__setitem__(n, r.saliency), restore_weights=True,
+        progress=False,
     )
     for name, param in tiny_llama.named_parameters():
         assert torch.equal(param, before[name]), name
     assert set(seen) == set(iter_target_linears(tiny_llama, DPrunerConfig()))
+    assert all(s is not None and torch.isfinite(s).all() for s in seen.values())
 
 
 def test_targets_and_ignore_select_matrices(tiny_llama, tokenizer):

@@ -102,8 +102,28 @@ def test_save_loads_in_plain_transformers_with_identical_logits_and_zeros(tmp_pa
     general = side_car["calibration"]["general"]
     assert general["source"] == "builtin:general" and general["num_samples"] == 2 and general["seq_len"] == 32
     assert len(general["sha256"]) == 64
+    assert side_car["config"]["add_bos"] == "auto" and general["add_bos"] is False and general["bos_token_id"] is None
     assert {"README.md", PLOT_NAME, "tokenizer.json", "model.safetensors"} <= set(os.listdir(folder))
     assert set(os.listdir(tmp_path)) == {"pruned", "resaved", "out.pt"}  # no temporary folder left behind
+
+
+@pytest.mark.parametrize("add_bos", ["auto", False])
+def test_calibration_fingerprint_records_the_bos_of_the_windows(make_tiny, add_bos):
+    import hashlib
+
+    from bos_tokenizer import bos_tokenizer
+    from optimum_dpruner.data import calibration_samples
+
+    tok = bos_tokenizer()  # adds a BOS, so "auto" starts every window with it
+    result = _prune(make_tiny("llama"), tok, "builtin:general", method="wanda", num_samples=2, seq_len=16, add_bos=add_bos)
+    general = result.report.extra["calibration"]["general"]
+    windows = calibration_samples("builtin:general", tok, 2, 16, seed=0, add_bos=add_bos)
+    digest = hashlib.sha256()
+    for w in windows:
+        digest.update(w.numpy().tobytes())
+    assert general["sha256"] == digest.hexdigest() and general["seq_len"] == 16
+    assert (general["add_bos"], general["bos_token_id"]) == ((True, tok.bos_token_id) if add_bos == "auto" else (False, None))
+    assert all((int(w[0, 0]) == tok.bos_token_id) == general["add_bos"] for w in windows)
 
 
 @pytest.mark.parametrize("pattern,dtype", [("unstructured", torch.float32), ("2:4", torch.bfloat16)], ids=["unstructured-fp32", "2:4-bf16"])
@@ -157,14 +177,19 @@ def test_existing_folder_is_kept_unless_overwrite(tmp_path, tiny_llama):
         pruner.save_pretrained(tmp_path / "out")
     pruner.prune(progress=False)
     target = tmp_path / "out"
-    target.mkdir()
-    (target / "mine.txt").write_text("keep me")
+    pruner.save_pretrained(target, model_card=False)
+    before = sorted(os.listdir(target))
     with pytest.raises(ConfigError, match="overwrite=True"):
         pruner.save_pretrained(target)
-    assert (target / "mine.txt").read_text() == "keep me"
-    pruner.save_pretrained(target, overwrite=True, model_card=False)
-    assert not (target / "mine.txt").exists() and (target / "model.safetensors").exists()
-    assert os.listdir(tmp_path) == ["out"]  # no temporary folder left behind
+    assert sorted(os.listdir(target)) == before
+    pruner.save_pretrained(target, overwrite=True)  # a checkpoint written by the library is replaced
+    assert "README.md" in os.listdir(target) and (target / "model.safetensors").exists()
+    assert json.loads((target / "dpruner_config.json").read_text())["written_files"] == sorted(os.listdir(target))
+    assert os.listdir(tmp_path) == ["out"]  # no temporary or old folder left behind
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    pruner.save_pretrained(empty, overwrite=True, model_card=False)  # so is an empty folder
+    assert (empty / "model.safetensors").exists()
 
 
 _SLOW_SAVE = textwrap.dedent(
@@ -188,9 +213,8 @@ _SLOW_SAVE = textwrap.dedent(
 def test_sigkill_during_save_leaves_no_complete_looking_folder(tmp_path, existing):
     target = tmp_path / "model"
     if existing:  # a complete earlier save must survive a killed overwrite untouched
-        target.mkdir()
-        (target / "config.json").write_text("{}")
-        (target / "OLD").write_text("earlier save")
+        _prune(_small_vocab_llama()).save_pretrained(target, model_card=False)
+        earlier = {name: (target / name).read_bytes() for name in os.listdir(target)}
     child = subprocess.Popen([sys.executable, "-c", _SLOW_SAVE, str(target)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline, killed_in = time.monotonic() + 300, None
     try:
@@ -210,12 +234,148 @@ def test_sigkill_during_save_leaves_no_complete_looking_folder(tmp_path, existin
     assert child.returncode == -signal.SIGKILL
     assert "dpruner_config.json" not in killed_in  # killed mid-save, before the last file
     if existing:
-        assert sorted(os.listdir(target)) == ["OLD", "config.json"] and (target / "OLD").read_text() == "earlier save"
+        assert {name: (target / name).read_bytes() for name in os.listdir(target)} == earlier
     else:
         assert not target.exists()
     # whatever is left is hidden and named as temporary: nothing that a loader would pick up as a model
     leftovers = [d for d in os.listdir(tmp_path) if d != "model"]
     assert leftovers and all(d.startswith(".model.tmp-") for d in leftovers)
+
+
+# ----------------------------------------------------------------------------------------------- overwrite safety
+def _snapshot(folder) -> dict[str, bytes]:
+    return {os.path.relpath(os.path.join(root, f), folder): open(os.path.join(root, f), "rb").read()
+            for root, _, files in os.walk(folder) for f in files}
+
+
+def test_overwrite_never_deletes_files_the_library_did_not_write(tmp_path, tiny_llama, monkeypatch):
+    result = _prune(tiny_llama)
+    # a folder of the user's, a checkpoint with one foreign file added, and one with a foreign sub-folder
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "thesis.tex").write_text("four years of work")
+    mixed = tmp_path / "mixed"
+    result.save_pretrained(mixed, model_card=False)
+    (mixed / "my_eval.json").write_text("{}")
+    nested = tmp_path / "nested"
+    result.save_pretrained(nested, model_card=False)
+    (nested / ".git").mkdir()
+    for folder, message in ((notes, "not a checkpoint written by optimum-dpruner"),
+                            (mixed, r"holds files optimum-dpruner did not write \(my_eval.json\)"),
+                            (nested, r"did not write \(.git\)")):
+        before = _snapshot(folder)
+        with pytest.raises(ConfigError, match=message):
+            result.save_pretrained(folder, overwrite=True)
+        assert _snapshot(folder) == before
+    # never the current directory or a parent of it, even when it is a checkpoint
+    work = tmp_path / "work"
+    result.save_pretrained(work, model_card=False)
+    (work / "sub").mkdir()
+    monkeypatch.chdir(work / "sub")
+    with pytest.raises(ConfigError, match="current directory or a parent of it"):
+        result.save_pretrained(work, overwrite=True)
+    monkeypatch.chdir(work)
+    with pytest.raises(ConfigError, match="current directory or a parent of it"):
+        result.save_pretrained(".", overwrite=True)
+    assert (work / "sub").is_dir() and (work / "model.safetensors").exists()
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        result.save_pretrained(work / "config.json", overwrite=True)
+
+
+def test_checkpoint_saved_before_the_file_list_is_replaced_by_its_known_names(tmp_path, tiny_llama, tokenizer):
+    result = _prune(tiny_llama, tokenizer)
+    legacy = tmp_path / "legacy"
+    result.save_pretrained(legacy)
+    side_car = json.loads((legacy / "dpruner_config.json").read_text())
+    del side_car["written_files"]
+    (legacy / "dpruner_config.json").write_text(json.dumps(side_car))
+    (legacy / "scores.safetensors").write_text("not ours")
+    with pytest.raises(ConfigError, match=r"did not write \(scores.safetensors\)"):
+        result.save_pretrained(legacy, overwrite=True)
+    os.remove(legacy / "scores.safetensors")
+    result.save_pretrained(legacy, overwrite=True)
+    assert "written_files" in json.loads((legacy / "dpruner_config.json").read_text())
+
+
+def test_overwrite_never_replaces_the_folder_the_model_was_loaded_from(tmp_path, tiny_llama, tokenizer):
+    folder = _prune(tiny_llama).save_pretrained(tmp_path / "pruned", model_card=False)
+    before = _snapshot(folder)
+    pruner = DPruner.from_pretrained(folder, config=DPrunerConfig(method="magnitude", sparsity=0.6))
+    result = pruner.prune(progress=False)
+    with pytest.raises(ConfigError, match="holds the model being pruned"):
+        result.save_pretrained(folder, overwrite=True)
+    assert _snapshot(folder) == before
+
+
+def _filesystem_exchanges(folder) -> bool:
+    from optimum_dpruner.folders import _exchange
+
+    (folder / "a").mkdir()
+    (folder / "b").mkdir()
+    try:
+        return _exchange(str(folder / "a"), str(folder / "b"))
+    finally:
+        os.rmdir(folder / "a")
+        os.rmdir(folder / "b")
+
+
+def _no_renameat2(*args, **kwargs):
+    raise OSError("no libc here")  # as on a system without renameat2 (macOS): the two-rename fallback
+
+
+@pytest.mark.parametrize("atomic_exchange", [True, False], ids=["renameat2", "two-renames"])
+def test_interrupted_overwrite_leaves_a_complete_checkpoint_in_place(tmp_path, atomic_exchange, monkeypatch):
+    target = tmp_path / "out"
+    old = _prune(_small_vocab_llama(seed=0)).save_pretrained(target, model_card=False)
+    before = _snapshot(old)
+    new = _prune(_small_vocab_llama(seed=1), sparsity=0.7)
+    if atomic_exchange and not _filesystem_exchanges(tmp_path):
+        pytest.skip("this filesystem has no RENAME_EXCHANGE; the two-rename case covers it")
+    if not atomic_exchange:
+        import ctypes
+
+        monkeypatch.setattr(ctypes, "CDLL", _no_renameat2)
+    real_replace = os.replace
+
+    def interrupted_replace(src, dst):  # Ctrl-C just as the new folder would take the old one's place
+        if os.path.basename(os.fspath(src)).startswith(".out.tmp-"):
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", interrupted_replace)
+    try:
+        new.save_pretrained(target, overwrite=True, model_card=False)
+    except KeyboardInterrupt:
+        assert not atomic_exchange, "the atomic exchange has no second rename to interrupt"
+        assert _snapshot(target) == before  # the old checkpoint is back in place
+    else:
+        assert atomic_exchange
+        assert verify_sparsity(str(target)).ok and json.loads((target / "config.json").read_text())[SPARSITY_KEY]["target_sparsity"] == 0.7
+    assert os.listdir(tmp_path) == ["out"]  # no hidden .out.old-* or .out.tmp-* copy left
+
+
+def test_unwritable_output_fails_before_anything_is_written(tmp_path, tiny_llama, monkeypatch):
+    import shutil
+
+    result = _prune(tiny_llama)
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(ConfigError, match=r"is under '.*file.txt', which is a file"):
+        result.save_pretrained(tmp_path / "file.txt" / "out")
+    # a full disk: fewer free bytes than the weights need
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    with pytest.raises(ConfigError, match="MiB free, but the checkpoint needs about"):
+        result.save_pretrained(tmp_path / "out")
+    assert sorted(os.listdir(tmp_path)) == ["file.txt"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folder_is_refused(tmp_path, tiny_llama):
+    result = _prune(tiny_llama)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    with pytest.raises(ConfigError, match="is not writable"):
+        result.save_pretrained(locked / "out")
 
 
 def _merge_lora(linear: torch.nn.Linear, rank: int = 4, seed: int = 0) -> None:
@@ -268,6 +428,37 @@ def test_verify_sparsity_catches_a_broken_nm_pattern_with_the_same_count(tiny_ll
 def test_verify_sparsity_without_metadata_says_so(tiny_llama):
     check = verify_sparsity(tiny_llama)
     assert not check.ok and "dpruner_sparsity" in check.problems[0]
+
+
+def test_verify_sparsity_compares_against_the_requested_sparsity(tmp_path, tiny_llama):
+    """The metadata of an under-pruned run records what was achieved (0.25); the request (0.5) is what counts."""
+    result = _prune(tiny_llama, sparsity=0.25)
+    folder = result.save_pretrained(tmp_path / "pruned", model_card=False)
+    config = json.loads((tmp_path / "pruned" / "config.json").read_text())
+    config[SPARSITY_KEY]["target_sparsity"] = 0.5  # what a run asked for 0.5 and reached 0.25 wrote on main
+    (tmp_path / "pruned" / "config.json").write_text(json.dumps(config))
+    check = verify_sparsity(folder)
+    assert not check.ok and len(check.problems) == 14
+    assert all("< requested 0.5000" in p for p in check.problems) and all(r.requested == 0.5 for r in check.rows)
+    # exact zeros already in the weights (a GGUF dequantisation) give more than asked: fine
+    config[SPARSITY_KEY]["target_sparsity"] = 0.2
+    (tmp_path / "pruned" / "config.json").write_text(json.dumps(config))
+    assert verify_sparsity(folder).ok
+
+
+def test_verify_sparsity_rejects_what_it_cannot_read(tmp_path, tiny_llama):
+    from optimum_dpruner.errors import CheckpointError
+
+    with pytest.raises(ConfigError, match=r"model_or_dir=123 \(a int\) is neither a model nor a folder"):
+        verify_sparsity(123)
+    folder = _prune(tiny_llama).save_pretrained(tmp_path / "pruned", model_card=False)
+    weights = tmp_path / "pruned" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=r"model.safetensors' is truncated or corrupt"):
+        verify_sparsity(folder)
+    (tmp_path / "pruned" / "config.json").write_text('{"dpruner_sparsity": ')
+    with pytest.raises(CheckpointError, match=r"config.json' is not valid JSON"):
+        verify_sparsity(folder)
 
 
 def _png_size_and_pixels(path) -> tuple[int, int, bytes]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Iterable, Sequence
@@ -205,6 +207,47 @@ def flagify(message: str, flags: dict[str, str]) -> str:
     return _FIELD_RE.sub(lambda m: f"{flags[m.group(1)]}=" if m.group(1) in flags else m.group(0), message)
 
 
+class _Interrupts:
+    """Ctrl-C during a command: exit 130 with one line, whoever catches the `KeyboardInterrupt` on the way.
+
+    A library may swallow the `KeyboardInterrupt` (a `__del__`, a callback, an `except BaseException` that does
+    not re-raise), which would let the command go on and exit 0, and Python prints an "Exception ignored" traceback
+    for the ones raised where nothing can catch them. The handler counts every interrupt, the unraisable hook hides
+    those tracebacks, and `run()` turns any counted interrupt into exit 130. Once `run()` has its exit code, a late
+    Ctrl-C (during interpreter shutdown) exits 130 at once, without a traceback.
+    """
+
+    def __init__(self, prog: str) -> None:
+        self.prog = prog
+        self.count = 0
+
+    def __enter__(self) -> "_Interrupts":
+        self._active = threading.current_thread() is threading.main_thread()
+        if self._active:
+            self._previous_handler = signal.signal(signal.SIGINT, self._raise)
+            self._previous_hook = sys.unraisablehook
+            sys.unraisablehook = self._unraisable
+        return self
+
+    def _raise(self, signum, frame) -> None:
+        self.count += 1
+        raise KeyboardInterrupt
+
+    def _unraisable(self, info) -> None:
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            self._previous_hook(info)
+
+    def _exit_now(self, signum, frame) -> None:
+        sys.stderr.write(f"{self.prog}: error: interrupted.\n")
+        sys.stderr.flush()
+        os._exit(130)
+
+    def __exit__(self, *exc) -> None:
+        if self._active:
+            signal.signal(signal.SIGINT, self._exit_now)
+            sys.unraisablehook = self._previous_hook
+
+
 class DPrunerCLICommand(BaseOptimumCLICommand):
     """Base of the `optimum-cli dpruner` commands.
 
@@ -231,29 +274,37 @@ class DPrunerCLICommand(BaseOptimumCLICommand):
         self.parser.print_help()
         return EXIT_OK
 
-    def run(self) -> None:
+    def _fail_with(self, error: BaseException, prog: str, show_traceback: bool) -> NoReturn:
+        """Exit with the code and the one-line message of `error` (see the module docstring)."""
         from ..errors import ConfigError, DPrunerError
 
+        if isinstance(error, UsageError):
+            _fail(prog, str(error), EXIT_USAGE)
+        if isinstance(error, ConfigError):  # an option's value (from a flag or --config) is invalid
+            _fail(prog, flagify(str(error), self.FLAG_NAMES), EXIT_USAGE)
+        if show_traceback:
+            traceback.print_exception(error)
+        if isinstance(error, (RunFailure, DPrunerError)):
+            _fail(prog, flagify(str(error), self.FLAG_NAMES), EXIT_FAILURE)
+        if not isinstance(error, Exception):
+            raise error  # neither an error nor an interrupt (e.g. GeneratorExit): not ours to handle
+        hint = "" if show_traceback else " (rerun with --traceback for details)"
+        _fail(prog, f"{type(error).__name__}: {one_line(error)}{hint}", EXIT_FAILURE)
+
+    def run(self) -> None:
         prog = self.parser.prog
         show_traceback = getattr(self.args, "traceback", False)
         warnings.formatwarning = _one_line_warning
+        interrupts = _Interrupts(prog)
         try:
-            code = self.execute()
+            with interrupts:
+                code = self.execute()
+                if interrupts.count:  # interrupted, but something swallowed the KeyboardInterrupt
+                    raise KeyboardInterrupt
         except SystemExit:
             raise
-        except KeyboardInterrupt:
-            _fail(prog, "interrupted.", 130)
-        except UsageError as e:
-            _fail(prog, str(e), EXIT_USAGE)
-        except ConfigError as e:  # an option's value (from a flag or --config) is invalid
-            _fail(prog, flagify(str(e), self.FLAG_NAMES), EXIT_USAGE)
-        except (RunFailure, DPrunerError) as e:
-            if show_traceback:
-                traceback.print_exc()
-            _fail(prog, flagify(str(e), self.FLAG_NAMES), EXIT_FAILURE)
-        except Exception as e:  # a bug or an error from a dependency
-            if show_traceback:
-                traceback.print_exc()
-            hint = "" if show_traceback else " (rerun with --traceback for details)"
-            _fail(prog, f"{type(e).__name__}: {one_line(e)}{hint}", EXIT_FAILURE)
+        except BaseException as e:
+            if interrupts.count or isinstance(e, KeyboardInterrupt):  # also when a library re-raised it as another type
+                _fail(prog, "interrupted.", 130)
+            self._fail_with(e, prog, show_traceback)
         sys.exit(code or EXIT_OK)

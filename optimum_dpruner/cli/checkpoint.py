@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 from ..configuration import CONFIG_NAME
@@ -22,13 +21,34 @@ from .base import (
 __all__ = ["InspectCommand", "PushCommand"]
 
 
-def _read_json(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+def _read_checkpoint(folder: str) -> tuple[dict, dict]:
+    """`(dpruner_config.json, config.json["dpruner_sparsity"])` of a saved folder; `{}` for a missing side car.
+
+    Raises:
+        `CheckpointError`: either file is present but not a valid JSON object (the message names it).
+    """
+    from ..serialization import SPARSITY_KEY, read_json_file
+
+    side_car_path = os.path.join(folder, CONFIG_NAME)
+    side_car = read_json_file(side_car_path) if os.path.exists(side_car_path) else {}
+    metadata = read_json_file(os.path.join(folder, "config.json")).get(SPARSITY_KEY) or {}
+    return side_car, metadata
+
+
+def _check_sparsity(folder: str, argument: str, show: bool = False):
+    """Count the zeros of `folder` against its metadata; `RunFailure` when they disagree."""
+    from ..verification import verify_sparsity
+
+    status("counting zeros")
+    check = verify_sparsity(folder)
+    if show:
+        print("\n" + check.table())
+    if not check.ok:
+        raise RunFailure(
+            f"DIR {argument!r} fails the metadata check ({len(check.problems)} problem(s): "
+            f"{one_line(check.problems[0]) if check.problems else 'see above'}); prune the model again."
+        )
+    return check
 
 
 class InspectCommand(DPrunerCLICommand):
@@ -48,8 +68,7 @@ class InspectCommand(DPrunerCLICommand):
 
     def execute(self) -> int:
         folder = require_folder("DIR", self.args.folder)
-        side_car = _read_json(os.path.join(folder, CONFIG_NAME))
-        metadata = _read_json(os.path.join(folder, "config.json")).get("dpruner_sparsity") or {}
+        side_car, metadata = _read_checkpoint(folder)
         config = side_car.get("config", {})
         versions = side_car.get("library_versions", {})
         calibration = side_car.get("calibration", {})
@@ -64,23 +83,16 @@ class InspectCommand(DPrunerCLICommand):
             ("versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) or "-"),
         ]
         print(format_pairs(rows))
-        from ..verification import verify_sparsity
-
-        status("counting zeros")
-        check = verify_sparsity(folder)
-        print("\n" + check.table())
-        if not check.ok:
-            raise RunFailure(
-                f"DIR {self.args.folder!r} fails the metadata check ({len(check.problems)} problem(s): "
-                f"{one_line(check.problems[0]) if check.problems else 'see above'}); prune the model again."
-            )
+        _check_sparsity(folder, self.args.folder, show=True)
         return 0
 
 
 class PushCommand(DPrunerCLICommand):
     DESCRIPTION = (
         "Upload a folder written by 'optimum-cli dpruner prune' to a Hub model repository, creating it if needed,\n"
-        "with a model card that states the method, sparsity and calibration. Honours HF_TOKEN and HF_ENDPOINT."
+        "with a model card that states the method, sparsity and calibration. Honours HF_TOKEN and HF_ENDPOINT.\n"
+        "The folder is checked first as 'inspect' does: a corrupt file or weights that miss the recorded or requested\n"
+        "sparsity stop the push (exit code 1)."
     )
     EXAMPLES = """
   optimum-cli dpruner push smollm2-medical-50 me/smollm2-medical-50 --private
@@ -98,6 +110,8 @@ class PushCommand(DPrunerCLICommand):
         folder = require_folder("DIR", self.args.folder)
         if self.args.repo_id.count("/") > 1 or not self.args.repo_id.strip("/"):
             raise UsageError(f"REPO {self.args.repo_id!r} is not a repo id; pass 'name' or 'owner/name'.")
+        _read_checkpoint(folder)
+        _check_sparsity(folder, self.args.folder)
         status(f"pushing {folder} to {self.args.repo_id}")
         url = push_folder(self.args, folder, self.args.repo_id)
         print(format_pairs([("folder", folder), ("repo", self.args.repo_id), ("commit", url)]))

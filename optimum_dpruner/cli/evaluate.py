@@ -16,6 +16,7 @@ from .base import (
     format_table,
     status,
 )
+from .flags import auto_or_bool
 from .prune import check_model_argument, load_model_or_fail
 
 __all__ = ["EvaluateCommand", "TASK_NAMES"]
@@ -59,7 +60,7 @@ class EvaluateCommand(DPrunerCLICommand):
     )
     EXAMPLES = _EXAMPLES
     FLAG_NAMES = {"stride": "--stride", "window": "--window", "text_column": "--text-column", "dtype": "--dtype",
-                  "limit": "--limit", "max_new_tokens": "--max-new-tokens", "batch_size": "--batch-size"}
+                  "limit": "--limit", "max_new_tokens": "--max-new-tokens", "batch_size": "--batch-size", "add_bos": "--add-bos"}
 
     @staticmethod
     def parse_args(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +84,10 @@ class EvaluateCommand(DPrunerCLICommand):
                             help="BillSum summary length (default: 128, or what the model's positions leave).")
         parser.add_argument("--seed", type=int, default=0, help="Seed of the task items chosen by --limit (default: 0).")
         parser.add_argument("--text-column", default="text", metavar="COLUMN", help="Column holding the text (default: text).")
+        parser.add_argument(
+            "--add-bos", type=auto_or_bool, default="auto", metavar="{auto,true,false}",
+            help="Start each perplexity window with the tokenizer's BOS: auto (when the tokenizer adds one), true or false (default: auto).",
+        )
         parser.add_argument("--json", action="store_true", help="Print the results as JSON instead of a table.")
         add_model_loading_arguments(parser)
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bars.")
@@ -95,7 +100,7 @@ class EvaluateCommand(DPrunerCLICommand):
             raise UsageError("nothing to evaluate; pass --dataset (perplexity), --task (downstream tasks) or both.")
         if args.stride is not None and args.window is not None and args.stride > args.window:
             raise UsageError(f"--stride {args.stride} exceeds --window {args.window}; pass a stride of at most the window.")
-        from ..data import BUILTIN_DATASETS
+        from ..data import BUILTIN_DATASETS, window_bos_id
         from ..evaluation import evaluate_perplexity, evaluate_task
         from ..modeling import load_model, load_tokenizer
         from ..serialization import load_pretrained, read_sparsity_metadata
@@ -126,6 +131,7 @@ class EvaluateCommand(DPrunerCLICommand):
                 limit=args.limit,
                 text_column=args.text_column,
                 progress=not args.no_progress,
+                add_bos=args.add_bos,
             )
             results[source] = result.perplexity
             intervals[source] = {"low": result.low, "high": result.high, "windows": result.windows, "tokens": result.tokens,
@@ -141,11 +147,12 @@ class EvaluateCommand(DPrunerCLICommand):
             tasks[task] = {"items": result.num_items, **result.metrics}
         metadata = read_sparsity_metadata(args.model) if pruned else None
         if args.json:
-            window = next(iter(intervals.values()))["window"] if intervals else args.window
+            window = next(iter(intervals.values())) if intervals else {"window": args.window, "stride": args.stride}
+            bos = window_bos_id(tokenizer, args.add_bos) if results else None  # a BOS leaves window - 1 text tokens
             print(json.dumps({"model": args.model, "perplexity": results, "perplexity_intervals": intervals, "tasks": tasks,
                               "interval": "95% percentile bootstrap over windows (perplexity) or items (tasks)",
-                              "sparsity": metadata, "window": window, "stride": args.stride or window, "limit": args.limit,
-                              "seed": args.seed}, indent=2))
+                              "sparsity": metadata, "window": window["window"], "stride": window["stride"],
+                              "bos_token_id": bos, "limit": args.limit, "seed": args.seed}, indent=2))
             return 0
         if results:
             rows = [(k, f"{v:.3f}", f"[{intervals[k]['low']:.3f}, {intervals[k]['high']:.3f}]", intervals[k]["windows"])

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from ..configuration import DPrunerConfig, Granularity, MethodName
 
-__all__ = ["CONFIG_FLAGS", "add_config_arguments", "config_from_args"]
+__all__ = ["CONFIG_FLAGS", "add_config_arguments", "config_from_args", "auto_or_bool"]
 
 #: field name -> flag, for every `DPrunerConfig` field
 CONFIG_FLAGS: dict[str, str] = {f.name: "--" + f.name.replace("_", "-") for f in dataclasses.fields(DPrunerConfig)}
@@ -36,6 +36,14 @@ def _typed(kind: type, what: str, example: Any) -> Callable[[str], Any]:
 
     convert.__name__ = kind.__name__  # argparse names the type in some messages
     return convert
+
+
+def auto_or_bool(text: str) -> str | bool:
+    """An argparse `type=` for the `"auto" | True | False` options (`--add-bos auto|true|false`)."""
+    value = {"auto": "auto", "true": True, "false": False}.get(text.strip().lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not auto, true or false")
+    return value
 
 
 def _base_type(annotation: Any) -> Any:
@@ -67,6 +75,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, title: str = "pruning 
             kwargs["help"] = helps[f.name] + f" (default: {'on' if f.default else 'off'})"
         elif typing.get_origin(kind) is list:
             kwargs.update(nargs="*", metavar="PATTERN")
+        elif kind == str | bool:
+            kwargs.update(type=auto_or_bool, metavar="{auto,true,false}")
         elif f.name in _CHOICES:
             kwargs["choices"] = [m.value for m in _CHOICES[f.name]]
         elif kind is int:

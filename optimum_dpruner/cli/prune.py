@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 
 from .base import (
     DPrunerCLICommand,
@@ -39,11 +40,31 @@ file (optionally .gz), a folder, or a Hub dataset id.
 """
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # 'name' or 'owner/name'
+
+
 def check_model_argument(model: str) -> None:
-    """`UsageError` when `--model` is a local path (not a Hub id) that does not exist."""
-    looks_local = model.startswith((os.sep, ".", "~")) or model.endswith(".gguf") or model.count("/") > 1
+    """`UsageError` when `--model` is a local path that does not exist and cannot be a Hub id either.
+
+    A missing path that reads as a Hub id (`name`, `owner/name`) is tried on the Hub; if that fails too, the error
+    says that nothing is at the local path.
+    """
+    looks_local = model.startswith((os.sep, ".", "~")) or model.endswith(".gguf") or not _HUB_ID.match(model)
     if looks_local and not os.path.exists(os.path.expanduser(model)):
-        raise UsageError(f"--model {model!r} does not exist; pass a model folder, a .gguf file or a Hub model id.")
+        raise UsageError(
+            f"--model {model!r} does not exist (nothing at {os.path.abspath(os.path.expanduser(model))!r}); pass a "
+            "model folder, a .gguf file or a Hub model id."
+        )
+
+
+def _local_weight_bytes(model: str) -> int:
+    """Bytes of the weight files of a local model folder (0 when it is not one): what the output will need."""
+    folder = os.path.expanduser(model)
+    if not os.path.isdir(folder):
+        return 0
+    return sum(
+        os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder) if f.endswith((".safetensors", ".bin"))
+    )
 
 
 def load_model_or_fail(load, model: str):
@@ -73,6 +94,8 @@ class PruneCommand(DPrunerCLICommand):
         "domain_ds": "--domain-dataset",
         "general_ds": "--general-dataset",
         "save_directory": "--output",
+        "save_importance": "--save-importance",
+        "importance": "--importance",
         "dtype": "--dtype",
     }
 
@@ -84,13 +107,18 @@ class PruneCommand(DPrunerCLICommand):
             "--general-dataset",
             default=None,
             metavar="DATASET",
-            help="General calibration data (default: builtin:general). The baselines calibrate on this set only.",
+            help="General calibration data (default: builtin:general).",
         )
         io.add_argument(
-            "--domain-dataset", default=None, metavar="DATASET", help="Domain calibration data (D-Pruner only)."
+            "--domain-dataset",
+            default=None,
+            metavar="DATASET",
+            help="Domain calibration data: D-Pruner's, or mixed into a baseline's statistics (--domain-weight).",
         )
         io.add_argument(
-            "--importance", default=None, metavar="PATH", help="D-Pruner scores saved by --save-importance: no data pass."
+            "--importance", default=None, metavar="PATH",
+            help="D-Pruner scores saved by --save-importance: no gradient pass (with --reconstruction obs the data "
+                 "still feeds the reconstruction pass).",
         )
         io.add_argument(
             "--config", default=None, metavar="PATH", help="A DPrunerConfig JSON file, or a pruned model folder."
@@ -126,6 +154,20 @@ class PruneCommand(DPrunerCLICommand):
         if output is not None and os.path.exists(output) and not args.overwrite and not args.dry_run:
             raise UsageError(f"--output {args.output!r} already exists; pass --overwrite or choose another folder.")
         check_model_argument(args.model)
+        for flag, value in (("--general-dataset", args.general_dataset), ("--domain-dataset", args.domain_dataset)):
+            if value is not None and not value.strip():
+                raise UsageError(f"{flag} {value!r} is empty; pass a dataset, or leave the flag out (general: builtin:general).")
+        if output is not None and not args.dry_run:
+            from ..folders import check_creatable, check_output_folder
+
+            # before any work: the folder can be written, has room, and --overwrite would delete only our files
+            source = os.path.expanduser(args.model)
+            check_output_folder(
+                output, args.overwrite, protected=[source] if os.path.exists(source) else [],
+                needed_bytes=_local_weight_bytes(args.model),
+            )
+            if args.save_importance is not None:
+                check_creatable(args.save_importance, "save_importance")
         if args.importance is not None and not os.path.exists(args.importance):
             raise UsageError(f"--importance {args.importance!r} does not exist; pass a file written by --save-importance.")
 
@@ -142,12 +184,13 @@ class PruneCommand(DPrunerCLICommand):
                     "or pick a one-dataset method with --method."
                 )
         else:
-            for flag, value in (("--domain-dataset", args.domain_dataset), ("--importance", args.importance)):
-                if value is not None:
-                    raise UsageError(
-                        f"{flag} is used only by --method {'/'.join(two_sets)}; drop it, or calibrate --method "
-                        f"{config.method} on the domain text by passing it as --general-dataset."
-                    )
+            if args.importance is not None:
+                raise UsageError(f"--importance is used only by --method {'/'.join(two_sets)}; drop it.")
+            if args.domain_dataset is not None and not (method_cls.requires_data or config.reconstruction == "obs"):
+                raise UsageError(
+                    f"--method {config.method} uses no calibration data, so --domain-dataset has no effect; drop it, "
+                    "or add --reconstruction obs."
+                )
             if args.save_importance is not None:
                 raise UsageError(f"--save-importance needs --method {'/'.join(two_sets)}; drop it.")
         for flag, value in (("--general-dataset", args.general_dataset), ("--domain-dataset", args.domain_dataset)):
@@ -165,8 +208,11 @@ class PruneCommand(DPrunerCLICommand):
         from ..pruner import DPruner
 
         if args.dry_run:
+            from ..data import check_seq_len
             from ..estimation import estimate
+            from ..modeling import load_model_config
 
+            check_seq_len(config.seq_len, load_model_or_fail(lambda: load_model_config(args.model), args.model))
             status(f"estimating {config.method} on {args.model} (architecture only, no weights loaded)")
             print(load_model_or_fail(lambda: estimate(args.model, config, dtype=args.dtype, device=args.device), args.model))
             return 0

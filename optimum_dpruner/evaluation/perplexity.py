@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..data import iter_texts, load_texts
+from ..data import iter_texts, load_texts, window_bos_id
 from ..errors import ConfigError, DataError
 from .checks import fit_to_model, positive_int
 from .uncertainty import DEFAULT_RESAMPLES, bootstrap_interval, perplexity_statistic
@@ -79,22 +79,30 @@ def evaluate_perplexity(
     limit: int | None = None,
     text_column: str = "text",
     progress: bool = True,
+    add_bos: str | bool = "auto",
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     spread: bool = False,
 ) -> PerplexityResult:
     """Strided perplexity: sliding windows of `window` tokens moved by `stride`, loss only on new tokens.
 
+    With a BOS token (`add_bos`), every window is the BOS followed by `window - 1` text tokens; the BOS is never
+    scored and the first text token is scored too (predicted from the BOS), so every text token counts once.
+
     Args:
         model: a causal LM.
         tokenizer: its tokenizer.
         source: evaluation texts (anything `load_texts` accepts; `builtin:<name>` reads the test split).
-        window (`int`, *optional*): tokens per forward pass; defaults to 512, or the model's maximum positions
-            when it has fewer. A window past them is an error.
-        stride (`int`, *optional*): step between windows, in [1, window]; defaults to `window` (non-overlapping).
+        window (`int`, *optional*): tokens per forward pass, the BOS included; defaults to 512, or the model's
+            maximum positions when it has fewer. A window past them is an error.
+        stride (`int`, *optional*): step between windows, in text tokens; defaults to the text tokens a window
+            holds (`window`, or `window - 1` with a BOS: non-overlapping).
         limit (`int`, *optional*): evaluate at most this many windows (the first ones, unless `spread`).
         text_column (`str`, *optional*, defaults to `"text"`): column holding the text.
         progress (`bool`, *optional*, defaults to `True`): show a progress bar.
+        add_bos (`str` or `bool`, *optional*, defaults to `"auto"`): start every window with the tokenizer's BOS:
+            `"auto"` when the tokenizer adds one to an encoded text (as lm-evaluation-harness does), `True` always,
+            `False` never (see `optimum_dpruner.data.window_bos_id`).
         resamples (`int`, *optional*, defaults to `DEFAULT_RESAMPLES`): bootstrap resamples of the interval.
         seed (`int`, *optional*, defaults to 0): seed of the bootstrap.
         spread (`bool`, *optional*, defaults to `False`): with `limit`, take windows evenly spaced over the whole
@@ -105,15 +113,23 @@ def evaluate_perplexity(
         and the per-window sums.
     """
     window = fit_to_model(model, "window", window, default=512)
-    stride = window if stride is None else positive_int("stride", stride, allow_none=False, example=window)
-    if stride > window:
+    bos = window_bos_id(tokenizer, add_bos)
+    span = window - (bos is not None)  # text tokens per window
+    if span < 1:
+        raise ConfigError(f"window={window} leaves no room for text after the BOS token; use window >= 2 or add_bos=False.")
+    stride = span if stride is None else positive_int("stride", stride, allow_none=False, example=span)
+    if stride > span and bos is None:
         raise ConfigError(f"stride={stride} exceeds window={window}; pass a stride in [1, {window}].")
+    if stride > span:
+        raise ConfigError(f"stride={stride} must be in [1, {span}]: window={window} holds a BOS and {span} text tokens; "
+                          "lower stride or pass add_bos=False.")
     positive_int("limit", limit)
-    max_tokens = None if limit is None or spread else window + (limit - 1) * stride
+    max_tokens = None if limit is None or spread else span + (limit - 1) * stride
     ids = tokenize_corpus(source, tokenizer, text_column, max_tokens)
+    prefix = ids.new_tensor([] if bos is None else [bos])
     device = model.get_input_embeddings().weight.device
-    starts = list(range(0, max(len(ids) - window, 0) + 1, stride))
-    if starts[-1] + window < len(ids):
+    starts = list(range(0, max(len(ids) - span, 0) + 1, stride))
+    if starts[-1] + span < len(ids):
         starts.append(starts[-1] + stride)
     if limit is not None and spread:
         step = max(len(starts) / limit, 1)
@@ -125,16 +141,18 @@ def evaluate_perplexity(
     model.eval()
     try:
         for begin in tqdm(starts, desc="perplexity", disable=not progress, leave=False):
-            chunk = ids[begin : begin + window].unsqueeze(0).to(device)
+            text = ids[begin : begin + span]
+            chunk = torch.cat([prefix, text]).unsqueeze(0).to(device)
             logits = model(input_ids=chunk, use_cache=False).logits.float()
             log_probs = torch.log_softmax(logits[0, :-1], dim=-1)
             nll = -log_probs.gather(1, chunk[0, 1:].unsqueeze(1)).squeeze(1)
-            # token at absolute position p (p >= 1) is predicted by nll[p - begin - 1]; score only new ones
-            first_new = max(scored_until, begin + 1)
-            new = nll[first_new - begin - 1 :]
+            # nll[i] scores chunk position i + 1, i.e. text token p = begin + i + 1 - len(prefix); score only new
+            # ones (the first text token of a window is scorable only after a BOS)
+            first_new = max(scored_until, begin + 1 - len(prefix))
+            new = nll[first_new - begin - 1 + len(prefix) :]
             window_nll.append(float(new.sum()))
             window_tokens.append(new.numel())
-            scored_until = begin + chunk.shape[1]
+            scored_until = begin + len(text)
     finally:
         model.train(was_training)
     statistic = perplexity_statistic(window_nll, window_tokens)
@@ -144,18 +162,20 @@ def evaluate_perplexity(
 
 
 def perplexity(model, tokenizer, source: Any, window: int | None = None, stride: int | None = None, limit: int | None = None,
-               text_column: str = "text", progress: bool = True) -> float:
+               text_column: str = "text", progress: bool = True, add_bos: str | bool = "auto") -> float:
     """Strided perplexity as a number: `evaluate_perplexity(...).perplexity` (same arguments; no interval).
 
     Returns:
         `float`: exp(mean negative log-likelihood over every scored token).
     """
-    return evaluate_perplexity(model, tokenizer, source, window, stride, limit, text_column, progress).perplexity
+    return evaluate_perplexity(model, tokenizer, source, window, stride, limit, text_column, progress, add_bos).perplexity
 
 
-def perplexities(model, tokenizer, sets: dict[str, Any], window: int | None = None, limit: int | None = 8, progress: bool = True) -> dict[str, float]:
+def perplexities(model, tokenizer, sets: dict[str, Any], window: int | None = None, limit: int | None = 8, progress: bool = True,
+                 add_bos: str | bool = "auto") -> dict[str, float]:
     """Perplexity on several corpora: `{label: source}` -> `{label: ppl}` (see `perplexity`)."""
-    return {label: perplexity(model, tokenizer, src, window=window, limit=limit, progress=progress) for label, src in sets.items()}
+    return {label: perplexity(model, tokenizer, src, window=window, limit=limit, progress=progress, add_bos=add_bos)
+            for label, src in sets.items()}
 
 
 def format_comparison(before: dict[str, float], after: dict[str, float]) -> str:

@@ -8,6 +8,7 @@ from .magnitude import MagnitudeMethod  # noqa: E402
 from .wanda import WandaMethod  # noqa: E402
 from .sparsegpt import SparseGPTMethod  # noqa: E402
 from .dpruner import DPrunerMethod  # noqa: E402
+from .reconstruction import ObsReconstruction  # noqa: E402
 
 __all__ = [
     "METHODS",
@@ -19,4 +20,5 @@ __all__ = [
     "WandaMethod",
     "SparseGPTMethod",
     "DPrunerMethod",
+    "ObsReconstruction",
 ]

@@ -1,20 +1,22 @@
-"""The interface every pruning method implements: collect statistics -> score -> mask.
+"""The interface every pruning method implements: a statistic per input, then scores -> masks (-> new weights).
 
-One instance lives per target matrix while its decoder block is processed. The pipeline feeds it the layer's
-inputs with `add_batch`, asks for `prune` once, writes the returned weight, and calls `free`. Methods never see a
-hook or a module; they receive tensors and return tensors.
+One method instance serves a whole run. The block-wise pipeline gives each group of target linears that read the
+same input (q/k/v, gate/up, or a linear alone) one statistic of the method's `statistic` class, feeds it the
+group's inputs, then calls `prune_group` once with the group's weights and writes the returned weights. Methods
+never see a hook or a module; they receive tensors and return tensors.
 """
 
 from __future__ import annotations
 
 from abc import ABC
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
 from ..configuration import DPrunerConfig
 from ..masks import prune_mask
+from ..profiling import StageTimer
 
 __all__ = ["PruningMethod", "LayerResult"]
 
@@ -26,7 +28,8 @@ class LayerResult:
     Args:
         weight (`torch.Tensor`): the new weight, `(d_out, d_in)`, zeros where pruned.
         mask (`torch.Tensor`): bool, `True` where pruned.
-        saliency (`torch.Tensor`, *optional*): the score the mask was chosen from (SparseGPT's gives D-Pruner's G).
+        saliency (`torch.Tensor`, *optional*): the score the mask was chosen from (SparseGPT's gives D-Pruner's G);
+            only kept when the pipeline asks for it.
     """
 
     weight: torch.Tensor
@@ -35,42 +38,53 @@ class LayerResult:
 
 
 class PruningMethod(ABC):
-    """Base class of the per-matrix pruning methods.
+    """Base class of the pruning methods.
 
     Class attributes (capability flags the pipeline reads instead of method names):
         name: registry name (a `MethodName` value).
-        requires_data: needs calibration inputs (`add_batch`); magnitude does not.
-        updates_weights: changes surviving weights (SparseGPT's OBS update).
+        statistic: class of the per-input statistic (`methods.statistics`), `None` for data-free scores.
+        requires_data: needs calibration inputs; magnitude does not.
+        updates_weights: changes surviving weights (the OBS update).
         default_granularity: comparison group when the config leaves `granularity` unset.
         requires_domain_data: needs a domain dataset as well as a general one (D-Pruner).
-        changes_weights: `prune` returns a different weight (False only for score-only stages); when False, the
-            pipeline reuses the calibration pass's outputs instead of running the block a second time.
+        changes_weights: `prune_group` returns different weights (False only for score-only stages); when False,
+            the pipeline reuses the calibration pass's outputs instead of running the block a second time.
+        default_reconstruction: `"obs"` when the method updates the surviving weights by itself (SparseGPT), else
+            `"none"` (then `reconstruction="obs"` wraps it in `methods.reconstruction.ObsReconstruction`).
+
+    Args:
+        config (`DPrunerConfig`): the run's options.
+        keep_saliency (`bool`, *optional*, defaults to `False`): return each matrix's score in `LayerResult.saliency`.
     """
 
     name: ClassVar[str]
+    statistic: ClassVar[type | None] = None
     requires_data: ClassVar[bool] = True
     updates_weights: ClassVar[bool] = False
     default_granularity: ClassVar[str] = "layer"
     requires_domain_data: ClassVar[bool] = False
     changes_weights: ClassVar[bool] = True
+    default_reconstruction: ClassVar[str] = "none"
 
-    def __init__(self, weight: torch.Tensor, config: DPrunerConfig) -> None:
+    def __init__(self, config: DPrunerConfig, keep_saliency: bool = False) -> None:
         self.config = config
-        self.shape = tuple(weight.shape)
+        self.keep_saliency = keep_saliency
         self.granularity = config.granularity or self.default_granularity
 
-    def add_batch(self, x: torch.Tensor) -> None:
-        """Accumulate statistics from the layer's input `x` of shape `(..., d_in)`."""
-
-    def score(self, weight: torch.Tensor) -> torch.Tensor:
-        """Importance of each weight, `(d_out, d_in)`, higher is more important."""
+    def score(self, name: str, weight: torch.Tensor, statistic: Any) -> torch.Tensor:
+        """Importance of each weight of matrix `name`, `(d_out, d_in)` fp32, higher is more important."""
         raise NotImplementedError
 
-    def prune(self, weight: torch.Tensor) -> LayerResult:
-        """Mask the lowest scores of `weight` and return the pruned weight (no reconstruction)."""
-        score = self.score(weight)
-        mask = prune_mask(score, self.config.sparsity, self.granularity, self.config.nm, self.config.block_size)
-        return LayerResult(weight=weight.masked_fill(mask, 0), mask=mask, saliency=score)
-
-    def free(self) -> None:
-        """Drop the statistics."""
+    def prune_group(
+        self, weights: dict[str, torch.Tensor], statistic: Any, timer: StageTimer | None = None
+    ) -> dict[str, LayerResult]:
+        """Prune the matrices of one input group (they share `statistic`); mask the lowest scores, no update."""
+        timer = timer or StageTimer()
+        results = {}
+        cfg = self.config
+        for name, weight in weights.items():
+            with timer("mask_selection"):
+                score = self.score(name, weight, statistic)
+                mask = prune_mask(score, cfg.sparsity, self.granularity, cfg.nm, cfg.block_size)
+            results[name] = LayerResult(weight.masked_fill(mask, 0), mask, score if self.keep_saliency else None)
+        return results

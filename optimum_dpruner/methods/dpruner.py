@@ -17,25 +17,44 @@ from __future__ import annotations
 import torch
 
 from ..configuration import MethodName
-from .base import PruningMethod
+from ..profiling import StageTimer
+from .base import LayerResult, PruningMethod
+from .obs import obs_saliency
 from .registry import register_method
-from .sparsegpt import SparseGPTMethod
+from .sparsegpt import SparseGPTMethod, stack_rows
+from .statistics import Hessian
 
-__all__ = ["DPrunerMethod", "regularised_gradient", "taylor_importance", "OBSSaliency"]
+__all__ = ["DPrunerMethod", "regularised_gradient", "taylor_importance", "normalized_rank", "OBSSaliency"]
 
 
 def regularised_gradient(
-    grad: torch.Tensor, general_importance: torch.Tensor, lambda_reg: float, alpha: float
-) -> torch.Tensor:
-    """g~ = g + 2 * lambda * alpha^2 * G * g^2 (fp32)."""
+    grad: torch.Tensor, general_importance: torch.Tensor | None, lambda_reg: float, alpha: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """g~ = g + 2 * lambda * alpha^2 * G * g^2 (fp32), and sum |g~ - g| = sum of the added term's magnitude (a 0-d
+    tensor, so that no device sync is needed per call). No G: g~ = g."""
     grad = grad.float()
-    return grad + (2.0 * lambda_reg * alpha * alpha) * general_importance.float() * grad.pow(2)
+    scale = 2.0 * lambda_reg * alpha * alpha
+    if scale == 0 or general_importance is None:
+        return grad, grad.new_zeros(())
+    term = general_importance.float() * scale
+    term.mul_(grad.pow(2))
+    size = term.abs().sum()
+    return term.add_(grad), size
+
+
+def normalized_rank(score: torch.Tensor) -> torch.Tensor:
+    """Rank of each entry within the whole tensor, scaled to (0, 1] (ties: the lower flat index ranks lower)."""
+    flat = score.reshape(-1)
+    ranks = torch.empty_like(flat)
+    ranks[torch.argsort(flat, stable=True)] = torch.arange(1, flat.numel() + 1, device=flat.device, dtype=flat.dtype)
+    return ranks.div_(flat.numel()).reshape(score.shape)
 
 
 def taylor_importance(reg_grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """| -g~ * w + 1/2 * (g~ * w)^2 |, the contribution of one step to I (fp32)."""
     gw = reg_grad.float() * weight.float()
-    return (-gw + 0.5 * gw.pow(2)).abs()
+    # in place, with the same float operations (and so the same bits) as (-gw + 0.5 * gw.pow(2)).abs()
+    return gw.pow(2).mul_(0.5).sub_(gw).abs_()
 
 
 class OBSSaliency(SparseGPTMethod):
@@ -46,11 +65,15 @@ class OBSSaliency(SparseGPTMethod):
 
     changes_weights = False
 
-    def prune(self, weight: torch.Tensor):
-        from .base import LayerResult
-
-        saliency = self.score(weight)
-        return LayerResult(weight=weight, mask=torch.zeros_like(saliency, dtype=torch.bool), saliency=saliency)
+    def prune_group(self, weights, statistic, timer=None):
+        timer = timer or StageTimer()
+        upper, dead = statistic.inverse_factor(self.config.damp, timer)
+        stacked, slices = stack_rows(weights, upper.device, dead)
+        saliency = obs_saliency(stacked, upper)
+        return {
+            name: LayerResult(weight, torch.zeros_like(weight, dtype=torch.bool), saliency[rows])
+            for (name, weight), rows in zip(weights.items(), slices)
+        }
 
 
 @register_method
@@ -62,18 +85,30 @@ class DPrunerMethod(PruningMethod):
     data). Score: I. Comparison group: the whole matrix by default (`granularity="layer"`, as the authors);
     `"block"` is the authors' "iterative blocking". Updates weights: only if `learning_rate > 0` (and then the
     mask goes to the pretrained weights unless `apply_mask_to="finetuned"`); never reconstructs after masking.
-    The stages are run by `optimum_dpruner.dual.run_dpruner`; this class masks one matrix from its I.
+    The stages are run by `optimum_dpruner.dual.run_dpruner`; this class masks each matrix from its I.
+
+    Args:
+        config (`DPrunerConfig`): the run's options.
+        importance (`dict[str, torch.Tensor]`, *optional*): I per target matrix name.
     """
 
     name = MethodName.DPRUNER.value
     requires_domain_data = True
     default_granularity = "layer"
 
-    def __init__(self, weight: torch.Tensor, config, importance: torch.Tensor | None = None) -> None:
-        super().__init__(weight, config)
-        self.importance = importance
+    def __init__(self, config, importance: dict[str, torch.Tensor] | None = None, keep_saliency: bool = False) -> None:
+        super().__init__(config, keep_saliency)
+        self.importance = importance or {}
+        # the general side of the score is the OBS saliency under the calibration Hessian of this pass
+        self.statistic = Hessian if config.general_score_weight > 0 else None
 
-    def score(self, weight: torch.Tensor) -> torch.Tensor:
-        if self.importance is None:
-            raise RuntimeError("DPrunerMethod needs the dual importance I of its matrix")
-        return self.importance.to(device=weight.device, dtype=torch.float32)
+    def score(self, name: str, weight: torch.Tensor, statistic: Hessian | None) -> torch.Tensor:
+        if name not in self.importance:
+            raise RuntimeError(f"DPrunerMethod needs the dual importance I of {name}")
+        importance = self.importance[name].to(device=weight.device, dtype=torch.float32)
+        share = self.config.general_score_weight
+        if share == 0:
+            return importance
+        upper, dead = statistic.inverse_factor(self.config.damp)
+        general = obs_saliency(weight.detach().float().masked_fill(dead.unsqueeze(0), 0.0), upper)
+        return (1.0 - share) * normalized_rank(importance) + share * normalized_rank(general)

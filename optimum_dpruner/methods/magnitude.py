@@ -23,5 +23,5 @@ class MagnitudeMethod(PruningMethod):
     requires_data = False
     default_granularity = "layer"
 
-    def score(self, weight: torch.Tensor) -> torch.Tensor:
+    def score(self, name: str, weight: torch.Tensor, statistic: None) -> torch.Tensor:
         return weight.detach().float().abs()

@@ -9,7 +9,8 @@ from optimum_dpruner.data import calibration_samples
 from optimum_dpruner.dual import general_importance
 from optimum_dpruner.gradients import collect_dual_importance
 from optimum_dpruner.hooks import HookManager
-from optimum_dpruner.pipeline import iter_target_linears
+from optimum_dpruner.blockwise import iter_target_linears
+from optimum_dpruner.masks import prune_mask
 
 
 def _samples(tokenizer, n, source="builtin:medical", seed=0):
@@ -143,9 +144,9 @@ def test_dpruner_needs_a_domain_dataset(tiny_llama, tokenizer):
         DPruner(tiny_llama, tokenizer, DPrunerConfig()).prune("builtin:general", progress=False)
 
 
-def test_baselines_take_one_dataset(tiny_llama, tokenizer):
-    with pytest.raises(DataError, match="calibrates on one dataset"):
-        DPruner(tiny_llama, tokenizer, DPrunerConfig(method="wanda")).prune("builtin:general", "builtin:medical")
+def test_magnitude_takes_no_domain_data(tiny_llama, tokenizer):
+    with pytest.raises(DataError, match="uses no calibration data"):
+        DPruner(tiny_llama, tokenizer, DPrunerConfig(method="magnitude")).prune("builtin:general", "builtin:medical")
 
 
 def test_target_without_gradient_is_reported(tiny_llama, tokenizer):
@@ -180,3 +181,24 @@ def test_bfloat16_score_storage(make_tiny, tokenizer):
     result = DPruner(make_tiny(), tokenizer, config).prune("builtin:general", "builtin:medical", progress=False)
     assert all(t.dtype == torch.bfloat16 for t in result.importance["I"].values())
     assert abs(result.report.sparsity - 0.5) < 0.01
+
+
+def test_paper_preset_masks_the_lowest_plain_taylor_importance(make_tiny, tokenizer):
+    """`DPrunerConfig.paper()` is the pre-issue-17 default: masks from I alone, no update of the survivors. At the
+    paper's lambda and alpha the regulariser is far below fp32 resolution, so I equals the plain second-order Taylor
+    score of plain autograd gradients, bit for bit, and so do the masks."""
+    config = DPrunerConfig.paper(num_samples=3, domain_num_samples=3, seq_len=32, block_size=32)
+    model = make_tiny(seed=6)
+    reference_model = make_tiny(seed=6)
+    result = DPruner(model, tokenizer, config).prune("builtin:general", "builtin:medical", progress=False)
+    targets = iter_target_linears(reference_model, config)
+    importance = {n: torch.zeros_like(m.weight) for n, m in targets.items()}
+    for ids in _samples(tokenizer, 3):
+        for name, g in _reference_grads(reference_model, targets, ids).items():
+            gw = g * targets[name].weight.detach()
+            importance[name] += (-gw + 0.5 * gw.pow(2)).abs()
+    pruned = iter_target_linears(model, config)
+    for name, module in targets.items():
+        expected = module.weight.detach().masked_fill(prune_mask(importance[name], 0.5, "layer"), 0)
+        assert torch.equal(pruned[name].weight, expected), name
+    assert set(result.report.stage_seconds) == {"calibration_data", "general_importance", "domain_importance", "masking"}

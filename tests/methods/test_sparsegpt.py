@@ -5,17 +5,19 @@ from optimum_dpruner import DPrunerConfig, DPrunerWarning
 from optimum_dpruner.data import calibration_samples
 from optimum_dpruner.hooks import HookManager
 from optimum_dpruner.methods import SparseGPTMethod
-from optimum_dpruner.methods.sparsegpt import inverse_hessian_factor
+from optimum_dpruner.methods.obs import inverse_hessian_factor
+from optimum_dpruner.methods.statistics import Hessian
 
 
 def test_diagonal_hessian_saliency_is_hand_checkable():
     # H = diag(a): H^-1 = diag(1/a), U = diag(1/sqrt(a)), so the saliency is W^2 * a and no update moves weights
     weight = torch.tensor([[1.0, -2.0, 3.0, 0.6], [0.25, 1.0, -1.0, 2.0]])
     a = torch.tensor([4.0, 1.0, 0.25, 9.0])
-    method = SparseGPTMethod(weight, DPrunerConfig(method="sparsegpt", damp=0.0, block_size=4))
-    method.hessian = torch.diag(a)
-    method.num_tokens = 1
-    result = method.prune(weight)
+    method = SparseGPTMethod(DPrunerConfig(method="sparsegpt", damp=0.0, block_size=4), keep_saliency=True)
+    hessian = Hessian(4, torch.device("cpu"))
+    hessian.matrix = torch.diag(a)
+    hessian.num_tokens = 1
+    result = method.prune_group({"w": weight}, hessian)["w"]
     torch.testing.assert_close(result.saliency, weight.pow(2) * a)
     # block granularity = whole 4-column block: the 4 lowest of W^2 * a = [[4, 4, 2.25, 3.24], [0.25, 1, 0.25, 36]]
     assert result.mask.tolist() == [[False, False, True, False], [True, True, True, False]]
@@ -36,9 +38,10 @@ def test_obs_update_lowers_the_layer_output_error(smollm2, tokenizer):
     layer = smollm2.model.layers[4].mlp.up_proj
     samples = calibration_samples("builtin:general", tokenizer, 8, 256, seed=0)
     inputs = []
-    method = SparseGPTMethod(layer.weight, DPrunerConfig(method="sparsegpt"))
+    method = SparseGPTMethod(DPrunerConfig(method="sparsegpt"))
+    hessian = Hessian(layer.weight.shape[1], torch.device("cpu"))
     def record(module, args, output):  # returns None: the layer's output is left as it is
-        method.add_batch(args[0])
+        hessian.add_batch(args[0], 1.0 / (len(samples) * 256))
         inputs.append(args[0])
 
     with HookManager() as hooks, torch.no_grad():
@@ -47,7 +50,7 @@ def test_obs_update_lowers_the_layer_output_error(smollm2, tokenizer):
             smollm2(input_ids=ids)
     x = torch.cat([i.reshape(-1, i.shape[-1]) for i in inputs])
     dense = layer.weight.detach()
-    result = method.prune(dense)
+    result = method.prune_group({"up": dense}, hessian)["up"]
     err_update = (x @ (result.weight - dense).T).pow(2).sum()
     err_mask_only = (x @ (dense.masked_fill(result.mask, 0) - dense).T).pow(2).sum()
     assert (result.weight == 0).float().mean() == pytest.approx(0.5, abs=1e-3)

@@ -1,14 +1,10 @@
-"""The block-by-block pipeline: capture each decoder block's inputs, collect statistics, mask, propagate.
+"""Capture pass: record what the model passes to each decoder block, for every calibration window.
 
 No model family's code is patched. A forward pre-hook (with kwargs) on every decoder block records what the
 model passes to it (hidden states for the first block; attention mask, position embeddings, cache position...
 for all of them, since models like Gemma3 pass different masks to different layers), and the hook on the last
-block stops the forward pass. Then, for each block in turn: forward hooks on its target linears feed a
-`PruningMethod` per matrix, the matrices are pruned, and the block is run again with hooks muted to produce the
-next block's inputs from the *pruned* block. Only one block's statistics exist at a time.
-
-The stages compute on `execution_device`; a model that lives elsewhere (CPU RAM) has one block at a time moved
-there (`optimum_dpruner.offload`), and the activations between blocks can wait in CPU RAM.
+block stops the forward pass. `BlockInputs` then holds the hidden states entering the current block (replaced
+block after block by `blockwise.walk`) and each block's other arguments.
 """
 
 from __future__ import annotations
@@ -21,24 +17,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .configuration import DPrunerConfig
-from .errors import ConfigError, UnsupportedModelError
-from .hooks import HookManager
-from .methods.base import LayerResult, PruningMethod
-from .modeling import DecoderBlocks, find_decoder_blocks, find_target_linears
-from .offload import (
-    accelerate_offloaded,
-    module_device,
-    non_block_modules,
-    offload_hook,
-    onloaded,
-    resolve_device,
-    storage_device,
-)
+from ..configuration import DPrunerConfig
+from ..errors import ConfigError, UnsupportedModelError
+from ..hooks import HookManager
+from ..modeling import DecoderBlocks
+from ..offload import accelerate_offloaded, module_device, non_block_modules, offload_hook, onloaded, resolve_device
 
-__all__ = [
-    "BlockInputs", "capture_block_inputs", "prune_blockwise", "iter_target_linears", "model_device", "execution_device"
-]
+__all__ = ["BlockInputs", "capture_block_inputs", "model_device", "execution_device"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +47,14 @@ class BlockInputs:
     `hidden[s]` is the hidden state entering the current block for sample `s`, kept on `storage` (CPU when
     activations are offloaded); `calls[b][s]` holds the other positional and keyword arguments the model passed
     to block `b` for sample `s`, on the execution device (tensors shared between blocks are stored once, by
-    reference).
+    reference). `weights[s]` is the per-token weight of sample `s` in the statistics (see
+    `methods.statistics`); equal weights summing to 1 over all tokens unless the caller sets them.
     """
 
     def __init__(self, num_blocks: int, device: torch.device, storage: torch.device) -> None:
         self.hidden: list[torch.Tensor] = []
         self.calls: list[list[tuple[tuple, dict]]] = [[] for _ in range(num_blocks)]
+        self.weights: list[float] = []
         self.device = device
         self.storage = storage
 
@@ -200,106 +187,8 @@ def capture_block_inputs(
             for block, home in zip(blocks.blocks, homes):  # the block the pass stopped in was not moved back
                 if home is not None and not accelerate_offloaded(block):
                     block.to(home)
+    tokens = sum(h.shape[:-1].numel() for h in inputs.hidden)
+    inputs.weights = [1.0 / tokens] * len(inputs.hidden)
     return inputs
 
 
-def iter_target_linears(model: nn.Module, config: DPrunerConfig) -> dict[str, nn.Linear]:
-    """Every target linear of the model, keyed by full module name, in block order."""
-    blocks = find_decoder_blocks(model)
-    found: dict[str, nn.Linear] = {}
-    for i, block in enumerate(blocks.blocks):
-        found.update(find_target_linears(block, f"{blocks.name}.{i}", config.targets, config.ignore))
-    if not found:
-        raise UnsupportedModelError(
-            f"no target linear matched targets={config.targets!r} ignore={config.ignore!r} in {type(model).__name__}."
-        )
-    return found
-
-
-@torch.no_grad()
-def _write_weight(module: nn.Linear, weight: torch.Tensor) -> None:
-    module.weight.data.copy_(weight.to(device=module.weight.device, dtype=module.weight.dtype))
-
-
-@torch.no_grad()
-def _prune_block(
-    block: nn.Module,
-    index: int,
-    prefix: str,
-    inputs: BlockInputs | None,
-    method_cls: type[PruningMethod],
-    config: DPrunerConfig,
-    on_layer: Callable[[str, LayerResult], None] | None,
-    restore_weights: bool,
-    progress: bool,
-    last: bool,
-) -> None:
-    """Calibrate, prune and propagate one block (on the execution device); see `prune_blockwise`."""
-    targets = find_target_linears(block, prefix, config.targets, config.ignore)
-    methods = {name: method_cls(module.weight, config) for name, module in targets.items()}
-    if inputs is not None:
-        keep_outputs = not method_cls.changes_weights  # then the dense outputs are the next block's inputs
-        outputs = []
-        with HookManager() as hooks:
-            for name, module in targets.items():
-                hooks.add_forward_hook(module, lambda m, args, out, _n=name: methods[_n].add_batch(args[0]))
-            for s in tqdm(range(len(inputs.hidden)), desc=f"block {index}", disable=not progress, leave=False):
-                output = inputs.run_block(block, index, s)
-                if keep_outputs:
-                    outputs.append(output)
-        if keep_outputs:
-            inputs.hidden = outputs
-    originals = {n: m.weight.detach().to(inputs.storage if inputs else "cpu", copy=True) for n, m in targets.items()} if restore_weights else {}
-    for name, module in targets.items():
-        result = methods[name].prune(module.weight.data)
-        methods[name].free()
-        _write_weight(module, result.weight)
-        if on_layer is not None:
-            on_layer(name, result)
-        del result
-    del methods
-    if inputs is not None:
-        if method_cls.changes_weights and not last:
-            inputs.hidden = [inputs.run_block(block, index, s) for s in range(len(inputs.hidden))]
-        inputs.calls[index] = []
-    for name, weight in originals.items():
-        _write_weight(targets[name], weight)
-
-
-@torch.no_grad()
-def prune_blockwise(
-    model: nn.Module,
-    samples: list[torch.Tensor] | None,
-    method_cls: type[PruningMethod],
-    config: DPrunerConfig,
-    on_layer: Callable[[str, LayerResult], None] | None = None,
-    restore_weights: bool = False,
-    progress: bool = True,
-) -> None:
-    """Prune every target linear of `model` in place with `method_cls`, block by block.
-
-    Args:
-        model (`nn.Module`): a decoder-only causal LM.
-        samples (`list[torch.Tensor]`, *optional*): calibration input ids, each `(1, seq_len)`; unused when the
-            method needs no data.
-        method_cls (`type[PruningMethod]`): the per-matrix method.
-        config (`DPrunerConfig`): options.
-        on_layer (`Callable`, *optional*): called with `(name, LayerResult)` after each matrix is pruned.
-        restore_weights (`bool`, *optional*, defaults to `False`): put each block's original weights back after its
-            pruned outputs were propagated (D-Pruner's general stage keeps only the saliency).
-        progress (`bool`, *optional*, defaults to `True`): show progress bars.
-    """
-    blocks = find_decoder_blocks(model)
-    needs_data = method_cls.requires_data
-    device = execution_device(model, config)
-    storage = storage_device(config.offload_activations, device)
-    inputs = capture_block_inputs(model, blocks, samples, progress, device, storage) if needs_data else None
-    was_training = model.training
-    model.eval()
-    try:
-        for index, block in enumerate(tqdm(blocks.blocks, desc=f"{method_cls.name}: blocks", disable=not progress)):
-            with onloaded(block, device):
-                _prune_block(block, index, f"{blocks.name}.{index}", inputs, method_cls, config, on_layer,
-                             restore_weights, progress, last=index == len(blocks) - 1)
-    finally:
-        model.train(was_training)

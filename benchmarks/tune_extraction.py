@@ -1,0 +1,231 @@
+"""Explore the domain-extraction recipe on *validation* text (issue 17): calibration mixing, fixed-mask
+reconstruction and the dual score, against the baselines on the same windows.
+
+Never the test splits: general validation = ABC news (`general/lee_news.jsonl`), medical = PubMed train abstracts
+1000-1299, legal = CaseHOLD train items 1000-1299 (`common.validation_texts`); calibration = the bundled train
+texts (`builtin:general`, `builtin:<domain>`), as the library uses them. Each variant prunes a fresh copy of
+SmolLM2 at 50% (or --pattern) and is scored by perplexity on `--eval-windows` 512-token windows of each validation
+set; the per-window NLLs are kept so that differences can be tested pairwise (`--summary`).
+
+D-Pruner's domain importance I (the gradient pass) depends only on the domain windows and the regulariser, so it is
+computed once per setting and reused by every variant that needs it (`importance=`); each variant then runs its
+own block-wise pass.
+
+    python benchmarks/tune_extraction.py --domain medical --out benchmarks/results/tune_extraction_medical.json
+    python benchmarks/tune_extraction.py --domain medical --out ... --summary     # table from the saved rows
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import validation_texts  # noqa: E402
+
+from optimum_dpruner import DPruner, DPrunerConfig  # noqa: E402
+from optimum_dpruner.assets import ensure_default_model  # noqa: E402
+from optimum_dpruner.evaluation import tokenize_corpus  # noqa: E402
+
+
+def _variants(pattern: str) -> dict[str, dict]:
+    """name -> {"config": DPrunerConfig overrides, "data": "general" | "domain" | "both", "importance": key}."""
+    recipe = dict(method="dpruner", general_importance="none", lambda_reg=0.0, reconstruction="obs")
+    v: dict[str, dict] = {
+        "dense": {"config": None},
+        "sparsegpt general": {"config": dict(method="sparsegpt"), "data": "general"},
+        "sparsegpt domain": {"config": dict(method="sparsegpt", domain_weight=1.0), "data": "both"},
+        "wanda general": {"config": dict(method="wanda"), "data": "general"},
+        "wanda domain": {"config": dict(method="wanda", domain_weight=1.0), "data": "both"},
+        "wanda mix 0.5": {"config": dict(method="wanda", domain_weight=0.5), "data": "both"},
+        "dpruner paper": {"config": dict(method="dpruner", general_importance="sparsegpt", lambda_reg=0.1, alpha=1e-4,
+                                         reconstruction="none"), "data": "both"},
+        "I mask + obs, beta 0.5": {"config": dict(recipe, domain_weight=0.5), "data": "both", "importance": "I"},
+        "G_mix mask + obs (no I), beta 0.5": {"config": dict(recipe, domain_weight=0.5, general_score_weight=1.0),
+                                               "data": "both", "importance": "I"},
+    }
+    for beta in (0.25, 0.5, 0.75):
+        v[f"sparsegpt mix {beta}"] = {"config": dict(method="sparsegpt", domain_weight=beta), "data": "both"}
+    for beta in (0.0, 0.25, 0.5, 0.75, 1.0):
+        v[f"rank sum, beta {beta}"] = {"config": dict(recipe, domain_weight=beta, general_score_weight=0.5),
+                                       "data": "both", "importance": "I"}
+    for share in (0.25, 0.75):
+        v[f"ranks {1 - share:g} I + {share:g} G, beta 0.5"] = {
+            "config": dict(recipe, domain_weight=0.5, general_score_weight=share), "data": "both", "importance": "I"}
+    v["rank sum, beta 0.5, row groups"] = {"config": dict(recipe, domain_weight=0.5, general_score_weight=0.5,
+                                                          granularity="row"), "data": "both", "importance": "I"}
+    for exponent in (0.5, 1.0):  # SparseGPT's own adaptive choice on the mixed Hessian, saliency x (I / mean I)^e
+        v[f"sparsegpt x I^{exponent:g}, beta 0.5"] = {"config": dict(method="sparsegpt", domain_weight=0.5), "data": "both",
+                                                       "importance": "I", "prior_exponent": exponent}
+    for n in (16, 64):
+        v[f"rank sum, beta 0.5, {n} domain windows"] = {
+            "config": dict(recipe, domain_weight=0.5, general_score_weight=0.5, domain_num_samples=n),
+            "data": "both", "importance": f"I{n}"}
+    first = ["dense", "sparsegpt general", "sparsegpt domain", "sparsegpt mix 0.5", "rank sum, beta 0.5",
+             "sparsegpt x I^0.5, beta 0.5", "I mask + obs, beta 0.5", "rank sum, beta 0.25", "rank sum, beta 0.75",
+             "wanda domain", "dpruner paper", "G_mix mask + obs (no I), beta 0.5", "sparsegpt x I^1, beta 0.5"]
+    v = {name: v[name] for name in first + [n for n in v if n not in first]}
+    for spec in v.values():
+        if spec["config"] is not None:
+            spec["config"]["pattern"] = pattern
+            if pattern != "unstructured":
+                spec["config"].pop("sparsity", None)
+    return v
+
+
+class _PriorSparseGPT:
+    """SparseGPT whose adaptive mask choice multiplies the saliency by (I / mean I)^exponent per matrix."""
+
+    def __new__(cls, config, importance, exponent):
+        from optimum_dpruner.methods import SparseGPTMethod
+        from optimum_dpruner.methods.obs import obs_prune
+        from optimum_dpruner.methods.sparsegpt import split_rows, stack_rows
+
+        class Method(SparseGPTMethod):
+            def prune_group(self, weights, statistic, timer=None):
+                upper, dead = statistic.inverse_factor(self.config.damp, timer)
+                stacked, slices = stack_rows(weights, upper.device, dead)
+                prior = torch.cat([(importance[n].float() / importance[n].float().mean()).pow(exponent) for n in weights])
+                new, mask, _ = obs_prune(stacked, upper, spec=self.mask_spec(), block_size=self.config.block_size,
+                                         row_groups=slices, timer=timer, prior=prior.to(upper.device))
+                return split_rows(weights, slices, new, mask, None)
+
+        return Method(config)
+
+
+def _prune_with_prior(model, tokenizer, config, data, importance, exponent) -> float:
+    """The `prior_exponent` variants: the library's windows and mixing, a custom method; returns seconds."""
+    from optimum_dpruner.blockwise import prune_blockwise
+    from optimum_dpruner.pruner import _mix
+
+    pruner = DPruner(model, tokenizer, config)
+    start = time.time()
+    general = pruner._samples(data[0], config.num_samples)
+    domain = pruner._samples(data[1], config.domain_num_samples)
+    samples, weights = _mix(general, domain, config.mixing_weight)
+    prune_blockwise(model, samples, _PriorSparseGPT(config, importance, exponent), config, progress=False,
+                    sample_weights=weights)
+    return time.time() - start
+
+
+@torch.no_grad()
+def window_nlls(model, tokenizer, texts: list[str], windows: int, size: int = 512) -> list[float]:
+    """Mean NLL of each of the first `windows` non-overlapping `size`-token windows of the joined texts."""
+    ids = tokenize_corpus(texts, tokenizer, max_tokens=windows * size)
+    out = []
+    for start in range(0, len(ids) - size + 1, size):
+        chunk = ids[start : start + size].unsqueeze(0)
+        out.append(float(model(input_ids=chunk, labels=chunk, use_cache=False).loss))
+    return out
+
+
+def _ppl(nlls: list[float]) -> float:
+    return math.exp(sum(nlls) / len(nlls))
+
+
+def _paired_interval(a: list[float], b: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of ppl(a) / ppl(b) - 1 over windows resampled jointly (same windows)."""
+    generator = torch.Generator().manual_seed(seed)
+    x, y = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+    idx = torch.randint(len(a), (resamples, len(a)), generator=generator)
+    ratios = torch.exp(x[idx].mean(1) - y[idx].mean(1)) - 1
+    return float(ratios.quantile(0.025)), float(ratios.quantile(0.975))
+
+
+def summary(record: dict, reference: str) -> str:
+    rows = record["rows"]
+    ref = next((r for r in rows if r["name"] == reference), None)
+    head = ["variant", "general val ppl", "domain val ppl", f"general vs {reference}", f"domain vs {reference}", "prune s"]
+    lines = [f"Command: `{record['command']}`", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["name"], f"{_ppl(r['general']):.2f}", f"{_ppl(r['domain']):.2f}"]
+        for side in ("general", "domain"):
+            if ref is None or r is ref:
+                cells.append("-")
+            else:
+                low, high = _paired_interval(r[side], ref[side])
+                change = _ppl(r[side]) / _ppl(ref[side]) - 1
+                cells.append(f"{change:+.1%} [{low:+.1%}, {high:+.1%}]")
+        cells.append(f"{r.get('prune_seconds', 0):.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--domain", choices=["medical", "legal"], default="medical")
+    parser.add_argument("--pattern", default="unstructured")
+    parser.add_argument("--data", default=os.path.join("..", "shared", "data"))
+    parser.add_argument("--seq-len", type=int, default=256, help="calibration window length (exploration size)")
+    parser.add_argument("--num-samples", type=int, default=32, help="general (and default domain) calibration windows")
+    parser.add_argument("--eval-windows", type=int, default=24, help="512-token validation windows per set")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--only", nargs="*", help="run only these variants (names)")
+    parser.add_argument("--reference", default="sparsegpt domain", help="row the summary compares against")
+    parser.add_argument("--summary", action="store_true", help="print the table of the saved rows and exit")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    record = {"command": "python " + " ".join(a for a in sys.argv if a != "--summary"), "rows": []}
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            record = json.load(f)
+    if args.summary:
+        print(summary(record, args.reference))
+        return
+    torch.set_num_threads(args.threads)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = ensure_default_model()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    pristine = {k: v.clone() for k, v in model.state_dict().items()}
+    texts = validation_texts(args.data)
+    done = {r["name"] for r in record["rows"]}
+    importance: dict[str, dict] = {}
+    for name, spec in _variants(args.pattern).items():
+        if name in done or (args.only and name not in args.only):
+            continue
+        model.load_state_dict(pristine)
+        row: dict = {"name": name, "config": spec["config"]}
+        start = time.time()
+        if spec["config"] is not None:
+            config = DPrunerConfig(**{"num_samples": args.num_samples, "seq_len": args.seq_len,
+                                      "domain_num_samples": args.num_samples, **spec["config"]})
+            data = {"general": ("builtin:general",), "domain": (f"builtin:{args.domain}",),
+                    "both": ("builtin:general", f"builtin:{args.domain}")}[spec["data"]]
+            key = spec.get("importance")
+            if key and key not in importance:  # the domain gradient pass, once per setting
+                scores_config = DPrunerConfig(**{**config.to_dict(), "method": "dpruner", "general_importance": "none",
+                                                 "lambda_reg": 0.0, "reconstruction": "none", "general_score_weight": 0.0})
+                scores = DPruner(model, tokenizer, scores_config).prune(*data, progress=False)
+                importance[key] = {"I": scores.importance["I"], "seconds": scores.report.stage_seconds["domain_importance"]}
+                model.load_state_dict(pristine)
+            if "prior_exponent" in spec:
+                seconds = _prune_with_prior(model, tokenizer, config, data, importance[key]["I"], spec["prior_exponent"])
+                row["prune_seconds"] = round(seconds + importance[key]["seconds"], 1)
+            else:
+                result = DPruner(model, tokenizer, config).prune(
+                    *data, importance={"I": importance[key]["I"]} if key else None, progress=False)
+                row["prune_seconds"] = round(sum(result.report.stage_seconds.values()) + (importance[key]["seconds"] if key else 0), 1)
+                row["stage_seconds"] = {k: round(v, 1) for k, v in result.report.stage_seconds.items()}
+                row["sparsity"] = round(result.report.sparsity, 4)
+        row["general"] = window_nlls(model, tokenizer, texts["general"], args.eval_windows)
+        row["domain"] = window_nlls(model, tokenizer, texts[args.domain], args.eval_windows)
+        row["wall_seconds"] = round(time.time() - start, 1)
+        record["rows"].append(row)
+        with open(args.out, "w") as f:
+            json.dump(record, f, indent=1)
+        print(f"{name}: general {_ppl(row['general']):.2f} domain {_ppl(row['domain']):.2f} "
+              f"({row.get('prune_seconds', 0)} s prune, {row['wall_seconds']} s)", flush=True)
+    with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
+        f.write(summary(record, args.reference))
+
+
+if __name__ == "__main__":
+    main()

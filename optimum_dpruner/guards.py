@@ -1,0 +1,136 @@
+"""Checks of a pruning run, before it starts and after it ends: what `DPruner` refuses instead of returning a wrong model.
+
+Before: the config's type, empty or conflicting data and score arguments, NaN/inf weights, importance scores of
+another model. After: every target matrix holds at least the requested sparsity, less the rounding of its
+comparison groups (`verification.minimum_zeros`).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import torch
+
+from .configuration import DPrunerConfig
+from .errors import ConfigError, DataError, DPrunerWarning, NumericalError, UnsupportedModelError
+from .importance import importance_metadata
+from .offload import parameter_value
+from .result import PruneReport
+from .verification import minimum_zeros
+
+__all__ = [
+    "as_config",
+    "check_data_arguments",
+    "check_finite_weights",
+    "check_importance_model",
+    "check_achieved_sparsity",
+]
+
+
+def as_config(config: Any) -> DPrunerConfig:
+    """`config` as a `DPrunerConfig` (a dict of options is accepted); `ConfigError` for anything else."""
+    if config is None:
+        return DPrunerConfig()
+    if isinstance(config, dict):
+        return DPrunerConfig.from_dict(config)
+    if not isinstance(config, DPrunerConfig):
+        raise ConfigError(f"config={config!r} is a {type(config).__name__}; pass a DPrunerConfig or a dict of its options.")
+    return config
+
+
+def _is_empty(source: Any) -> bool:
+    """Whether a calibration source is empty data (an empty string, list or `datasets.Dataset`), as opposed to `None`."""
+    if isinstance(source, (str, os.PathLike)):
+        return not os.fspath(source).strip()
+    if isinstance(source, (list, tuple)):
+        return not source
+    num_rows = getattr(source, "num_rows", None)  # datasets.Dataset (an IterableDataset has none)
+    return isinstance(num_rows, int) and num_rows == 0
+
+
+def check_data_arguments(
+    method_cls, general_ds: Any, domain_ds: Any, importance: Any, default_general: str, reconstruct: bool = False
+) -> None:
+    """Reject data and score arguments the method would ignore or that hold nothing, before any work.
+
+    Only `None` means "the default" (`default_general` for `general_ds`); empty data is an error, never replaced.
+    Saved scores with data are accepted only when the data feeds a reconstruction pass (`reconstruct`).
+    """
+    for argument, source in (("general_ds", general_ds), ("domain_ds", domain_ds)):
+        if source is not None and _is_empty(source):
+            shown = repr(source) if isinstance(source, (str, os.PathLike, list, tuple)) else f"<{type(source).__name__}, 0 rows>"
+            default = f", or leave {argument} out for the default {default_general!r}" if argument == "general_ds" else ""
+            raise DataError(f"{argument}={shown} is empty; pass calibration texts{default}.")
+    if importance is None:
+        return
+    if not isinstance(importance, (str, os.PathLike, dict)):
+        raise ConfigError(f"importance={importance!r} must be a path written by save_importance or the dict result.importance.")
+    if not method_cls.requires_domain_data:
+        raise ConfigError(
+            f"importance= holds D-Pruner scores, which method={method_cls.name!r} does not use; drop importance, or "
+            "set method='dpruner' to extract masks from the scores."
+        )
+    if (general_ds is not None or domain_ds is not None) and not reconstruct:
+        raise ConfigError(
+            "importance= and calibration data were both given; drop general_ds/domain_ds to extract the masks from the "
+            "saved scores, drop importance to compute new scores from the data, or set reconstruction='obs' to "
+            "reconstruct the surviving weights on that data."
+        )
+
+
+def check_finite_weights(model) -> None:
+    """`UnsupportedModelError` naming the first parameter that holds NaN or inf (it would derail every ranking)."""
+    seen: set[int] = set()
+    for module_name, module in model.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            if id(param) in seen or not param.is_floating_point():
+                continue
+            seen.add(id(param))
+            value = parameter_value(module, name)
+            finite = torch.isfinite(value)
+            if not bool(finite.all()):
+                nan = int(torch.isnan(value).sum())
+                full = f"{module_name}.{name}" if module_name else name
+                raise UnsupportedModelError(
+                    f"the weight {full} holds {nan} NaN and {value.numel() - int(finite.sum()) - nan} inf values (of "
+                    f"{value.numel()}); pruning cannot rank them and would miss the requested sparsity: repair or "
+                    "reload the weights (an overflowed float16 conversion, a diverged fine-tune?)."
+                )
+
+
+def check_importance_model(importance: Any, fingerprint: str) -> None:
+    """`ConfigError` when saved scores were computed on another model than the one being pruned."""
+    if isinstance(importance, dict):
+        return  # scores in memory carry no fingerprint; their names and shapes are checked when masks are applied
+    recorded = importance_metadata(importance).get("model_fingerprint")
+    if recorded is None:
+        warnings.warn(
+            f"importance={os.fspath(importance)!r} records no model fingerprint (saved by an older version): it cannot "
+            "be checked to belong to this model.",
+            DPrunerWarning,
+            stacklevel=3,
+        )
+    elif recorded != fingerprint:
+        raise ConfigError(
+            f"importance={os.fspath(importance)!r} was computed on another model (weights fingerprint "
+            f"{recorded[:12]}, this model's {fingerprint[:12]}); recompute the scores on this model, or load the model "
+            "they were computed on."
+        )
+
+
+def check_achieved_sparsity(report: PruneReport, cfg: DPrunerConfig, granularity: str) -> None:
+    """`NumericalError` when a target matrix holds fewer zeros than the requested sparsity less rounding."""
+    short = []
+    for name, matrix in report.matrices.items():
+        needed = minimum_zeros(matrix.shape, cfg.sparsity, cfg.pattern, granularity, cfg.block_size)
+        if matrix.zeros < needed:
+            short.append((name, matrix, needed))
+    if short:
+        name, matrix, needed = short[0]
+        raise NumericalError(
+            f"pruning missed sparsity={cfg.sparsity:g} in {len(short)} of {len(report.matrices)} matrices: {name} has "
+            f"{matrix.zeros} zeros of {matrix.numel} ({matrix.sparsity:.4f}), fewer than the {needed} that rounding "
+            "allows; the result is refused. Check the calibration data and the weights for NaN/inf."
+        )
