@@ -1,6 +1,6 @@
 """Bad evaluation input gives one clear error, and a model with few positions is evaluated within them (issue 14).
 
-Every case here is a row of docs/bad-input-evaluation.md.
+Every case here is a row of docs/bad-input.md, section "Evaluation".
 """
 
 from __future__ import annotations
