@@ -2,19 +2,23 @@
 
     python benchmarks/matching_design.py --domain medical --out benchmarks/results/matching_design_medical.json
     python benchmarks/matching_design.py --domain general --out benchmarks/results/matching_design_general.json
+    python benchmarks/matching_design.py --domain legal --out benchmarks/results/matching_design_legal.json
 
 Items are built from train texts of the project's data bundle (`--data-dir`, default ../shared/data), never
 from the test files the tasks report on:
 - medical: PubMed *train* abstracts 1000-1299 (the bundled calibration file holds 0-999), title <-> abstract;
-- general: the 77 Wikipedia *train* articles, next sentence.
-(BillSum has no train split here: `billsum_title` takes the medical design, the same "text -> its title" form.)
+- general: the 77 Wikipedia *train* articles, next sentence;
+- legal: CaseHOLD *train* opinions 1000-1299 (the bundled calibration file holds 0-999) with the correct holding in
+  place, next sentence (one per opinion; each opinion is one paragraph, so the distractors come from other ones).
+(BillSum has no train split here: `billsum_title` takes the medical design, the same "text -> its title" form;
+`billsum_next` the legal next-sentence design.)
 
 Each design variant is scored for the dense SmolLM2 and for magnitude pruning at 30% and 50% (no data, seconds),
 on the same `--items` items (a seeded subset), with 95% percentile bootstrap intervals and the paired difference
 dense - pruned. A later invocation with the same --out adds its `--models` to the file (one model per run keeps
-each run short); the first model ever run is the reference of the differences. A variant group shares its forward passes: distractor sets with the same contexts are scored in
-one call, and every normalisation reads the same log-probabilities; "group CPU s" is the CPU time of that call
-(one thread: the wall time it would take on an idle core).
+each run short); the first model ever run is the reference of the differences. A variant group shares its
+forward passes: distractor sets with the same contexts are scored in one call, and every normalisation reads the
+same log-probabilities; "group CPU s" is the CPU time of that call (one thread: the wall time on an idle core).
 
 Rule, fixed before the run: among variants whose dense interval excludes chance (0.25), take the one whose paired
 difference dense - magnitude 30% has the largest lower bound (it tells a mildly damaged model apart best); a
@@ -33,6 +37,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 
 
 def _read(path: str) -> list[dict]:
@@ -42,7 +47,7 @@ def _read(path: str) -> list[dict]:
 
 def _groups(domain: str, data_dir: str) -> dict[str, dict]:
     """Variant groups: `{group: {"items": {distractors: [ChoiceItem]}, "neutral": str}}` (items of a group share contexts)."""
-    from optimum_dpruner.evaluation.matching import matching_items, next_sentence_items
+    from optimum_dpruner.evaluation.matching import LEGAL_ABBREVIATIONS, matching_items, next_sentence_items
 
     if domain == "medical":
         records = _read(os.path.join(data_dir, "medical", "pubmed_train.jsonl"))[1000:1300]
@@ -62,6 +67,13 @@ def _groups(domain: str, data_dir: str) -> dict[str, dict]:
         groups["title -> abstract (first 48 words)"] = {"neutral": "Abstract:", "items": {
             "random": matching_items(contexts, answers), "similar": matching_items(contexts, answers, abstracts)}}
         return groups
+    if domain == "legal":  # CaseHOLD train opinions 1000-1299 (each one paragraph): distractors from other documents
+        from common import validation_texts
+
+        opinions = validation_texts(data_dir)["legal"]
+        items = next_sentence_items(opinions, per_article=1, context_words=64, same_article=False,
+                                    abbreviations=LEGAL_ABBREVIATIONS)
+        return {"64 context words": {"neutral": "\n", "items": {"other documents": items}}}
     articles = [r["text"] for r in _read(os.path.join(data_dir, "general", "wikipedia_train.jsonl"))]
     groups = {}
     for name, words in (("64 context words", 64), ("24 context words", 24)):
@@ -86,7 +98,7 @@ def model_variant(name: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--domain", required=True, choices=["medical", "general"])
+    parser.add_argument("--domain", required=True, choices=["medical", "general", "legal"])
     parser.add_argument("--items", type=int, default=100, help="items per variant (seeded subset, default 100)")
     parser.add_argument("--models", nargs="+", default=["dense", "magnitude:0.3", "magnitude:0.5"])
     parser.add_argument("--data-dir", default=os.path.join(HERE, "..", "..", "shared", "data"))
