@@ -13,7 +13,7 @@ For each domain: the dense model; magnitude (no data); Wanda and SparseGPT each 
 at 50% unstructured and 2:4. Each run prunes a fresh model in its own subprocess (so its peak memory is its own),
 then measures general perplexity (Wikipedia test articles), domain perplexity (PubMed test abstracts; US
 legislation), the general task (wiki_next) and the domain's tasks (PubMedQA and pubmed_title; CaseHOLD, BillSum and
-billsum_title), on the full test sets unless `--eval-windows`, `--task-limit` or `--billsum-limit` cut them.
+billsum_next), on the full test sets unless `--eval-windows`, `--task-limit` or `--billsum-limit` cut them.
 
 Every number has its 95% percentile bootstrap interval (over windows for perplexity, over items for the tasks),
 and each row stores its per-window NLL sums and token counts and its per-item results, so that any two rows can be
@@ -46,10 +46,10 @@ import time
 
 PEER_PREFIX = "llmcompressor-"
 GENERAL_TASKS = ("wiki_next",)
-DOMAIN_TASKS = {"medical": ("pubmedqa", "pubmed_title"), "legal": ("casehold", "billsum", "billsum_title")}
+DOMAIN_TASKS = {"medical": ("pubmedqa", "pubmed_title"), "legal": ("casehold", "billsum", "billsum_next")}
 #: the metrics the table shows, per task (every metric is stored in the JSON)
 TASK_METRICS = {"pubmedqa": ("accuracy", "macro_f1"), "casehold": ("macro_f1",), "billsum": ("rouge1", "rougeL"),
-                "pubmed_title": ("accuracy",), "billsum_title": ("accuracy",), "wiki_next": ("accuracy",)}
+                "pubmed_title": ("accuracy",), "billsum_next": ("accuracy",), "wiki_next": ("accuracy",)}
 PERPLEXITY_SETS = ("general_ppl", "domain_ppl")
 #: BillSum items by default: greedy generation of 128 tokens is the slowest evaluation (see benchmarks/README.md)
 BILLSUM_LIMIT = 50
@@ -64,7 +64,7 @@ def _task_texts(task: str) -> list[str]:
     from optimum_dpruner.evaluation import load_task_records
 
     fields = {"pubmedqa": lambda r: " ".join(r["contexts"]) + " " + r["question"], "casehold": lambda r: r["citing_prompt"],
-              "billsum": lambda r: r["source"], "billsum_title": lambda r: r["source"] + " " + r["summary"],
+              "billsum": lambda r: r["source"], "billsum_next": lambda r: r["source"],
               "pubmed_title": lambda r: r["title"] + " " + r["abstract"], "wiki_next": lambda r: r["text"]}[task]
     return [fields(r) for r in load_task_records(task)]
 

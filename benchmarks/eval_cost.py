@@ -34,9 +34,10 @@ PARTS = {
     "pubmed_title": ("task", "pubmed_title", 40),
     "billsum_title": ("task", "billsum_title", 40),
     "wiki_next": ("task", "wiki_next", 40),
+    "billsum_next": ("task", "billsum_next", 40),
 }
 ROW_PARTS = {"medical": ("general_ppl", "medical_ppl", "wiki_next", "pubmedqa", "pubmed_title"),
-             "legal": ("general_ppl", "legal_ppl", "wiki_next", "casehold", "billsum", "billsum_title")}
+             "legal": ("general_ppl", "legal_ppl", "wiki_next", "casehold", "billsum", "billsum_next")}
 
 
 def _full_size(kind: str, source: str, tokenizer) -> int:
@@ -112,8 +113,8 @@ def _speedup(model, tokenizer) -> float:
 def _table(out: dict, billsum_limit: int) -> str:
     parts, speedup = out["parts"], out.get("two_thread_speedup")
     commands = "; ".join(f"`{c}`" for c in out["commands"])
-    lines = [f"Commands: {commands}\n", f"Date: {out['date']}; dense SmolLM2-135M-Instruct, fp32, one torch thread; "
-             f"two-thread speed-up {speedup} (`--speedup`, see the script's docstring).\n",
+    threads = f"two-thread speed-up {speedup} (`--speedup`)" if speedup else "two threads not measured (`--speedup`, idle machine)"
+    lines = [f"Commands: {commands}\n", f"Date: {out['date']}; dense SmolLM2-135M-Instruct, fp32, one torch thread; {threads}.\n",
              "| part | measured on | full set | CPU s measured | full set, 1 thread s | full set, 2 threads s |", "|---|---|---|---|---|---|"]
     for name, p in parts.items():
         two = f"{p['full_cpu_seconds'] / speedup:.0f}" if speedup else "-"

@@ -139,7 +139,7 @@ def main() -> None:
                     out["hits"][model_name][variant] = hits
                 offset += len(items)
             print(json.dumps({"model": model_name, "group": group, "seconds": round(seconds, 1)}), flush=True)
-        out["models"] = [m for m in out["models"] if m != model_name] + [model_name]
+        out["models"] += [] if model_name in out["models"] else [model_name]  # the first model stays the reference
         out.setdefault("commands", []).append("python " + " ".join(sys.argv))
         out["date"] = time.strftime("%Y-%m-%d", time.gmtime())
         del model

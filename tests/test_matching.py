@@ -9,6 +9,8 @@ from optimum_dpruner.evaluation import TASKS, evaluate_task, load_task_records
 from optimum_dpruner.evaluation.choice import ChoiceItem, choice_logprobs, choose
 from optimum_dpruner.evaluation.matching import (
     ITEM_BUILDERS,
+    LEGAL_ABBREVIATIONS,
+    billsum_next_items,
     billsum_title_items,
     matching_items,
     next_sentence_items,
@@ -93,6 +95,7 @@ def test_items_are_built_once_and_limit_only_subsets_them():
     assert len(pubmed_title_items(load_task_records("pubmed_title"))) == 300
     assert len(billsum_title_items(load_task_records("billsum_title"))) == 200
     assert len(wiki_next_items(load_task_records("wiki_next"))) == 283
+    assert len(billsum_next_items(load_task_records("billsum_next"))) == 200
     assert set(TASKS) >= set(ITEM_BUILDERS)
 
 
@@ -119,6 +122,9 @@ def test_split_sentences_keeps_abbreviations_together():
     text = "The U.S. Army moved to St. Louis in 1850. It stayed there. Dr. Smith said so! Then (in 1900) it left."
     assert split_sentences(text) == ["The U.S. Army moved to St. Louis in 1850.", "It stayed there.", "Dr. Smith said so!",
                                      "Then (in 1900) it left."]
+    citation = "See Marion Trust Co. v. City of Indianapolis, 37 F. Supp. 2d 1 (7th Cir. 1999). It held so."
+    assert split_sentences(citation, LEGAL_ABBREVIATIONS) == [citation[:-12], "It held so."]
+    assert len(split_sentences(citation)) > 2  # the general set splits after "v." and "Supp."
 
 
 @pytest.mark.slow

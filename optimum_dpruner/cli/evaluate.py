@@ -22,7 +22,7 @@ from .prune import check_model_argument, load_model_or_fail
 __all__ = ["EvaluateCommand", "TASK_NAMES"]
 
 #: `optimum_dpruner.evaluation.TASKS` (listed here so that `--help` imports no torch; a test keeps them equal)
-TASK_NAMES = ("pubmedqa", "casehold", "billsum", "pubmed_title", "billsum_title", "wiki_next")
+TASK_NAMES = ("pubmedqa", "casehold", "billsum", "pubmed_title", "billsum_title", "wiki_next", "billsum_next")
 
 _EXAMPLES = """
   # perplexity of a pruned model on the bundled medical and general test texts
@@ -54,9 +54,9 @@ class EvaluateCommand(DPrunerCLICommand):
         "Strided perplexity of a causal LM (pruned or not): windows of --window tokens moved by --stride, loss on\n"
         "the new tokens only. 'builtin:<name>' data sets are read from their test split. --task runs zero-shot\n"
         "tasks on their bundled test items: PubMedQA (accuracy, macro-F1), CaseHOLD (macro-F1, accuracy), BillSum\n"
-        "(ROUGE-1/2/L), and the 4-way matching tasks pubmed_title, billsum_title, wiki_next (accuracy; chance 0.25);\n"
-        "--limit then picks that many items at random by --seed. Every number comes with its 95% percentile bootstrap\n"
-        "interval over windows or items (JSON: perplexity_intervals, and <metric>_low / <metric>_high)."
+        "(ROUGE-1/2/L), and the 4-way matching tasks pubmed_title, billsum_title, wiki_next, billsum_next (accuracy;\n"
+        "chance 0.25); --limit then picks that many items at random by --seed. Every number comes with its 95%\n"
+        "percentile bootstrap interval over windows or items (JSON: perplexity_intervals, <metric>_low / _high)."
     )
     EXAMPLES = _EXAMPLES
     FLAG_NAMES = {"stride": "--stride", "window": "--window", "text_column": "--text-column", "dtype": "--dtype",

@@ -3,7 +3,7 @@
 - `perplexity` / `evaluate_perplexity` / `perplexities`: sliding-window perplexity, loss only on the tokens each
   window adds (`evaluate_perplexity` adds the per-window sums and an interval over windows);
 - `evaluate_task(model, tokenizer, name)` over `TASKS`: the paper's `pubmedqa`, `casehold`, `billsum` and the
-  matching tasks `pubmed_title`, `billsum_title`, `wiki_next`, each metric with a 95% bootstrap interval;
+  matching tasks `pubmed_title`, `billsum_title`, `wiki_next`, `billsum_next`, each metric with a 95% bootstrap interval;
 - `accuracy`, `macro_f1`, `rouge`: the metrics they report; `bootstrap_interval`, `paired_bootstrap`: intervals
   and paired comparisons of two models on the same items.
 """
@@ -12,7 +12,7 @@ from .metrics import accuracy, macro_f1, rouge
 from .perplexity import PerplexityResult, evaluate_perplexity, format_comparison, perplexities, perplexity, tokenize_corpus
 from .records import TASK_METRICS, TaskResult, load_task_records, task_statistics
 from .tasks import TASKS, billsum, casehold, evaluate_task, pubmedqa
-from .matching import billsum_title, pubmed_title, wiki_next
+from .matching import billsum_next, billsum_title, pubmed_title, wiki_next
 from .uncertainty import PairedDifference, bootstrap_interval, paired_bootstrap, perplexity_statistic
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "pubmed_title",
     "billsum_title",
     "wiki_next",
+    "billsum_next",
     "bootstrap_interval",
     "paired_bootstrap",
     "perplexity_statistic",

@@ -39,6 +39,7 @@ TASK_FIELDS: dict[str, tuple[str, ...]] = {
     "pubmed_title": ("title", "abstract"),
     "billsum_title": ("source", "summary"),
     "wiki_next": ("title", "text"),
+    "billsum_next": ("source",),
 }
 
 #: Each task's metrics: `(name, kind)`; kind `accuracy` and `macro_f1:<labels>` read predictions and references,
@@ -50,6 +51,7 @@ TASK_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
     "pubmed_title": (("accuracy", "accuracy"),),
     "billsum_title": (("accuracy", "accuracy"),),
     "wiki_next": (("accuracy", "accuracy"),),
+    "billsum_next": (("accuracy", "accuracy"),),
 }
 
 #: The label set macro-F1 averages over.
@@ -71,7 +73,7 @@ def _bundled(task: str) -> list[dict]:
         return [split_title(r["text"], "abstract") for r in read("medical_test.jsonl.gz")]
     if task == "wiki_next":
         return [split_title(r["text"], "text") for r in read("general_test.jsonl.gz")]
-    if task == "billsum_title":
+    if task in ("billsum_title", "billsum_next"):
         return read("billsum_test.jsonl.gz")
     return read(f"{task}_test.jsonl.gz")
 
@@ -87,7 +89,7 @@ def seeded_subset(items: list, limit: int | None, seed: int) -> list:
 def load_task_records(task: str, data: Any = None, limit: int | None = None, seed: int = 0) -> list[dict]:
     """The records of `task`: the bundled test split when `data` is None, else `data`; a seeded subset of `limit`.
 
-    For the matching tasks (`pubmed_title`, `billsum_title`, `wiki_next`) these are the documents the items are
+    For the matching tasks (`pubmed_title`, `billsum_title`, `wiki_next`, `billsum_next`) these are the documents the items are
     built from; `limit` then applies to the items (see `optimum_dpruner.evaluation.matching`), so pass
     `limit=None` here.
     """

@@ -5,7 +5,7 @@
 - `casehold`: which of five holdings a US court decision cites, each scored by the *mean* token log-probability
   of the holding after the citing text; accuracy and macro-F1 over the five labels.
 - `billsum`: summary of a US bill by greedy generation; mean ROUGE-1/2/L F-measures (`rouge-score`).
-- `pubmed_title`, `billsum_title`, `wiki_next`: 4-way matching tasks a small model can do
+- `pubmed_title`, `billsum_title`, `wiki_next`, `billsum_next`: 4-way matching tasks a small model can do
   (`optimum_dpruner.evaluation.matching`).
 
 Every metric comes with its 95% percentile bootstrap interval over items (`metrics["accuracy_low"]`,
@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import DataError
 from .checks import fit_to_model, positive_int
 from .choice import ChoiceItem, choice_logprobs, choose
-from .matching import billsum_title, pubmed_title, wiki_next
+from .matching import billsum_next, billsum_title, pubmed_title, wiki_next
 from .metrics import rouge_per_item
 from .records import TASK_LABELS, TaskResult, load_task_records, task_result
 from .scoring import greedy_generate, pad_token_id
@@ -144,6 +144,7 @@ TASKS: dict[str, Callable[..., TaskResult]] = {
     "pubmed_title": pubmed_title,
     "billsum_title": billsum_title,
     "wiki_next": wiki_next,
+    "billsum_next": billsum_next,
 }
 
 
