@@ -19,12 +19,13 @@ import torch
 from ..configuration import MethodName
 from ..profiling import StageTimer
 from .base import LayerResult, PruningMethod
-from .obs import obs_saliency
+from .obs import obs_prune, obs_saliency
 from .registry import register_method
-from .sparsegpt import SparseGPTMethod, stack_rows
+from .sparsegpt import SparseGPTMethod, split_rows, stack_rows
 from .statistics import Hessian
 
-__all__ = ["DPrunerMethod", "regularised_gradient", "taylor_importance", "normalized_rank", "OBSSaliency"]
+__all__ = ["DPrunerMethod", "ImportanceWeightedOBS", "regularised_gradient", "taylor_importance", "normalized_rank",
+           "OBSSaliency"]
 
 
 def regularised_gradient(
@@ -74,6 +75,45 @@ class OBSSaliency(SparseGPTMethod):
             name: LayerResult(weight, torch.zeros_like(weight, dtype=torch.bool), saliency[rows])
             for (name, weight), rows in zip(weights.items(), slices)
         }
+
+
+class ImportanceWeightedOBS(SparseGPTMethod):
+    """D-Pruner's reconstruction pass (`mask_score="saliency_x_importance"`): SparseGPT on the (mixed) calibration
+    Hessian whose adaptive mask choice weighs each weight's OBS saliency by its domain importance,
+    W^2 / U_jj^2 * (I / mean I)^gamma (gamma = `importance_exponent`; 0 is plain SparseGPT on the mixed windows).
+
+    The saliency carries the general side (the mixed Hessian of the partially pruned model) and I the domain side;
+    the product keeps weights that matter for either, and N:M choices stay local comparisons. Not registered: the
+    "dpruner" method runs it when its config asks for it.
+
+    Args:
+        config (`DPrunerConfig`): the run's options.
+        importance (`dict[str, torch.Tensor]`): I per target matrix name.
+    """
+
+    name = MethodName.DPRUNER.value
+
+    def __init__(self, config, importance: dict[str, torch.Tensor], keep_saliency: bool = False) -> None:
+        super().__init__(config, keep_saliency)
+        self.importance = importance
+
+    def prior(self, names, device: torch.device) -> torch.Tensor:
+        """(I / mean I)^gamma of each matrix, stacked by rows."""
+        gamma = self.config.importance_exponent
+        parts = []
+        for name in names:
+            importance = self.importance[name].to(device=device, dtype=torch.float32)
+            parts.append((importance / importance.mean().clamp_min(torch.finfo(torch.float32).tiny)).pow_(gamma))
+        return torch.cat(parts)
+
+    def prune_group(self, weights, statistic, timer=None):
+        timer = timer or StageTimer()
+        upper, dead = statistic.inverse_factor(self.config.damp, timer)
+        stacked, slices = stack_rows(weights, upper.device, dead)
+        new, mask, saliency = obs_prune(stacked, upper, spec=self.mask_spec(), block_size=self.config.block_size,
+                                        row_groups=slices, return_saliency=self.keep_saliency, timer=timer,
+                                        prior=self.prior(weights, upper.device))
+        return split_rows(weights, slices, new, mask, saliency)
 
 
 @register_method
