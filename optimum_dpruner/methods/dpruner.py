@@ -22,10 +22,8 @@ from .base import LayerResult, PruningMethod
 from .obs import obs_prune, obs_saliency
 from .registry import register_method
 from .sparsegpt import SparseGPTMethod, split_rows, stack_rows
-from .statistics import Hessian
 
-__all__ = ["DPrunerMethod", "ImportanceWeightedOBS", "regularised_gradient", "taylor_importance", "normalized_rank",
-           "OBSSaliency"]
+__all__ = ["DPrunerMethod", "ImportanceWeightedOBS", "regularised_gradient", "taylor_importance", "OBSSaliency"]
 
 
 def regularised_gradient(
@@ -41,14 +39,6 @@ def regularised_gradient(
     term.mul_(grad.pow(2))
     size = term.abs().sum()
     return term.add_(grad), size
-
-
-def normalized_rank(score: torch.Tensor) -> torch.Tensor:
-    """Rank of each entry within the whole tensor, scaled to (0, 1] (ties: the lower flat index ranks lower)."""
-    flat = score.reshape(-1)
-    ranks = torch.empty_like(flat)
-    ranks[torch.argsort(flat, stable=True)] = torch.arange(1, flat.numel() + 1, device=flat.device, dtype=flat.dtype)
-    return ranks.div_(flat.numel()).reshape(score.shape)
 
 
 def taylor_importance(reg_grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -139,16 +129,8 @@ class DPrunerMethod(PruningMethod):
     def __init__(self, config, importance: dict[str, torch.Tensor] | None = None, keep_saliency: bool = False) -> None:
         super().__init__(config, keep_saliency)
         self.importance = importance or {}
-        # the general side of the score is the OBS saliency under the calibration Hessian of this pass
-        self.statistic = Hessian if config.general_score_weight > 0 else None
 
-    def score(self, name: str, weight: torch.Tensor, statistic: Hessian | None) -> torch.Tensor:
+    def score(self, name: str, weight: torch.Tensor, statistic: None) -> torch.Tensor:
         if name not in self.importance:
             raise RuntimeError(f"DPrunerMethod needs the dual importance I of {name}")
-        importance = self.importance[name].to(device=weight.device, dtype=torch.float32)
-        share = self.config.general_score_weight
-        if share == 0:
-            return importance
-        upper, dead = statistic.inverse_factor(self.config.damp)
-        general = obs_saliency(weight.detach().float().masked_fill(dead.unsqueeze(0), 0.0), upper)
-        return (1.0 - share) * normalized_rank(importance) + share * normalized_rank(general)
+        return self.importance[name].to(device=weight.device, dtype=torch.float32)
