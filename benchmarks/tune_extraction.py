@@ -66,23 +66,24 @@ def _variants(pattern: str) -> dict[str, dict]:
 
     for exponent in (0.25, 0.5, 1.0, 1.5, 2.0):
         v[f"sparsegpt x I^{exponent:g}, beta 0.5"] = product(exponent, 0.5)
-    for beta in (0.25, 0.75):
-        v[f"sparsegpt x I^0.5, beta {beta}"] = product(0.5, beta)
+    for beta in (0.25, 0.75, 1.0):
+        v[f"sparsegpt x I^1, beta {beta}"] = product(1.0, beta)
     for granularity in ("row", "layer"):
-        v[f"sparsegpt x I^0.5, beta 0.5, {granularity} groups"] = product(0.5, 0.5, granularity=granularity)
+        v[f"sparsegpt x I^1, beta 0.5, {granularity} groups"] = product(1.0, 0.5, granularity=granularity)
     for n in (16, 64):
-        v[f"sparsegpt x I^0.5, beta 0.5, {n} domain windows"] = product(0.5, 0.5, f"I{n}", domain_num_samples=n)
+        v[f"sparsegpt x I^1, beta 0.5, {n} domain windows"] = product(1.0, 0.5, f"I{n}", domain_num_samples=n)
     for n in (16, 64):
         v[f"rank sum, beta 0.5, {n} domain windows"] = {
             "config": dict(recipe, domain_weight=0.5, domain_num_samples=n), "rank_share": 0.5,
             "data": "both", "importance": f"I{n}"}
     first = ["dense", "sparsegpt general", "sparsegpt domain", "sparsegpt mix 0.5", "rank sum, beta 0.5",
              "sparsegpt x I^0.5, beta 0.5", "I mask + obs, beta 0.5", "sparsegpt x I^1, beta 0.5",
-             "sparsegpt x I^0.25, beta 0.5", "sparsegpt x I^2, beta 0.5", "sparsegpt x I^1.5, beta 0.5",
-             "sparsegpt x I^0.5, beta 0.25", "sparsegpt x I^0.5, beta 0.75",
-             "sparsegpt mix 0.25", "sparsegpt mix 0.75", "wanda domain", "wanda mix 0.5", "dpruner paper",
-             "sparsegpt x I^0.5, beta 0.5, 64 domain windows", "sparsegpt x I^0.5, beta 0.5, 16 domain windows",
-             "sparsegpt x I^0.5, beta 0.5, row groups", "sparsegpt x I^0.5, beta 0.5, layer groups",
+             "sparsegpt x I^0.25, beta 0.5", "sparsegpt x I^2, beta 0.5",
+             "sparsegpt x I^1, beta 0.25", "sparsegpt x I^1, beta 0.75", "sparsegpt mix 0.25", "sparsegpt mix 0.75",
+             "wanda domain", "wanda mix 0.5", "dpruner paper", "sparsegpt x I^1, beta 1.0",
+             "sparsegpt x I^1, beta 0.5, 64 domain windows", "sparsegpt x I^1, beta 0.5, 16 domain windows",
+             "sparsegpt x I^1, beta 0.5, row groups", "sparsegpt x I^1, beta 0.5, layer groups",
+             "sparsegpt x I^1.5, beta 0.5",
              "G_mix mask + obs (no I), beta 0.5", "rank sum, beta 0.25", "rank sum, beta 0.75"]
     v = {name: v[name] for name in first + [n for n in v if n not in first]}
     for spec in v.values():

@@ -21,7 +21,7 @@ from .guards import (
     check_finite_weights,
     check_importance_model,
 )
-from .importance import load_importance, weights_fingerprint
+from .checkpoint.importance import load_importance, weights_fingerprint
 from .methods import DPrunerMethod, ObsReconstruction, get_method
 from .methods.dpruner import ImportanceWeightedOBS
 from .methods.statistics import mixture_weights
@@ -29,7 +29,7 @@ from .modeling import load_model, load_tokenizer
 from .blockwise import iter_target_linears, prune_blockwise
 from .profiling import StageTimer
 from .result import PruneReport, PruneResult, StageMonitor, measure_sparsity
-from .serialization import SPARSITY_KEY, sparsity_metadata
+from .checkpoint.metadata import SPARSITY_KEY, sparsity_metadata
 
 __all__ = ["DPruner", "DEFAULT_GENERAL_DATASET"]
 
