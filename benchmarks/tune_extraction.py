@@ -68,6 +68,8 @@ def _variants(pattern: str) -> dict[str, dict]:
         v[f"sparsegpt x I^{exponent:g}, beta 0.5"] = product(exponent, 0.5)
     for beta in (0.25, 0.75, 1.0):
         v[f"sparsegpt x I^1, beta {beta}"] = product(1.0, beta)
+    for exponent, beta in ((0.25, 0.75), (0.5, 0.75), (0.5, 0.9), (1.0, 0.9)):  # the 2:4 search towards the domain
+        v[f"sparsegpt x I^{exponent:g}, beta {beta}"] = product(exponent, beta)
     for granularity in ("row", "layer"):
         v[f"sparsegpt x I^1, beta 0.5, {granularity} groups"] = product(1.0, 0.5, granularity=granularity)
     for n in (16, 64):
