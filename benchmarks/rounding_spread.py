@@ -8,6 +8,9 @@ its own venv, `make peer-venv`), and every model is evaluated with the perplexit
 (8 x 512-token test windows of each set). The two implementations are compared on their means over the orders.
 
     python benchmarks/rounding_spread.py --out benchmarks/results/rounding_spread.json
+    python benchmarks/rounding_spread.py --pattern unstructured --num-samples 16 --seq-len 256 --orders 0 1 --out ...
+
+(the second form is the speed comparison of issue 15: the same windows, ours and the peer alternating in one run).
 
 writes the JSON result and a markdown table next to it (`--markdown-only` re-writes the table from the JSON).
 """
@@ -30,6 +33,8 @@ def main() -> None:
     parser.add_argument("--peer-python", default=os.path.join(".peer-venv", "bin", "python"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-windows", type=int, default=8)
+    parser.add_argument("--num-samples", type=int, default=32, help="calibration windows (library default 32)")
+    parser.add_argument("--seq-len", type=int, default=512, help="tokens per calibration window (library default 512)")
     parser.add_argument("--out", default="benchmarks/results/rounding_spread.json")
     parser.add_argument("--markdown-only", action="store_true", help="only re-write the .md table from an existing --out")
     args = parser.parse_args()
@@ -47,7 +52,7 @@ def main() -> None:
     from optimum_dpruner.blockwise import prune_blockwise
 
     torch.set_num_threads(args.threads)
-    config = DPrunerConfig(method="sparsegpt", pattern=args.pattern)
+    config = DPrunerConfig(method="sparsegpt", pattern=args.pattern, num_samples=args.num_samples, seq_len=args.seq_len)
     pruner = DPruner.from_pretrained(config=config)
     model, tokenizer = pruner.model, pruner.tokenizer
     dense = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -25,7 +25,7 @@ import torch
 from common import validation_texts
 
 from optimum_dpruner import DPruner, DPrunerConfig, load_importance, perplexity
-from optimum_dpruner.importance import save_importance
+from optimum_dpruner.checkpoint.importance import save_importance
 from optimum_dpruner.assets import ensure_default_model
 from optimum_dpruner.data import calibration_samples
 from optimum_dpruner.dual import apply_importance_masks, general_importance

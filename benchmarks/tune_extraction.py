@@ -47,29 +47,46 @@ def _variants(pattern: str) -> dict[str, dict]:
         "dpruner paper": {"config": dict(method="dpruner", general_importance="sparsegpt", lambda_reg=0.1, alpha=1e-4,
                                          reconstruction="none"), "data": "both"},
         "I mask + obs, beta 0.5": {"config": dict(recipe, domain_weight=0.5), "data": "both", "importance": "I"},
-        "G_mix mask + obs (no I), beta 0.5": {"config": dict(recipe, domain_weight=0.5, general_score_weight=1.0),
+        "G_mix mask + obs (no I), beta 0.5": {"config": dict(recipe, domain_weight=0.5), "rank_share": 1.0,
                                                "data": "both", "importance": "I"},
     }
     for beta in (0.25, 0.5, 0.75):
         v[f"sparsegpt mix {beta}"] = {"config": dict(method="sparsegpt", domain_weight=beta), "data": "both"}
     for beta in (0.0, 0.25, 0.5, 0.75, 1.0):
-        v[f"rank sum, beta {beta}"] = {"config": dict(recipe, domain_weight=beta, general_score_weight=0.5),
+        v[f"rank sum, beta {beta}"] = {"config": dict(recipe, domain_weight=beta), "rank_share": 0.5,
                                        "data": "both", "importance": "I"}
     for share in (0.25, 0.75):
         v[f"ranks {1 - share:g} I + {share:g} G, beta 0.5"] = {
-            "config": dict(recipe, domain_weight=0.5, general_score_weight=share), "data": "both", "importance": "I"}
-    v["rank sum, beta 0.5, row groups"] = {"config": dict(recipe, domain_weight=0.5, general_score_weight=0.5,
-                                                          granularity="row"), "data": "both", "importance": "I"}
-    for exponent in (0.5, 1.0):  # SparseGPT's own adaptive choice on the mixed Hessian, saliency x (I / mean I)^e
-        v[f"sparsegpt x I^{exponent:g}, beta 0.5"] = {"config": dict(method="sparsegpt", domain_weight=0.5), "data": "both",
-                                                       "importance": "I", "prior_exponent": exponent}
+            "config": dict(recipe, domain_weight=0.5), "rank_share": share, "data": "both", "importance": "I"}
+    v["rank sum, beta 0.5, row groups"] = {"config": dict(recipe, domain_weight=0.5, granularity="row"), "rank_share": 0.5,
+                                           "data": "both", "importance": "I"}
+    def product(exponent, beta, key="I", **extra):  # SparseGPT's adaptive choice on saliency x (I / mean I)^e
+        return {"config": dict(recipe, domain_weight=beta, mask_score="saliency_x_importance",
+                               importance_exponent=exponent, **extra), "data": "both", "importance": key}
+
+    for exponent in (0.25, 0.5, 1.0, 1.5, 2.0):
+        v[f"sparsegpt x I^{exponent:g}, beta 0.5"] = product(exponent, 0.5)
+    for beta in (0.25, 0.75, 1.0):
+        v[f"sparsegpt x I^1, beta {beta}"] = product(1.0, beta)
+    for exponent, beta in ((0.25, 0.75), (0.5, 0.75), (0.5, 0.9), (1.0, 0.9)):  # the 2:4 search towards the domain
+        v[f"sparsegpt x I^{exponent:g}, beta {beta}"] = product(exponent, beta)
+    for granularity in ("row", "layer"):
+        v[f"sparsegpt x I^1, beta 0.5, {granularity} groups"] = product(1.0, 0.5, granularity=granularity)
+    for n in (16, 64):
+        v[f"sparsegpt x I^1, beta 0.5, {n} domain windows"] = product(1.0, 0.5, f"I{n}", domain_num_samples=n)
     for n in (16, 64):
         v[f"rank sum, beta 0.5, {n} domain windows"] = {
-            "config": dict(recipe, domain_weight=0.5, general_score_weight=0.5, domain_num_samples=n),
+            "config": dict(recipe, domain_weight=0.5, domain_num_samples=n), "rank_share": 0.5,
             "data": "both", "importance": f"I{n}"}
     first = ["dense", "sparsegpt general", "sparsegpt domain", "sparsegpt mix 0.5", "rank sum, beta 0.5",
-             "sparsegpt x I^0.5, beta 0.5", "I mask + obs, beta 0.5", "rank sum, beta 0.25", "rank sum, beta 0.75",
-             "wanda domain", "dpruner paper", "G_mix mask + obs (no I), beta 0.5", "sparsegpt x I^1, beta 0.5"]
+             "sparsegpt x I^0.5, beta 0.5", "I mask + obs, beta 0.5", "sparsegpt x I^1, beta 0.5",
+             "sparsegpt x I^0.25, beta 0.5", "sparsegpt x I^2, beta 0.5",
+             "sparsegpt x I^1, beta 0.25", "sparsegpt x I^1, beta 0.75", "sparsegpt mix 0.25", "sparsegpt mix 0.75",
+             "wanda domain", "wanda mix 0.5", "dpruner paper", "sparsegpt x I^1, beta 1.0",
+             "sparsegpt x I^1, beta 0.5, 64 domain windows", "sparsegpt x I^1, beta 0.5, 16 domain windows",
+             "sparsegpt x I^1, beta 0.5, row groups", "sparsegpt x I^1, beta 0.5, layer groups",
+             "sparsegpt x I^1.5, beta 0.5",
+             "G_mix mask + obs (no I), beta 0.5", "rank sum, beta 0.25", "rank sum, beta 0.75"]
     v = {name: v[name] for name in first + [n for n in v if n not in first]}
     for spec in v.values():
         if spec["config"] is not None:
@@ -79,28 +96,33 @@ def _variants(pattern: str) -> dict[str, dict]:
     return v
 
 
-class _PriorSparseGPT:
-    """SparseGPT whose adaptive mask choice multiplies the saliency by (I / mean I)^exponent per matrix."""
-
-    def __new__(cls, config, importance, exponent):
-        from optimum_dpruner.methods import SparseGPTMethod
-        from optimum_dpruner.methods.obs import obs_prune
-        from optimum_dpruner.methods.sparsegpt import split_rows, stack_rows
-
-        class Method(SparseGPTMethod):
-            def prune_group(self, weights, statistic, timer=None):
-                upper, dead = statistic.inverse_factor(self.config.damp, timer)
-                stacked, slices = stack_rows(weights, upper.device, dead)
-                prior = torch.cat([(importance[n].float() / importance[n].float().mean()).pow(exponent) for n in weights])
-                new, mask, _ = obs_prune(stacked, upper, spec=self.mask_spec(), block_size=self.config.block_size,
-                                         row_groups=slices, timer=timer, prior=prior.to(upper.device))
-                return split_rows(weights, slices, new, mask, None)
-
-        return Method(config)
+def _normalized_rank(score: torch.Tensor) -> torch.Tensor:
+    flat = score.reshape(-1)
+    ranks = torch.empty_like(flat)
+    ranks[torch.argsort(flat, stable=True)] = torch.arange(1, flat.numel() + 1, dtype=flat.dtype)
+    return (ranks / flat.numel()).reshape(score.shape)
 
 
-def _prune_with_prior(model, tokenizer, config, data, importance, exponent) -> float:
-    """The `prior_exponent` variants: the library's windows and mixing, a custom method; returns seconds."""
+def _rank_sum_method(config, importance, share):
+    """The tried and dropped dual score: a fixed mask from (1 - share) rank(I) + share rank(G_mix) per matrix, G_mix
+    the OBS saliency under the pass's mixed Hessian, then the OBS update of the survivors."""
+    from optimum_dpruner.methods import DPrunerMethod, ObsReconstruction
+    from optimum_dpruner.methods.obs import obs_saliency
+    from optimum_dpruner.methods.statistics import Hessian
+
+    class RankSum(DPrunerMethod):
+        statistic = Hessian
+
+        def score(self, name, weight, statistic):
+            upper, dead = statistic.inverse_factor(self.config.damp)
+            general = obs_saliency(weight.detach().float().masked_fill(dead.unsqueeze(0), 0.0), upper)
+            return (1 - share) * _normalized_rank(importance[name].float()) + share * _normalized_rank(general)
+
+    return ObsReconstruction(RankSum(config, importance=importance))
+
+
+def _prune_custom(model, tokenizer, config, data, method) -> float:
+    """A variant whose method is not a library option: the library's windows and mixing; returns seconds."""
     from optimum_dpruner.blockwise import prune_blockwise
     from optimum_dpruner.pruner import _mix
 
@@ -109,8 +131,7 @@ def _prune_with_prior(model, tokenizer, config, data, importance, exponent) -> f
     general = pruner._samples(data[0], config.num_samples)
     domain = pruner._samples(data[1], config.domain_num_samples)
     samples, weights = _mix(general, domain, config.mixing_weight)
-    prune_blockwise(model, samples, _PriorSparseGPT(config, importance, exponent), config, progress=False,
-                    sample_weights=weights)
+    prune_blockwise(model, samples, method, config, progress=False, sample_weights=weights)
     return time.time() - start
 
 
@@ -192,7 +213,7 @@ def main() -> None:
         if name in done or (args.only and name not in args.only):
             continue
         model.load_state_dict(pristine)
-        row: dict = {"name": name, "config": spec["config"]}
+        row: dict = {"name": name, "config": spec["config"], **({"rank_share": spec["rank_share"]} if "rank_share" in spec else {})}
         start = time.time()
         if spec["config"] is not None:
             config = DPrunerConfig(**{"num_samples": args.num_samples, "seq_len": args.seq_len,
@@ -202,12 +223,13 @@ def main() -> None:
             key = spec.get("importance")
             if key and key not in importance:  # the domain gradient pass, once per setting
                 scores_config = DPrunerConfig(**{**config.to_dict(), "method": "dpruner", "general_importance": "none",
-                                                 "lambda_reg": 0.0, "reconstruction": "none", "general_score_weight": 0.0})
+                                                 "lambda_reg": 0.0, "reconstruction": "none", "mask_score": "importance"})
                 scores = DPruner(model, tokenizer, scores_config).prune(*data, progress=False)
                 importance[key] = {"I": scores.importance["I"], "seconds": scores.report.stage_seconds["domain_importance"]}
                 model.load_state_dict(pristine)
-            if "prior_exponent" in spec:
-                seconds = _prune_with_prior(model, tokenizer, config, data, importance[key]["I"], spec["prior_exponent"])
+            if "rank_share" in spec:
+                method = _rank_sum_method(config, importance[key]["I"], spec["rank_share"])
+                seconds = _prune_custom(model, tokenizer, config, data, method)
                 row["prune_seconds"] = round(seconds + importance[key]["seconds"], 1)
             else:
                 result = DPruner(model, tokenizer, config).prune(

@@ -106,10 +106,13 @@ class DPrunerConfig:
             `"obs"`: after the mask is chosen, the surviving weights of each block are updated by OBS on the (mixed)
             Hessian, pruned outputs propagated (fixed-mask reconstruction); `"none"`: the mask is applied alone.
             Defaults to the method's: SparseGPT always reconstructs, D-Pruner, Wanda and magnitude do not.
-        general_score_weight (`float`, *optional*, defaults to 0.0):
-            D-Pruner's mask score: (1 - w) * rank(I) + w * rank(G_mix), ranks normalised within each matrix, where
-            G_mix is the OBS saliency under the mixed Hessian of the partially pruned model (needs
-            `reconstruction="obs"`, whose pass computes it). 0 = the domain importance I alone (the paper).
+        mask_score (`str`, *optional*, defaults to `"importance"`):
+            D-Pruner's mask: `"importance"`, the lowest domain importance I per comparison group (the paper; with
+            `reconstruction="obs"` the survivors are then updated), or `"saliency_x_importance"`, chosen inside the
+            reconstruction pass as SparseGPT does, from the OBS saliency under the mixed Hessian times
+            (I / mean I)^`importance_exponent`.
+        importance_exponent (`float`, *optional*, defaults to 0.5):
+            gamma of the `"saliency_x_importance"` score; 0 makes the pass plain SparseGPT on the mixed windows.
         lambda_reg (`float`, *optional*, defaults to 0.1):
             Weight of the generality-preserving regulariser (hint for legal text: 0.001).
         alpha (`float`, *optional*, defaults to 1e-4):
@@ -179,8 +182,12 @@ class DPrunerConfig:
     reconstruction: str | None = field(
         default=None, metadata={"help": "'obs' (OBS update of the surviving weights) or 'none'; default: the method's."}
     )
-    general_score_weight: float = field(
-        default=0.0, metadata={"help": "D-Pruner mask score: weight of rank(G_mix) against rank(I), in [0, 1]."}
+    mask_score: str = field(
+        default="importance",
+        metadata={"help": "D-Pruner's mask: 'importance' (I alone) or 'saliency_x_importance' (needs reconstruction obs)."},
+    )
+    importance_exponent: float = field(
+        default=0.5, metadata={"help": "gamma in D-Pruner's saliency x (I / mean I)^gamma mask score."}
     )
     lambda_reg: float = field(default=0.1, metadata={"help": "Weight of the generality-preserving regulariser."})
     alpha: float = field(default=1e-4, metadata={"help": "Regulariser step size when learning_rate is 0."})
@@ -242,12 +249,12 @@ class DPrunerConfig:
                 raise ConfigError(f"{name}={value!r} must be a finite non-negative number, e.g. {_DEFAULTS[name]}.")
         if self.general_importance not in ("sparsegpt", "obs", "none"):
             raise ConfigError(f"general_importance={self.general_importance!r} must be 'sparsegpt', 'obs' or 'none'.")
-        for name in ("domain_weight", "general_score_weight"):
-            value = getattr(self, name)
-            if value is None and name == "domain_weight":
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{name}={value!r} must be a number in [0, 1], e.g. 0.5.")
+        value = self.domain_weight
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0):
+            raise ConfigError(f"domain_weight={value!r} must be a number in [0, 1], e.g. 0.5.")
+        if isinstance(self.importance_exponent, bool) or not isinstance(self.importance_exponent, (int, float)) or \
+                not math.isfinite(self.importance_exponent) or self.importance_exponent < 0:
+            raise ConfigError(f"importance_exponent={self.importance_exponent!r} must be a finite number >= 0, e.g. 0.5.")
         if self.reconstruction not in (None, "none", "obs"):
             raise ConfigError(f"reconstruction={self.reconstruction!r} must be 'obs' or 'none'.")
         if self.method == MethodName.SPARSEGPT.value and self.reconstruction == "none":
@@ -257,9 +264,11 @@ class DPrunerConfig:
             if self.general_importance == "none" and self.lambda_reg > 0:
                 raise ConfigError(f"lambda_reg={self.lambda_reg} needs the general stage G; set lambda_reg=0 or "
                                   "general_importance='sparsegpt'.")
-            if self.general_score_weight > 0 and self.reconstruction != "obs":
-                raise ConfigError(f"general_score_weight={self.general_score_weight} needs reconstruction='obs' (its pass "
-                                  "computes G_mix); set reconstruction='obs' or general_score_weight=0.")
+            if self.mask_score not in ("importance", "saliency_x_importance"):
+                raise ConfigError(f"mask_score={self.mask_score!r} must be 'importance' or 'saliency_x_importance'.")
+            if self.mask_score == "saliency_x_importance" and self.reconstruction != "obs":
+                raise ConfigError("mask_score='saliency_x_importance' is chosen inside the reconstruction pass; set "
+                                  "reconstruction='obs' or mask_score='importance'.")
         if self.apply_mask_to not in ("pretrained", "finetuned"):
             raise ConfigError(f"apply_mask_to={self.apply_mask_to!r} must be 'pretrained' or 'finetuned'.")
         if self.domain_parallelism not in ("ddp", "fsdp"):
@@ -298,7 +307,7 @@ class DPrunerConfig:
             ```
         """
         values = dict(method="dpruner", general_importance="sparsegpt", lambda_reg=0.1, alpha=1e-4,
-                      reconstruction="none", general_score_weight=0.0, learning_rate=0.0)
+                      reconstruction="none", mask_score="importance", learning_rate=0.0)
         values.update(overrides)
         return cls(**values)
 

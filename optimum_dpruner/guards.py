@@ -15,10 +15,10 @@ import torch
 
 from .configuration import DPrunerConfig
 from .errors import ConfigError, DataError, DPrunerWarning, NumericalError, UnsupportedModelError
-from .importance import importance_metadata
+from .checkpoint.importance import importance_metadata
 from .offload import parameter_value
 from .result import PruneReport
-from .verification import minimum_zeros
+from .checkpoint.verification import minimum_zeros
 
 __all__ = [
     "as_config",

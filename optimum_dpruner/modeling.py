@@ -93,7 +93,7 @@ def _from_pretrained(load, path: str):
 
 def _unreadable_safetensors(folder: str) -> str | None:
     """The first `.safetensors` file of `folder` whose header cannot be read, if any."""
-    from .serialization import open_safetensors
+    from .checkpoint.metadata import open_safetensors
 
     if not os.path.isdir(folder):
         return None

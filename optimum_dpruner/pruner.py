@@ -21,14 +21,15 @@ from .guards import (
     check_finite_weights,
     check_importance_model,
 )
-from .importance import load_importance, weights_fingerprint
+from .checkpoint.importance import load_importance, weights_fingerprint
 from .methods import DPrunerMethod, ObsReconstruction, get_method
+from .methods.dpruner import ImportanceWeightedOBS
 from .methods.statistics import mixture_weights
 from .modeling import load_model, load_tokenizer
 from .blockwise import iter_target_linears, prune_blockwise
 from .profiling import StageTimer
 from .result import PruneReport, PruneResult, StageMonitor, measure_sparsity
-from .serialization import SPARSITY_KEY, sparsity_metadata
+from .checkpoint.metadata import SPARSITY_KEY, sparsity_metadata
 
 __all__ = ["DPruner", "DEFAULT_GENERAL_DATASET"]
 
@@ -219,7 +220,10 @@ class DPruner:
                 scores = load_importance(importance) if not isinstance(importance, dict) else importance
             else:
                 scores = run_dpruner(self.model, targets, general, domain, cfg, report, monitor, progress, timer)
-            method = DPrunerMethod(cfg, importance=scores["I"])
+            if cfg.mask_score == "saliency_x_importance":
+                method = ImportanceWeightedOBS(cfg, importance=scores["I"])
+            else:
+                method = DPrunerMethod(cfg, importance=scores["I"])
             if not reconstruct:
                 with monitor.measure(report, "masking"):
                     apply_importance_masks(targets, scores["I"], cfg)
@@ -241,7 +245,7 @@ class DPruner:
             **{k: report.stage_seconds[k] for k in ("masking",) if k in report.stage_seconds},
         }
         report.matrices = measure_sparsity(targets)
-        check_achieved_sparsity(report, cfg, cfg.granularity or method_cls.default_granularity)
+        check_achieved_sparsity(report, cfg, method.granularity)
         report.fill_model_totals(self.model)
         report.extra["calibration"] = calibration
         # the metadata travels with the model, so that a plain model.save_pretrained keeps it and

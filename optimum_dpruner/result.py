@@ -231,7 +231,7 @@ class PruneResult:
             overwrite (`bool`, *optional*, defaults to `False`): replace an existing folder.
             compressed (`bool`, *optional*, defaults to `False`): store target matrices as bitmask + values (smaller
                 on disk; load with `optimum_dpruner.load_pretrained`).
-            kwargs: passed to `optimum_dpruner.serialization.save_pruned` (`model_card`, `base_model`, `license`,
+            kwargs: passed to `optimum_dpruner.checkpoint.serialization.save_pruned` (`model_card`, `base_model`, `license`,
                 `evaluation`, `max_shard_size`).
 
         Returns:
@@ -242,7 +242,7 @@ class PruneResult:
 
         Launched on several processes, only the main one writes; the others wait for it.
         """
-        from .serialization import save_pruned
+        from .checkpoint.serialization import save_pruned
 
         with _main_process_writes() as is_main:
             if is_main:
@@ -286,7 +286,7 @@ class PruneResult:
         """
         import tempfile
 
-        from .hub import push_to_hub
+        from .checkpoint.hub import push_to_hub
 
         if not current_process_group().is_main_process:
             return ""
@@ -307,7 +307,7 @@ class PruneResult:
 
     def save_importance(self, path: str | os.PathLike) -> str:
         """Save D-Pruner's G and I so that other sparsities or patterns need no new pass over data."""
-        from .importance import save_importance
+        from .checkpoint.importance import save_importance
 
         if self.importance is None:
             raise ValueError(f"method={self.report.method!r} computes no importance scores to save; use method='dpruner'.")

@@ -1,5 +1,4 @@
 import hashlib
-import warnings
 
 import datasets
 import pytest

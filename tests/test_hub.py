@@ -14,7 +14,7 @@ import torch
 
 from fake_hub import FakeHub
 from optimum_dpruner import DPruner, DPrunerConfig, HubError, load_pretrained, push_to_hub, verify_sparsity
-from optimum_dpruner.card import PLOT_NAME
+from optimum_dpruner.checkpoint.card import PLOT_NAME
 
 TOKEN = "hf_fakeWriteToken0123456789abcdef"
 WRONG_TOKEN = "hf_revokedToken9876543210zyxwvu"
@@ -86,13 +86,13 @@ def test_push_uploads_every_file_in_one_commit_and_the_card_reads_back(hub, save
 def test_push_retries_5xx_answers_and_dropped_connections(hub, saved, caplog):
     hub.fail_next(0, count=1, path_contains="/api/repos/create")  # connection closed without an answer
     hub.fail_next(503, count=2, path_contains="/commit/")
-    with caplog.at_level(logging.WARNING, logger="optimum_dpruner.hub"):
+    with caplog.at_level(logging.WARNING, logger="optimum_dpruner.checkpoint.hub"):
         url = push_to_hub(saved, "user/retried", token=TOKEN, retry_wait=0.01)
 
     assert [r["status"] for r in hub.requests_to("/api/repos/create")] == [0, 200]
     assert [r["status"] for r in hub.requests_to("/commit/")] == [503, 503, 200]
     assert len(hub.commits) == 1 and url.endswith(hub.commits[0]["oid"])
-    retries = [r.getMessage() for r in caplog.records if r.name == "optimum_dpruner.hub"]
+    retries = [r.getMessage() for r in caplog.records if r.name == "optimum_dpruner.checkpoint.hub"]
     assert len(retries) == 3 and sum("HTTP 503" in m for m in retries) == 2 and "RemoteProtocolError" in retries[0]
 
 
@@ -164,7 +164,7 @@ _SUBPROCESS_PUSH = textwrap.dedent(
     """
     import logging, sys
     logging.basicConfig(level=logging.DEBUG)
-    from optimum_dpruner.hub import push_to_hub
+    from optimum_dpruner.checkpoint.hub import push_to_hub
     print(push_to_hub(sys.argv[1], "user/from-subprocess", retry_wait=0.01))
     """
 )

@@ -17,9 +17,10 @@ import pytest
 import torch
 
 from optimum_dpruner import DPruner, DPrunerConfig, load_pretrained, verify_sparsity
-from optimum_dpruner.card import PLOT_NAME, build_model_card
+from optimum_dpruner.checkpoint.card import PLOT_NAME, build_model_card
 from optimum_dpruner.errors import ConfigError
-from optimum_dpruner.serialization import SPARSITY_KEY, pack_bitmask, unpack_bitmask
+from optimum_dpruner.checkpoint.compression import pack_bitmask, unpack_bitmask
+from optimum_dpruner.checkpoint.metadata import SPARSITY_KEY
 
 
 def _prune(model, tokenizer=None, general=None, **options):
@@ -308,7 +309,7 @@ def test_overwrite_never_replaces_the_folder_the_model_was_loaded_from(tmp_path,
 
 
 def _filesystem_exchanges(folder) -> bool:
-    from optimum_dpruner.folders import _exchange
+    from optimum_dpruner.checkpoint.folders import _exchange
 
     (folder / "a").mkdir()
     (folder / "b").mkdir()

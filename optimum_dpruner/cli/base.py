@@ -117,7 +117,7 @@ def add_hub_arguments(parser: argparse.ArgumentParser, title: str = "Hugging Fac
 
 def push_folder(args: argparse.Namespace, folder: str, repo_id: str) -> str:
     """Push `folder` to `repo_id` with the options of `add_hub_arguments`; returns the commit URL."""
-    from ..hub import push_to_hub
+    from ..checkpoint.hub import push_to_hub
 
     return push_to_hub(
         folder,

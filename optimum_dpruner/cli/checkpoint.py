@@ -27,7 +27,7 @@ def _read_checkpoint(folder: str) -> tuple[dict, dict]:
     Raises:
         `CheckpointError`: either file is present but not a valid JSON object (the message names it).
     """
-    from ..serialization import SPARSITY_KEY, read_json_file
+    from ..checkpoint.metadata import SPARSITY_KEY, read_json_file
 
     side_car_path = os.path.join(folder, CONFIG_NAME)
     side_car = read_json_file(side_car_path) if os.path.exists(side_car_path) else {}
@@ -37,7 +37,7 @@ def _read_checkpoint(folder: str) -> tuple[dict, dict]:
 
 def _check_sparsity(folder: str, argument: str, show: bool = False):
     """Count the zeros of `folder` against its metadata; `RunFailure` when they disagree."""
-    from ..verification import verify_sparsity
+    from ..checkpoint.verification import verify_sparsity
 
     status("counting zeros")
     check = verify_sparsity(folder)

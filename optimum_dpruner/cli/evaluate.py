@@ -103,7 +103,8 @@ class EvaluateCommand(DPrunerCLICommand):
         from ..data import BUILTIN_DATASETS, window_bos_id
         from ..evaluation import evaluate_perplexity, evaluate_task
         from ..modeling import load_model, load_tokenizer
-        from ..serialization import load_pretrained, read_sparsity_metadata
+        from ..checkpoint.metadata import read_sparsity_metadata
+        from ..checkpoint.serialization import load_pretrained
 
         for value in args.dataset:
             if value.startswith("builtin:") and value[8:] not in BUILTIN_DATASETS:

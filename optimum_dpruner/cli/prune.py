@@ -158,7 +158,7 @@ class PruneCommand(DPrunerCLICommand):
             if value is not None and not value.strip():
                 raise UsageError(f"{flag} {value!r} is empty; pass a dataset, or leave the flag out (general: builtin:general).")
         if output is not None and not args.dry_run:
-            from ..folders import check_creatable, check_output_folder
+            from ..checkpoint.folders import check_creatable, check_output_folder
 
             # before any work: the folder can be written, has room, and --overwrite would delete only our files
             source = os.path.expanduser(args.model)

@@ -19,12 +19,11 @@ import torch
 from ..configuration import MethodName
 from ..profiling import StageTimer
 from .base import LayerResult, PruningMethod
-from .obs import obs_saliency
+from .obs import obs_prune, obs_saliency
 from .registry import register_method
-from .sparsegpt import SparseGPTMethod, stack_rows
-from .statistics import Hessian
+from .sparsegpt import SparseGPTMethod, split_rows, stack_rows
 
-__all__ = ["DPrunerMethod", "regularised_gradient", "taylor_importance", "normalized_rank", "OBSSaliency"]
+__all__ = ["DPrunerMethod", "ImportanceWeightedOBS", "regularised_gradient", "taylor_importance", "OBSSaliency"]
 
 
 def regularised_gradient(
@@ -40,14 +39,6 @@ def regularised_gradient(
     term.mul_(grad.pow(2))
     size = term.abs().sum()
     return term.add_(grad), size
-
-
-def normalized_rank(score: torch.Tensor) -> torch.Tensor:
-    """Rank of each entry within the whole tensor, scaled to (0, 1] (ties: the lower flat index ranks lower)."""
-    flat = score.reshape(-1)
-    ranks = torch.empty_like(flat)
-    ranks[torch.argsort(flat, stable=True)] = torch.arange(1, flat.numel() + 1, device=flat.device, dtype=flat.dtype)
-    return ranks.div_(flat.numel()).reshape(score.shape)
 
 
 def taylor_importance(reg_grad: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -76,6 +67,45 @@ class OBSSaliency(SparseGPTMethod):
         }
 
 
+class ImportanceWeightedOBS(SparseGPTMethod):
+    """D-Pruner's reconstruction pass (`mask_score="saliency_x_importance"`): SparseGPT on the (mixed) calibration
+    Hessian whose adaptive mask choice weighs each weight's OBS saliency by its domain importance,
+    W^2 / U_jj^2 * (I / mean I)^gamma (gamma = `importance_exponent`; 0 is plain SparseGPT on the mixed windows).
+
+    The saliency carries the general side (the mixed Hessian of the partially pruned model) and I the domain side;
+    the product keeps weights that matter for either, and N:M choices stay local comparisons. Not registered: the
+    "dpruner" method runs it when its config asks for it.
+
+    Args:
+        config (`DPrunerConfig`): the run's options.
+        importance (`dict[str, torch.Tensor]`): I per target matrix name.
+    """
+
+    name = MethodName.DPRUNER.value
+
+    def __init__(self, config, importance: dict[str, torch.Tensor], keep_saliency: bool = False) -> None:
+        super().__init__(config, keep_saliency)
+        self.importance = importance
+
+    def prior(self, names, device: torch.device) -> torch.Tensor:
+        """(I / mean I)^gamma of each matrix, stacked by rows."""
+        gamma = self.config.importance_exponent
+        parts = []
+        for name in names:
+            importance = self.importance[name].to(device=device, dtype=torch.float32)
+            parts.append((importance / importance.mean().clamp_min(torch.finfo(torch.float32).tiny)).pow_(gamma))
+        return torch.cat(parts)
+
+    def prune_group(self, weights, statistic, timer=None):
+        timer = timer or StageTimer()
+        upper, dead = statistic.inverse_factor(self.config.damp, timer)
+        stacked, slices = stack_rows(weights, upper.device, dead)
+        new, mask, saliency = obs_prune(stacked, upper, spec=self.mask_spec(), block_size=self.config.block_size,
+                                        row_groups=slices, return_saliency=self.keep_saliency, timer=timer,
+                                        prior=self.prior(weights, upper.device))
+        return split_rows(weights, slices, new, mask, saliency)
+
+
 @register_method
 class DPrunerMethod(PruningMethod):
     """D-Pruner (Zhang et al., NAACL 2024 Findings, arXiv 2405.06275).
@@ -99,16 +129,8 @@ class DPrunerMethod(PruningMethod):
     def __init__(self, config, importance: dict[str, torch.Tensor] | None = None, keep_saliency: bool = False) -> None:
         super().__init__(config, keep_saliency)
         self.importance = importance or {}
-        # the general side of the score is the OBS saliency under the calibration Hessian of this pass
-        self.statistic = Hessian if config.general_score_weight > 0 else None
 
-    def score(self, name: str, weight: torch.Tensor, statistic: Hessian | None) -> torch.Tensor:
+    def score(self, name: str, weight: torch.Tensor, statistic: None) -> torch.Tensor:
         if name not in self.importance:
             raise RuntimeError(f"DPrunerMethod needs the dual importance I of {name}")
-        importance = self.importance[name].to(device=weight.device, dtype=torch.float32)
-        share = self.config.general_score_weight
-        if share == 0:
-            return importance
-        upper, dead = statistic.inverse_factor(self.config.damp)
-        general = obs_saliency(weight.detach().float().masked_fill(dead.unsqueeze(0), 0.0), upper)
-        return (1.0 - share) * normalized_rank(importance) + share * normalized_rank(general)
+        return self.importance[name].to(device=weight.device, dtype=torch.float32)

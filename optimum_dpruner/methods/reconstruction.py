@@ -38,6 +38,7 @@ class ObsReconstruction(PruningMethod):
         super().__init__(base.config, base.keep_saliency)
         self.base = base
         self.name = base.name
+        self.granularity = base.granularity
 
     def _base_statistic(self, hessian: Hessian):
         if self.base.statistic is Hessian:

@@ -151,7 +151,8 @@ def test_every_config_field_has_a_flag():
         "domain_batch_size": ("2", 2), "importance_dtype": ("bfloat16", "bfloat16"), "importance_device": ("cpu", "cpu"),
         "execution_device": ("cpu", "cpu"), "offload_activations": ("", True), "offload_hessians": ("", True),
         "domain_parallelism": ("fsdp", "fsdp"), "add_bos": ("false", False), "domain_weight": ("0.3", 0.3),
-        "reconstruction": ("obs", "obs"), "general_score_weight": ("0.5", 0.5),
+        "reconstruction": ("obs", "obs"),
+        "mask_score": ("saliency_x_importance", "saliency_x_importance"), "importance_exponent": ("0.75", 0.75),
     }
     assert set(values) == set(CONFIG_FLAGS), "add a value for each new DPrunerConfig field"
     argv = []

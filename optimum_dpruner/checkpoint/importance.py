@@ -14,9 +14,9 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from .errors import ConfigError
-from .offload import parameter_value
-from .serialization import open_safetensors
+from ..errors import ConfigError
+from ..offload import parameter_value
+from .metadata import open_safetensors
 
 __all__ = ["save_importance", "load_importance", "importance_metadata", "weights_fingerprint", "IMPORTANCE_NAME"]
 

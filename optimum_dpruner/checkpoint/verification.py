@@ -15,9 +15,10 @@ from typing import Any
 
 import torch
 
-from .errors import ConfigError
-from .offload import parameter_value
-from .serialization import SPARSITY_KEY, read_sparsity_metadata, read_weights
+from ..errors import ConfigError
+from ..offload import parameter_value
+from .compression import read_weights
+from .metadata import SPARSITY_KEY, read_sparsity_metadata
 
 __all__ = ["verify_sparsity", "SparsityCheck", "MatrixCheck", "minimum_zeros"]
 
@@ -192,7 +193,7 @@ def _granularity(metadata: dict[str, Any]) -> str | None:
     """The comparison group of the run: the recorded one, else the method's default (`None` when unknown)."""
     if metadata.get("granularity"):
         return metadata["granularity"]
-    from .methods import METHODS
+    from ..methods import METHODS
 
     method = METHODS.get(metadata.get("method"))
     return method.default_granularity if method is not None else None

@@ -29,14 +29,14 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from .configuration import CONFIG_NAME
-from .errors import ConfigError
+from ..configuration import CONFIG_NAME
+from ..errors import ConfigError
+from .metadata import SPARSITY_KEY
 
 __all__ = ["check_output_folder", "check_creatable", "replace_folder", "written_files", "MANIFEST_KEY"]
 
 #: key of `dpruner_config.json` listing the files a save wrote (the only ones an overwrite may delete)
 MANIFEST_KEY = "written_files"
-_SPARSITY_KEY = "dpruner_sparsity"  # serialization.SPARSITY_KEY (not imported: serialization imports this module)
 #: what a save wrote before `written_files` was recorded: transformers' model and tokenizer files, ours, the card
 _LEGACY_FILES = (
     "config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
@@ -77,7 +77,7 @@ def written_files(folder: str) -> list[str] | None:
     """
     side_car = _read_json(os.path.join(folder, CONFIG_NAME))
     config = _read_json(os.path.join(folder, "config.json"))
-    if side_car is None or config is None or _SPARSITY_KEY not in config or not isinstance(side_car.get("config"), dict):
+    if side_car is None or config is None or SPARSITY_KEY not in config or not isinstance(side_car.get("config"), dict):
         return None
     files = side_car.get(MANIFEST_KEY)
     if files is None:
@@ -111,7 +111,7 @@ def _check_replaceable(argument: str, target: str, protected: Iterable[str]) -> 
         raise _refuse(
             argument, target,
             f"is not a checkpoint written by optimum-dpruner (no {CONFIG_NAME} beside a config.json with "
-            f"{_SPARSITY_KEY}); overwrite replaces only such a checkpoint or an empty folder: choose another folder, "
+            f"{SPARSITY_KEY}); overwrite replaces only such a checkpoint or an empty folder: choose another folder, "
             "or empty it yourself.",
         )
     foreign = sorted(e for e in entries if e not in manifest or not os.path.isfile(os.path.join(target, e)))

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .errors import ConfigError, HubError
+from ..errors import ConfigError, HubError
 
 __all__ = ["push_to_hub", "RETRY_STATUS"]
 
