@@ -220,7 +220,7 @@ def _write_tables(path: str, data: dict, domains: list[str], reference: str) -> 
     sizes = ", ".join(f"{t} {'/'.join(map(str, sorted(n)))}" for t, n in items.items() if n)
     with open(os.path.splitext(path)[0] + ".md", "w") as f:
         threads = data.get("threads", os.cpu_count())
-        f.write(f"Command: `{command}`\n\nDate: {data['date']}, {threads} torch threads, fp32, SmolLM2-135M-Instruct, 50% "
+        f.write(f"Command: `{command}`\n\nDate: {data['date']}, torch threads: {threads}, fp32, SmolLM2-135M-Instruct, 50% "
                 f"sparsity; perplexity on {windows_text} 512-token test windows; items: "
                 f"{sizes} (seed {data.get('seed', 0)}). Brackets: 95% percentile bootstrap interval over windows / items; "
                 f"`*`: the paired bootstrap difference from the {reference} row excludes 0 at 95%.\n")
