@@ -8,9 +8,12 @@ One command gives the table of benchmarks/README.md:
 (`--resume` continues an interrupted command: the rows already in --out are kept; `--tables-only` rewrites the
 markdown table from --out, e.g. against another `--reference` row, without running anything.)
 
-For each domain: the dense model; magnitude (no data); Wanda and SparseGPT each calibrated once on general text
-(Wikipedia train articles) and once on domain text (PubMed train abstracts; CaseHOLD train cases); D-Pruner (both);
-at 50% unstructured and 2:4. Each run prunes a fresh model in its own subprocess (so its peak memory is its own),
+For each domain, at 50% unstructured and 2:4: the dense model; magnitude (no data); SparseGPT calibrated on general
+text (Wikipedia train articles), on domain text (PubMed train abstracts; CaseHOLD train cases) and on both mixed
+(calibration mixing, MixCal, at the library's default `domain_weight`); Wanda on domain text and mixed; D-Pruner as
+the paper describes it (`DPrunerConfig.paper()`, row `dpruner-paper`) and with the library's default recipe
+(`dpruner`). `CALIBRATIONS` lists the rows; Wanda on general text and the llm-compressor peers are options
+(`--methods`, `--with-wanda-general`): each row costs ~25 minutes of evaluation on one core. Each run prunes a fresh model in its own subprocess (so its peak memory is its own),
 then measures general perplexity (Wikipedia test articles), domain perplexity (PubMed test abstracts; US
 legislation), the general task (wiki_next) and the domain's tasks (PubMedQA and pubmed_title; CaseHOLD, BillSum and
 billsum_next), on the full test sets unless `--eval-windows`, `--task-limit` or `--billsum-limit` cut them.
@@ -30,9 +33,10 @@ virtual environment (`--peer-python`, made by `make peer-venv`) through `benchma
 windows our methods calibrate on (library defaults: 32 x 512, seed 0), and are evaluated here like every row.
 Their "prune s" is `oneshot` alone (ours also counts cutting the calibration text into windows).
 
-The D-Pruner 2:4 run reuses the scores (G and I) of the unstructured run (`--scores-dir`): its "prune s" adds the
-time that computing them took, so it is the time to produce that model from nothing; `own_seconds` is the
-masking alone. Results are appended to --out (JSON) as they finish, and a markdown table is written next to it.
+The D-Pruner 2:4 runs reuse the scores (G and I) of the unstructured runs of the same recipe (`--scores-dir`): their
+"prune s" adds the time that computing them took, so it is the time to produce that model from nothing;
+`own_seconds` is the rest (masking, or the reconstruction pass of the default recipe, which calibrates on the
+data again). Results are appended to --out (JSON) as they finish, and a markdown table is written next to it.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ import subprocess
 import sys
 import time
 
+from optimum_dpruner.cli.flags import auto_or_bool
+
 PEER_PREFIX = "llmcompressor-"
 GENERAL_TASKS = ("wiki_next",)
 DOMAIN_TASKS = {"medical": ("pubmedqa", "pubmed_title"), "legal": ("casehold", "billsum", "billsum_next")}
@@ -51,6 +57,9 @@ DOMAIN_TASKS = {"medical": ("pubmedqa", "pubmed_title"), "legal": ("casehold", "
 TASK_METRICS = {"pubmedqa": ("accuracy", "macro_f1"), "casehold": ("macro_f1",), "billsum": ("rouge1", "rougeL"),
                 "pubmed_title": ("accuracy",), "billsum_next": ("accuracy",), "wiki_next": ("accuracy",)}
 PERPLEXITY_SETS = ("general_ppl", "domain_ppl")
+#: calibrations of each method's rows ("mixed": general + domain windows at the default domain_weight)
+CALIBRATIONS = {"magnitude": ["none"], "wanda": ["domain", "mixed"], "sparsegpt": ["general", "domain", "mixed"],
+                "dpruner-paper": ["general+domain"], "dpruner": ["general+domain"]}
 #: BillSum items by default: greedy generation of 128 tokens is the slowest evaluation (see benchmarks/README.md)
 BILLSUM_LIMIT = 50
 
@@ -118,20 +127,29 @@ def _single(args: argparse.Namespace) -> dict:
         pruner = DPruner.from_pretrained(config=DPrunerConfig(method="magnitude"))
         row.update(_run_peer(args, pruner, method[len(PEER_PREFIX):], pattern, domain if calibration == "domain" else "general"))
     else:
-        config = DPrunerConfig(method=method, pattern=pattern, seed=args.seed, **overrides)
+        common = dict(pattern=pattern, seed=args.seed, add_bos=args.add_bos, **overrides)
+        config = DPrunerConfig.paper(**common) if method == "dpruner-paper" else DPrunerConfig(method=method, **common)
         pruner = DPruner.from_pretrained(config=config)
-        if method == "dpruner":
-            scores = os.path.join(args.scores_dir, f"{domain}.safetensors") if args.scores_dir else ""
+        both = ("builtin:general", f"builtin:{domain}")
+        if config.method == "dpruner":
+            scores = os.path.join(args.scores_dir, f"{domain}-{method}.safetensors") if args.scores_dir else ""
             reuse = bool(scores) and os.path.exists(scores)
-            data = () if reuse else ("builtin:general", f"builtin:{domain}")  # saved scores need (and take) no data
+            # saved scores need no data, except for the reconstruction pass of the default recipe
+            data = () if reuse and config.reconstruction != "obs" else both
             result = pruner.prune(*data, importance=scores if reuse else None, progress=False)
             row["scores"] = "reused" if reuse else "computed"
             if scores and not reuse:
                 result.save_importance(scores)
+        elif calibration == "mixed":
+            result = pruner.prune(*both, progress=False)
+            row["domain_weight"] = config.mixing_weight
         else:
             result = pruner.prune(f"builtin:{domain}" if calibration == "domain" else "builtin:general", progress=False)
         report = result.report
         own = round(sum(report.stage_seconds.values()), 1)
+        if row.get("scores") == "computed":  # what a reusing row did not have to do again
+            row["scores_seconds"] = round(sum(v for k, v in report.stage_seconds.items()
+                                              if k in ("calibration_data", "general_importance", "domain_importance")), 1)
         row.update(
             prune_seconds=own,
             own_seconds=own,
@@ -153,7 +171,8 @@ def evaluate_row(model, tokenizer, domain: str, args: argparse.Namespace) -> dic
     row: dict = {}
     for name, source in {"general_ppl": "builtin:general", "domain_ppl": f"builtin:{domain}"}.items():
         wall, cpu = time.time(), time.process_time()
-        result = evaluate_perplexity(model, tokenizer, source, window=512, limit=args.eval_windows, spread=True, progress=False)
+        result = evaluate_perplexity(model, tokenizer, source, window=512, limit=args.eval_windows, spread=True, progress=False,
+                                     add_bos=args.add_bos)
         row.update({name: round(result.perplexity, 3), f"{name}_low": round(result.low, 3), f"{name}_high": round(result.high, 3),
                     f"{name}_windows": {"nll": [round(x, 4) for x in result.window_nll], "tokens": result.window_tokens},
                     f"{name}_seconds": {"wall": round(time.time() - wall, 1), "cpu": round(time.process_time() - cpu, 1)}})
@@ -239,7 +258,9 @@ def _runs(args: argparse.Namespace, domain: str) -> list[str]:
     runs = [f"{domain}/dense/-/-"]
     for method in args.methods:
         for pattern in args.patterns:
-            calibrations = {"dpruner": ["general+domain"], "magnitude": ["none"]}.get(method, ["general", "domain"])
+            calibrations = CALIBRATIONS.get(method, ["general"])
+            if method == "wanda" and args.with_wanda_general:
+                calibrations = ["general", *calibrations]
             if method.startswith(PEER_PREFIX):
                 calibrations = args.peer_calibration
             runs += [f"{domain}/{method}/{pattern}/{c}" for c in calibrations]
@@ -249,8 +270,11 @@ def _runs(args: argparse.Namespace, domain: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--domains", nargs="+", default=["medical", "legal"], choices=sorted(DOMAIN_TASKS))
-    parser.add_argument("--methods", nargs="+", default=["dpruner", "magnitude", "wanda", "sparsegpt", "llmcompressor-sparsegpt", "llmcompressor-wanda"],
-                        help="methods; llmcompressor-<name> runs the peer (needs --peer-python)")
+    parser.add_argument("--methods", nargs="+", default=["magnitude", "wanda", "sparsegpt", "dpruner-paper", "dpruner"],
+                        help="methods (rows per method: CALIBRATIONS); llmcompressor-<name> runs the peer (needs --peer-python)")
+    parser.add_argument("--with-wanda-general", action="store_true", help="also Wanda calibrated on general text")
+    parser.add_argument("--add-bos", type=auto_or_bool, default="auto",
+                        help="start calibration and perplexity windows with the BOS token: auto (default), true, false")
     parser.add_argument("--peer-python", default=os.path.join(".peer-venv", "bin", "python"),
                         help="python of llm-compressor's virtual environment (make peer-venv)")
     parser.add_argument("--peer-calibration", nargs="+", default=["general"], choices=["general", "domain"],
@@ -291,13 +315,14 @@ def main() -> None:
             raise SystemExit(f"--resume: {args.out} was written by another command ({previous['command']}); drop --resume.")
         rows = previous["rows"]
     done = {r["run"] for r in rows}
-    scores_seconds = {r["domain"]: r["own_seconds"] for r in rows if r.get("scores") == "computed"}
+    scores_seconds = {(r["domain"], r["method"]): r["scores_seconds"] for r in rows if r.get("scores") == "computed"}
     if args.scores_dir:
         os.makedirs(args.scores_dir, exist_ok=True)
         for domain in args.domains:  # scores of an earlier invocation (other defaults, perhaps) are never reused
-            stale = os.path.join(args.scores_dir, f"{domain}.safetensors")
-            if os.path.exists(stale) and f"{domain}/dpruner/unstructured/general+domain" not in done:
-                os.remove(stale)
+            for method in ("dpruner", "dpruner-paper"):
+                stale = os.path.join(args.scores_dir, f"{domain}-{method}.safetensors")
+                if os.path.exists(stale) and f"{domain}/{method}/unstructured/general+domain" not in done:
+                    os.remove(stale)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     overlap = {domain: check_overlap(domain) for domain in args.domains}
     print(json.dumps({"overlap": overlap}), flush=True)
@@ -308,7 +333,8 @@ def main() -> None:
                 continue
             start = time.time()
             child = [sys.executable, __file__, "--single", run, "--seed", str(args.seed), "--threads", str(args.threads),
-                     "--config-json", args.config_json, "--scores-dir", args.scores_dir, "--peer-python", args.peer_python]
+                     "--config-json", args.config_json, "--scores-dir", args.scores_dir, "--peer-python", args.peer_python,
+                     "--add-bos", str(args.add_bos).lower()]
             for flag, value in (("--eval-windows", args.eval_windows), ("--task-limit", args.task_limit),
                                 ("--billsum-limit", args.billsum_limit)):
                 child += [flag, str(value)] if value is not None else []
@@ -317,9 +343,9 @@ def main() -> None:
                 raise SystemExit(f"run {run} failed:\n{proc.stderr[-4000:]}")
             row = json.loads(proc.stdout.strip().splitlines()[-1])
             if row.get("scores") == "computed":
-                scores_seconds[domain] = row["own_seconds"]
+                scores_seconds[(domain, row["method"])] = row["scores_seconds"]
             elif row.get("scores") == "reused":
-                row["prune_seconds"] = round(row["own_seconds"] + scores_seconds.get(domain, 0.0), 1)
+                row["prune_seconds"] = round(row["own_seconds"] + scores_seconds.get((domain, row["method"]), 0.0), 1)
             row["wall_seconds"] = round(time.time() - start, 1)
             rows.append(row)
             rows.sort(key=lambda r: order.get(r["run"], len(order)))  # rows added by --resume keep the table's order
