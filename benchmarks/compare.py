@@ -64,8 +64,8 @@ CALIBRATIONS = {"magnitude": ["none"], "wanda": ["domain", "mixed"], "sparsegpt"
 BILLSUM_LIMIT = 50
 
 
-def _tasks(domain: str) -> tuple[str, ...]:
-    return GENERAL_TASKS + DOMAIN_TASKS[domain]
+def _tasks(domain: str, skip: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return tuple(t for t in GENERAL_TASKS + DOMAIN_TASKS[domain] if t not in skip)
 
 
 def _task_texts(task: str) -> list[str]:
@@ -115,6 +115,7 @@ def _single(args: argparse.Namespace) -> dict:
     import torch
 
     from optimum_dpruner import DPruner, DPrunerConfig
+    from optimum_dpruner.methods import reconstructs
 
     torch.set_num_threads(args.threads)
     domain, method, pattern, calibration = args.single.split("/")
@@ -128,6 +129,8 @@ def _single(args: argparse.Namespace) -> dict:
         row.update(_run_peer(args, pruner, method[len(PEER_PREFIX):], pattern, domain if calibration == "domain" else "general"))
     else:
         common = dict(pattern=pattern, seed=args.seed, add_bos=args.add_bos, **overrides)
+        if method == "sparsegpt" and calibration == "mixed" and args.mixcal_weight is not None:
+            common["domain_weight"] = args.mixcal_weight
         config = DPrunerConfig.paper(**common) if method == "dpruner-paper" else DPrunerConfig(method=method, **common)
         pruner = DPruner.from_pretrained(config=config)
         both = ("builtin:general", f"builtin:{domain}")
@@ -135,7 +138,7 @@ def _single(args: argparse.Namespace) -> dict:
             scores = os.path.join(args.scores_dir, f"{domain}-{method}.safetensors") if args.scores_dir else ""
             reuse = bool(scores) and os.path.exists(scores)
             # saved scores need no data, except for the reconstruction pass of the default recipe
-            data = () if reuse and config.reconstruction != "obs" else both
+            data = () if reuse and not reconstructs(config) else both
             result = pruner.prune(*data, importance=scores if reuse else None, progress=False)
             row["scores"] = "reused" if reuse else "computed"
             if scores and not reuse:
@@ -176,7 +179,7 @@ def evaluate_row(model, tokenizer, domain: str, args: argparse.Namespace) -> dic
         row.update({name: round(result.perplexity, 3), f"{name}_low": round(result.low, 3), f"{name}_high": round(result.high, 3),
                     f"{name}_windows": {"nll": [round(x, 4) for x in result.window_nll], "tokens": result.window_tokens},
                     f"{name}_seconds": {"wall": round(time.time() - wall, 1), "cpu": round(time.process_time() - cpu, 1)}})
-    for task in _tasks(domain):
+    for task in _tasks(domain, tuple(args.skip_tasks)):
         limit = args.billsum_limit if task == "billsum" else args.task_limit
         wall, cpu = time.time(), time.process_time()
         result = evaluate_task(model, tokenizer, task, limit=limit, seed=args.seed, progress=False)
@@ -286,6 +289,9 @@ def main() -> None:
     parser.add_argument("--task-limit", type=int, default=None, help="items per multiple-choice task (seeded subset; default: all)")
     parser.add_argument("--billsum-limit", type=int, default=BILLSUM_LIMIT,
                         help=f"BillSum items (greedy generation, the slowest task; default {BILLSUM_LIMIT})")
+    parser.add_argument("--skip-tasks", nargs="*", default=[], help="tasks not to run (e.g. billsum, to save time)")
+    parser.add_argument("--mixcal-weight", type=float, default=None,
+                        help="domain_weight of the SparseGPT 'mixed' rows (MixCal at its validated beta; default: the library's)")
     parser.add_argument("--reference", default="dense/-/-", help="method/pattern/calibration of the row the table's * compares with")
     parser.add_argument("--tables-only", action="store_true", help="rewrite the markdown table from --out; run nothing")
     parser.add_argument("--seed", type=int, default=0)
@@ -336,8 +342,9 @@ def main() -> None:
                      "--config-json", args.config_json, "--scores-dir", args.scores_dir, "--peer-python", args.peer_python,
                      "--add-bos", str(args.add_bos).lower()]
             for flag, value in (("--eval-windows", args.eval_windows), ("--task-limit", args.task_limit),
-                                ("--billsum-limit", args.billsum_limit)):
+                                ("--billsum-limit", args.billsum_limit), ("--mixcal-weight", args.mixcal_weight)):
                 child += [flag, str(value)] if value is not None else []
+            child += ["--skip-tasks", *args.skip_tasks] if args.skip_tasks else []
             proc = subprocess.run(child, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise SystemExit(f"run {run} failed:\n{proc.stderr[-4000:]}")

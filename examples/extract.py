@@ -12,14 +12,16 @@ from optimum_dpruner import DPruner, DPrunerConfig
 from optimum_dpruner.evaluation import format_comparison, perplexities
 
 
-def main(domain: str, lambda_reg: float, argv: list[str] | None = None) -> None:
+def main(domain: str, argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=f"Extract a {domain} model with D-Pruner.")
     parser.add_argument("--model", default=None, help="model folder, hub id or .gguf (default: embedded SmolLM2-135M-Instruct)")
     parser.add_argument("--general-dataset", default="builtin:general", help="general calibration data")
     parser.add_argument("--domain-dataset", default=f"builtin:{domain}", help=f"{domain} calibration data")
     parser.add_argument("--sparsity", type=float, default=None, help="fraction of zeros (default 0.5)")
     parser.add_argument("--pattern", default="unstructured", help="'unstructured' or N:M such as 2:4")
-    parser.add_argument("--lambda-reg", type=float, default=lambda_reg, help="weight of the generality regulariser")
+    parser.add_argument("--domain-weight", type=float, default=None,
+                        help="share of the domain windows in the reconstruction pass's Hessian (default 0.75)")
+    parser.add_argument("--paper", action="store_true", help="D-Pruner exactly as the paper (DPrunerConfig.paper())")
     parser.add_argument("--num-samples", type=int, default=32, help="general calibration sequences")
     parser.add_argument("--domain-num-samples", type=int, default=16,
                         help="domain calibration sequences (16 keeps `make demo` under 10 minutes on 2 cores; library default 32)")
@@ -30,11 +32,11 @@ def main(domain: str, lambda_reg: float, argv: list[str] | None = None) -> None:
     parser.add_argument("--output", default=f"outputs/smollm2-{domain}", help="folder for the pruned model")
     args = parser.parse_args(argv)
 
-    config = DPrunerConfig(
+    config = (DPrunerConfig.paper if args.paper else DPrunerConfig)(
         method="dpruner",
         sparsity=args.sparsity,
         pattern=args.pattern,
-        lambda_reg=args.lambda_reg,
+        domain_weight=args.domain_weight,
         num_samples=args.num_samples,
         domain_num_samples=args.domain_num_samples,
         seq_len=args.seq_len,

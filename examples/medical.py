@@ -2,9 +2,10 @@
 
     python examples/medical.py                       # embedded defaults
     python examples/medical.py --domain-dataset my_notes.jsonl --pattern 2:4 --output out/medical-24
+    python examples/medical.py --paper               # D-Pruner exactly as the paper
 """
 
 from extract import main
 
 if __name__ == "__main__":
-    main(domain="medical", lambda_reg=0.1)
+    main(domain="medical")

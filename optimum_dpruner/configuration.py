@@ -94,26 +94,32 @@ class DPrunerConfig:
             Seed for calibration sampling and everything random in the run.
         damp (`float`, *optional*, defaults to 0.01):
             Hessian damping as a fraction of its mean diagonal (SparseGPT and D-Pruner's general importance).
-        general_importance (`str`, *optional*, defaults to `"sparsegpt"`):
-            D-Pruner's separate general stage G (used by the regulariser): `"sparsegpt"` (saliency taken while
-            SparseGPT prunes, as the authors), `"obs"` (the same saliency on the unmodified weights, no OBS updates)
-            or `"none"` (no general stage; then `lambda_reg` must be 0).
+        general_importance (`str`, *optional*, defaults to `"none"`):
+            D-Pruner's separate general stage G (used only by the paper's regulariser): `"sparsegpt"` (saliency taken
+            while SparseGPT prunes, as the authors), `"obs"` (the same saliency on the unmodified weights, no OBS
+            updates) or `"none"` (no general stage; then `lambda_reg` must be 0). The default recipe takes the
+            general side from the mixed Hessian of the reconstruction pass instead; on validation text the paper's
+            G stage and regulariser added nothing (benchmarks/results/tune_extraction_*.md).
         domain_weight (`float`, *optional*):
             Share of the domain windows in the mixed calibration statistics (Hessian, input norms), per token: 0 =
             general windows only, 1 = domain windows only. Used when a baseline gets `domain_ds` as well (calibration
-            mixing, MixCal) and by D-Pruner's reconstruction pass. Defaults to 0.5.
+            mixing, MixCal) and by D-Pruner's reconstruction pass. Defaults to 0.75: on validation text (medical and
+            legal at 50%, medical 2:4) it gave lower domain perplexity than 0.5 with general perplexity no more than
+            0.3% higher (benchmarks/README.md, "The domain-extraction recipe").
         reconstruction (`str`, *optional*):
             `"obs"`: after the mask is chosen, the surviving weights of each block are updated by OBS on the (mixed)
             Hessian, pruned outputs propagated (fixed-mask reconstruction); `"none"`: the mask is applied alone.
-            Defaults to the method's: SparseGPT always reconstructs, D-Pruner, Wanda and magnitude do not.
-        mask_score (`str`, *optional*, defaults to `"importance"`):
+            Defaults to the method's: SparseGPT and D-Pruner reconstruct, Wanda and magnitude do not.
+        mask_score (`str`, *optional*):
             D-Pruner's mask: `"importance"`, the lowest domain importance I per comparison group (the paper; with
             `reconstruction="obs"` the survivors are then updated), or `"saliency_x_importance"`, chosen inside the
             reconstruction pass as SparseGPT does, from the OBS saliency under the mixed Hessian times
-            (I / mean I)^`importance_exponent`.
-        importance_exponent (`float`, *optional*, defaults to 0.5):
+            (I / mean I)^`importance_exponent`. Defaults to `"saliency_x_importance"` when D-Pruner reconstructs,
+            else `"importance"`.
+        importance_exponent (`float`, *optional*, defaults to 1.0):
             gamma of the `"saliency_x_importance"` score; 0 makes the pass plain SparseGPT on the mixed windows.
-        lambda_reg (`float`, *optional*, defaults to 0.1):
+            1.0 was best or tied on medical validation text among 0.25, 0.5, 1, 2.
+        lambda_reg (`float`, *optional*, defaults to 0.0):
             Weight of the generality-preserving regulariser (hint for legal text: 0.001).
         alpha (`float`, *optional*, defaults to 1e-4):
             Step size in the regulariser when weights are not updated (`learning_rate=0`).
@@ -173,23 +179,24 @@ class DPrunerConfig:
     seed: int = field(default=0, metadata={"help": "Seed for sampling and everything random."})
     damp: float = field(default=0.01, metadata={"help": "Hessian damping, fraction of the mean diagonal."})
     general_importance: str = field(
-        default="sparsegpt",
+        default="none",
         metadata={"help": "D-Pruner's general stage G: 'sparsegpt' (with OBS updates), 'obs' (no updates) or 'none'."},
     )
     domain_weight: float | None = field(
-        default=None, metadata={"help": "Share of the domain windows in mixed calibration statistics, in [0, 1]; default 0.5."}
+        default=None, metadata={"help": "Share of the domain windows in mixed calibration statistics, in [0, 1]; default 0.75."}
     )
     reconstruction: str | None = field(
         default=None, metadata={"help": "'obs' (OBS update of the surviving weights) or 'none'; default: the method's."}
     )
-    mask_score: str = field(
-        default="importance",
-        metadata={"help": "D-Pruner's mask: 'importance' (I alone) or 'saliency_x_importance' (needs reconstruction obs)."},
+    mask_score: str | None = field(
+        default=None,
+        metadata={"help": "D-Pruner's mask: 'importance' (I alone) or 'saliency_x_importance' (needs reconstruction obs); "
+                          "default: the latter when D-Pruner reconstructs."},
     )
     importance_exponent: float = field(
-        default=0.5, metadata={"help": "gamma in D-Pruner's saliency x (I / mean I)^gamma mask score."}
+        default=1.0, metadata={"help": "gamma in D-Pruner's saliency x (I / mean I)^gamma mask score."}
     )
-    lambda_reg: float = field(default=0.1, metadata={"help": "Weight of the generality-preserving regulariser."})
+    lambda_reg: float = field(default=0.0, metadata={"help": "Weight of the generality-preserving regulariser."})
     alpha: float = field(default=1e-4, metadata={"help": "Regulariser step size when learning_rate is 0."})
     learning_rate: float = field(default=0.0, metadata={"help": "SGD learning rate of the domain stage (0: no update)."})
     domain_epochs: int = field(default=1, metadata={"help": "Passes over the domain data."})
@@ -264,9 +271,9 @@ class DPrunerConfig:
             if self.general_importance == "none" and self.lambda_reg > 0:
                 raise ConfigError(f"lambda_reg={self.lambda_reg} needs the general stage G; set lambda_reg=0 or "
                                   "general_importance='sparsegpt'.")
-            if self.mask_score not in ("importance", "saliency_x_importance"):
+            if self.mask_score not in (None, "importance", "saliency_x_importance"):
                 raise ConfigError(f"mask_score={self.mask_score!r} must be 'importance' or 'saliency_x_importance'.")
-            if self.mask_score == "saliency_x_importance" and self.reconstruction != "obs":
+            if self.mask_score == "saliency_x_importance" and self.reconstruction == "none":
                 raise ConfigError("mask_score='saliency_x_importance' is chosen inside the reconstruction pass; set "
                                   "reconstruction='obs' or mask_score='importance'.")
         if self.apply_mask_to not in ("pretrained", "finetuned"):
@@ -312,9 +319,16 @@ class DPrunerConfig:
         return cls(**values)
 
     @property
+    def dual_mask_score(self) -> str:
+        """D-Pruner's `mask_score`, or its default: the saliency x importance product when it reconstructs."""
+        if self.mask_score is not None:
+            return self.mask_score
+        return "importance" if self.reconstruction == "none" else "saliency_x_importance"
+
+    @property
     def mixing_weight(self) -> float:
         """`domain_weight`, or its default."""
-        return 0.5 if self.domain_weight is None else float(self.domain_weight)
+        return 0.75 if self.domain_weight is None else float(self.domain_weight)
 
     @property
     def nm(self) -> tuple[int, int] | None:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .configuration import DPrunerConfig, MethodName
+from .methods.registry import reconstructs
 from .modeling import find_decoder_blocks, find_target_linears
 from .offload import resolve_device
 
@@ -304,7 +305,7 @@ def estimate_run(
     if resident_weight_bytes is not None:
         before["weights"] = min(resident_weight_bytes, weights)
     stages = [StageEstimate("calibration_data", before, 0.0)]
-    reconstruct = (config.reconstruction or ("obs" if method == MethodName.SPARSEGPT.value else "none")) == "obs"
+    reconstruct = reconstructs(config)
     # windows of a block-wise pass over general (and domain) data; a set with no share is left out
     beta = config.mixing_weight
     both = method == MethodName.DPRUNER.value or domain_data

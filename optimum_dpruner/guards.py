@@ -78,6 +78,12 @@ def check_data_arguments(
             "saved scores, drop importance to compute new scores from the data, or set reconstruction='obs' to "
             "reconstruct the surviving weights on that data."
         )
+    if reconstruct and domain_ds is None:
+        raise DataError(
+            "importance= with reconstruction: the reconstruction pass mixes general and domain windows, so pass "
+            "domain_ds= (the data the scores came from) as well, or set reconstruction='none' (the paper's "
+            "DPrunerConfig.paper()) to take the masks from the saved scores alone."
+        )
 
 
 def check_finite_weights(model) -> None:

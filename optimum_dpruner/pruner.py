@@ -22,7 +22,7 @@ from .guards import (
     check_importance_model,
 )
 from .checkpoint.importance import load_importance, weights_fingerprint
-from .methods import DPrunerMethod, ObsReconstruction, get_method
+from .methods import DPrunerMethod, ObsReconstruction, get_method, reconstructs
 from .methods.dpruner import ImportanceWeightedOBS
 from .methods.statistics import mixture_weights
 from .modeling import load_model, load_tokenizer
@@ -183,7 +183,7 @@ class DPruner:
         """
         cfg = self.config
         method_cls = get_method(cfg.method)
-        reconstruct = (cfg.reconstruction or method_cls.default_reconstruction) == "obs"
+        reconstruct = reconstructs(cfg)
         check_data_arguments(method_cls, general_ds, domain_ds, importance, DEFAULT_GENERAL_DATASET, reconstruct)
         check_finite_weights(self.model)
         report = PruneReport(method=cfg.method, pattern=cfg.pattern, target_sparsity=cfg.sparsity)
@@ -220,7 +220,7 @@ class DPruner:
                 scores = load_importance(importance) if not isinstance(importance, dict) else importance
             else:
                 scores = run_dpruner(self.model, targets, general, domain, cfg, report, monitor, progress, timer)
-            if cfg.mask_score == "saliency_x_importance":
+            if cfg.dual_mask_score == "saliency_x_importance":
                 method = ImportanceWeightedOBS(cfg, importance=scores["I"])
             else:
                 method = DPrunerMethod(cfg, importance=scores["I"])

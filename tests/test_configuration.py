@@ -7,12 +7,20 @@ from optimum_dpruner import ConfigError, DPrunerConfig, DPrunerWarning, MethodNa
 from optimum_dpruner.methods import METHODS
 
 
-def test_defaults_follow_the_method_page():
+def test_defaults_are_the_validated_recipe_and_the_paper_preset_follows_the_method_page():
     cfg = DPrunerConfig()
     assert cfg.method == "dpruner" and cfg.sparsity == 0.5 and cfg.pattern == "unstructured"
-    assert cfg.damp == 0.01 and cfg.lambda_reg == 0.1 and cfg.alpha == 1e-4
-    assert cfg.general_importance == "sparsegpt" and cfg.apply_mask_to == "pretrained"
+    assert cfg.general_importance == "none" and cfg.lambda_reg == 0.0 and cfg.reconstruction is None
+    assert cfg.dual_mask_score == "saliency_x_importance" and cfg.importance_exponent == 1.0
+    assert cfg.mixing_weight == 0.75 and cfg.damp == 0.01 and cfg.apply_mask_to == "pretrained"
     assert cfg.gradient_checkpointing is True and cfg.block_size == 128
+    paper = DPrunerConfig.paper()
+    assert paper.general_importance == "sparsegpt" and paper.lambda_reg == 0.1 and paper.alpha == 1e-4
+    assert paper.reconstruction == "none" and paper.dual_mask_score == "importance"
+    # without reconstruction the mask can only come from I
+    assert DPrunerConfig(reconstruction="none").dual_mask_score == "importance"
+    with pytest.raises(ConfigError, match="reconstruction='obs'"):
+        DPrunerConfig(reconstruction="none", mask_score="saliency_x_importance")
 
 
 @pytest.mark.parametrize("sparsity", [-0.1, 1.0, 1.5, "half"], ids=["negative", "one", "above-one", "string"])

@@ -13,7 +13,8 @@ RATES = Rates(matmul_flops=1e10, elementwise=1e9, op_seconds=1e-5)  # fixed, so 
 
 
 def _stages(model, **options):
-    return {s.stage: s for s in estimate_run(model, DPrunerConfig(**options), rates=RATES).stages}
+    """Stages of the paper preset (general stage, gradient pass, masking) unless `options` say otherwise."""
+    return {s.stage: s for s in estimate_run(model, DPrunerConfig.paper(**options), rates=RATES).stages}
 
 
 def test_parts_follow_the_shapes(tiny_llama):
@@ -24,7 +25,7 @@ def test_parts_follow_the_shapes(tiny_llama):
     stages = _stages(tiny_llama, seq_len=64, num_samples=8)
     assert stages["calibration_data"].parts["weights"] == weights
     # a memory-mapped model not read yet: cutting the text reads no weight, the first stage that works reads them all
-    mapped = {x.stage: x for x in estimate_run(tiny_llama, DPrunerConfig(), rates=RATES, resident_weight_bytes=0).stages}
+    mapped = {x.stage: x for x in estimate_run(tiny_llama, DPrunerConfig.paper(), rates=RATES, resident_weight_bytes=0).stages}
     assert mapped["calibration_data"].parts["weights"] == 0 and mapped["general_importance"].parts["weights"] == weights
     # SparseGPT keeps one fp32 (d_in, d_in) Hessian per matrix of the current block
     assert stages["general_importance"].parts["statistics"] == sum(m.weight.shape[1] ** 2 * 4 for m in block0)
@@ -40,8 +41,22 @@ def test_parts_follow_the_shapes(tiny_llama):
     assert "statistics" not in _stages(tiny_llama, method="wanda")["prune"].parts
 
 
+def test_default_recipe_runs_the_gradient_pass_then_one_reconstruction_pass(tiny_llama):
+    targets = iter_target_linears(tiny_llama, DPrunerConfig())
+    numel = sum(m.weight.numel() for m in targets.values())
+    block0 = [m for n, m in targets.items() if n.startswith("model.layers.0.")]
+    stages = {s.stage: s for s in estimate_run(tiny_llama, DPrunerConfig(seq_len=64, num_samples=8), rates=RATES).stages}
+    assert list(stages) == ["calibration_data", "domain_importance", "reconstruction"]
+    assert stages["domain_importance"].parts["scores"] == numel * 4  # I only: no general stage G
+    assert stages["reconstruction"].parts["statistics"] == sum(m.weight.shape[1] ** 2 * 4 for m in block0)
+    # the pass runs over the general and the domain windows (beta in (0, 1)); beta = 0 drops the domain ones
+    general_only = {s.stage: s for s in estimate_run(tiny_llama, DPrunerConfig(seq_len=64, num_samples=8, domain_weight=0.0),
+                                                     rates=RATES).stages}
+    assert general_only["reconstruction"].seconds < stages["reconstruction"].seconds
+
+
 def test_offloaded_weights_count_one_block_and_processes_split_the_batch(tiny_llama):
-    config = DPrunerConfig(domain_batch_size=4)
+    config = DPrunerConfig.paper(domain_batch_size=4)
     resident = estimate_run(tiny_llama, config, rates=RATES).stages
     offloaded = estimate_run(tiny_llama, config, rates=RATES, offloaded=True).stages
     block = sum(p.numel() * 4 for p in tiny_llama.model.layers[0].parameters())
@@ -50,7 +65,7 @@ def test_offloaded_weights_count_one_block_and_processes_split_the_batch(tiny_ll
     assert two[2].parts["activations"] < resident[2].parts["activations"]
     assert two[2].parts["scores"] == resident[2].parts["scores"]
     # FSDP: the device holds half of the weights and the block being gathered
-    sharded = estimate_run(tiny_llama, DPrunerConfig(domain_batch_size=4, domain_parallelism="fsdp"), rates=RATES,
+    sharded = estimate_run(tiny_llama, DPrunerConfig.paper(domain_batch_size=4, domain_parallelism="fsdp"), rates=RATES,
                            num_processes=2).stages
     assert sharded[2].parts["weights"] == resident[2].parts["weights"] // 2 + block
 

@@ -85,7 +85,7 @@ def test_rounding_is_not_a_miss(make_tiny, tokenizer, method, pattern, granulari
 
 # ----------------------------------------------------------------------------------------------- importance scores
 def test_importance_from_another_model_of_the_same_shape_is_refused(make_tiny, tokenizer, tmp_path):
-    config = DPrunerConfig(**TINY_DATA)
+    config = DPrunerConfig.paper(**TINY_DATA)  # masks from the saved scores alone
     first = DPruner(make_tiny(seed=3), tokenizer, config).prune("builtin:general", "builtin:medical", progress=False)
     path = first.save_importance(tmp_path / "scores")
     # the same checkpoint in bfloat16 has the same fingerprint
@@ -105,8 +105,12 @@ def test_importance_passed_where_it_would_be_ignored(tiny_llama, tokenizer, tmp_
     with pytest.raises(ConfigError, match=r"^importance= holds D-Pruner scores, which method='wanda' does not use"):
         DPruner(tiny_llama, tokenizer, DPrunerConfig(method="wanda")).prune(importance=str(tmp_path), progress=False)
     with pytest.raises(ConfigError, match=r"^importance= and calibration data were both given"):
-        DPruner(tiny_llama, tokenizer, DPrunerConfig()).prune("builtin:general", "builtin:medical",
-                                                              importance=str(tmp_path), progress=False)
+        DPruner(tiny_llama, tokenizer, DPrunerConfig.paper()).prune("builtin:general", "builtin:medical",
+                                                                    importance=str(tmp_path), progress=False)
+    # the default recipe reconstructs on mixed windows: saved scores need the domain data too
+    with pytest.raises(DataError, match=r"^importance= with reconstruction: the reconstruction pass mixes general and "
+                                        r"domain windows, so pass domain_ds="):
+        DPruner(tiny_llama, tokenizer, DPrunerConfig()).prune(importance=str(tmp_path), progress=False)
     with pytest.raises(ConfigError, match=r"^importance=3 must be a path"):
         DPruner(tiny_llama, tokenizer, DPrunerConfig()).prune(importance=3, progress=False)
 

@@ -89,8 +89,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, title: str = "pruning 
         group.add_argument(CONFIG_FLAGS[f.name], **kwargs)
 
 
-def config_from_args(args: argparse.Namespace, config_path: str | None = None) -> DPrunerConfig:
-    """The `DPrunerConfig` of a command line: `config_path` (if any) overridden by the flags typed.
+def config_from_args(args: argparse.Namespace, config_path: str | None = None, preset: str = "default") -> DPrunerConfig:
+    """The `DPrunerConfig` of a command line: the `preset` (`"paper"`: `DPrunerConfig.paper()`), overridden by
+    `config_path` (if any), overridden by the flags typed.
 
     An N:M `--pattern` implies its sparsity: when the flags change the pattern but not `--sparsity`, the sparsity
     of the file is kept only if both patterns are unstructured.
@@ -99,10 +100,10 @@ def config_from_args(args: argparse.Namespace, config_path: str | None = None) -
         `ConfigError`: an invalid value or combination (the message names the option).
     """
     overrides = {name: getattr(args, name) for name in CONFIG_FLAGS if hasattr(args, name)}
-    base: dict[str, Any] = {}
+    base: dict[str, Any] = DPrunerConfig.paper().to_dict() if preset == "paper" else {}
     if config_path is not None:
-        base = DPrunerConfig.from_pretrained(config_path).to_dict()
-        if "pattern" in overrides and "sparsity" not in overrides:
-            if base.get("pattern", "unstructured") != "unstructured" or overrides["pattern"] != "unstructured":
-                base.pop("sparsity", None)
+        base = {**base, **DPrunerConfig.from_pretrained(config_path).to_dict()}
+    if base and "pattern" in overrides and "sparsity" not in overrides:
+        if base.get("pattern", "unstructured") != "unstructured" or overrides["pattern"] != "unstructured":
+            base.pop("sparsity", None)
     return DPrunerConfig.from_dict({**base, **overrides})

@@ -117,11 +117,16 @@ class PruneCommand(DPrunerCLICommand):
         )
         io.add_argument(
             "--importance", default=None, metavar="PATH",
-            help="D-Pruner scores saved by --save-importance: no gradient pass (with --reconstruction obs the data "
-                 "still feeds the reconstruction pass).",
+            help="D-Pruner scores saved by --save-importance: no gradient pass (the reconstruction pass of the default recipe "
+                 "still reads the data).",
         )
         io.add_argument(
             "--config", default=None, metavar="PATH", help="A DPrunerConfig JSON file, or a pruned model folder."
+        )
+        parser.add_argument(
+            "--preset", choices=["default", "paper"], default="default",
+            help="paper: D-Pruner exactly as the paper (DPrunerConfig.paper(): general SparseGPT stage, lambda 0.1, "
+                 "mask from I, no reconstruction); --config and the flags typed override it.",
         )
         add_config_arguments(parser)
         out = parser.add_argument_group("output")
@@ -147,7 +152,7 @@ class PruneCommand(DPrunerCLICommand):
         args = self.args
         if args.config is not None and not os.path.exists(args.config):
             raise UsageError(f"--config {args.config!r} does not exist; pass a JSON file or a pruned model folder.")
-        config = config_from_args(args, args.config)
+        config = config_from_args(args, args.config, preset=args.preset)
         if args.output is None and not args.dry_run:
             raise UsageError("--output is required: pass the folder to write the pruned model to (or --dry-run).")
         output = os.path.abspath(os.path.expanduser(args.output)) if args.output is not None else None
@@ -172,7 +177,7 @@ class PruneCommand(DPrunerCLICommand):
             raise UsageError(f"--importance {args.importance!r} does not exist; pass a file written by --save-importance.")
 
         from ..data import BUILTIN_DATASETS
-        from ..methods import METHODS, get_method
+        from ..methods import METHODS, get_method, reconstructs
 
         check_device(args.device)
         method_cls = get_method(config.method)
@@ -183,10 +188,15 @@ class PruneCommand(DPrunerCLICommand):
                     f"--method {config.method} needs --domain-dataset (e.g. builtin:medical) or --importance; "
                     "or pick a one-dataset method with --method."
                 )
+            if args.importance is not None and args.domain_dataset is None and reconstructs(config):
+                raise UsageError(
+                    "--importance with the reconstruction pass (the default recipe) needs --domain-dataset too (the data "
+                    "the scores came from); or add --preset paper / --reconstruction none to mask from the scores alone."
+                )
         else:
             if args.importance is not None:
                 raise UsageError(f"--importance is used only by --method {'/'.join(two_sets)}; drop it.")
-            if args.domain_dataset is not None and not (method_cls.requires_data or config.reconstruction == "obs"):
+            if args.domain_dataset is not None and not (method_cls.requires_data or reconstructs(config)):
                 raise UsageError(
                     f"--method {config.method} uses no calibration data, so --domain-dataset has no effect; drop it, "
                     "or add --reconstruction obs."

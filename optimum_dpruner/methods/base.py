@@ -49,8 +49,9 @@ class PruningMethod(ABC):
         requires_domain_data: needs a domain dataset as well as a general one (D-Pruner).
         changes_weights: `prune_group` returns different weights (False only for score-only stages); when False,
             the pipeline reuses the calibration pass's outputs instead of running the block a second time.
-        default_reconstruction: `"obs"` when the method updates the surviving weights by itself (SparseGPT), else
-            `"none"` (then `reconstruction="obs"` wraps it in `methods.reconstruction.ObsReconstruction`).
+        default_reconstruction: `"obs"` when the surviving weights are updated unless the config says otherwise
+            (SparseGPT, D-Pruner's recipe), else `"none"`; a method that does not update weights itself is wrapped in
+            `methods.reconstruction.ObsReconstruction` when it reconstructs.
 
     Args:
         config (`DPrunerConfig`): the run's options.

@@ -114,7 +114,9 @@ class DPrunerMethod(PruningMethod):
     general data) and I (dual importance, the same size, accumulated from regularised gradients on domain
     data). Score: I. Comparison group: the whole matrix by default (`granularity="layer"`, as the authors);
     `"block"` is the authors' "iterative blocking". Updates weights: only if `learning_rate > 0` (and then the
-    mask goes to the pretrained weights unless `apply_mask_to="finetuned"`); never reconstructs after masking.
+    mask goes to the pretrained weights unless `apply_mask_to="finetuned"`). Reconstructs by default (the library's
+    recipe: the pipeline runs `ImportanceWeightedOBS`, or `ObsReconstruction` of this mask with
+    `mask_score="importance"`); `DPrunerConfig.paper()` sets `reconstruction="none"`, the authors' method.
     The stages are run by `optimum_dpruner.dual.run_dpruner`; this class masks each matrix from its I.
 
     Args:
@@ -125,6 +127,7 @@ class DPrunerMethod(PruningMethod):
     name = MethodName.DPRUNER.value
     requires_domain_data = True
     default_granularity = "layer"
+    default_reconstruction = "obs"
 
     def __init__(self, config, importance: dict[str, torch.Tensor] | None = None, keep_saliency: bool = False) -> None:
         super().__init__(config, keep_saliency)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..configuration import MethodName
 from ..errors import ConfigError
 
-__all__ = ["METHODS", "register_method", "get_method"]
+__all__ = ["METHODS", "register_method", "get_method", "reconstructs"]
 
 METHODS: dict[str, type] = {}
 
@@ -27,3 +27,8 @@ def get_method(name: str) -> type:
         return METHODS[name]
     except KeyError:
         raise ConfigError(f"method={name!r} is unknown; choose one of {', '.join(sorted(METHODS))}.") from None
+
+
+def reconstructs(config) -> bool:
+    """Whether a run with `config` updates the surviving weights by OBS: `config.reconstruction`, or the method's default."""
+    return (config.reconstruction or get_method(config.method).default_reconstruction) == "obs"

@@ -168,6 +168,8 @@ def test_every_config_field_has_a_flag():
     config = config_from_args(parser.parse_args(argv))
     assert config.to_dict() == {name: expected for name, (_, expected) in values.items()}
     assert config_from_args(parser.parse_args([])) == DPrunerConfig()  # no flag: the defaults
+    assert config_from_args(parser.parse_args([]), preset="paper") == DPrunerConfig.paper()
+    assert config_from_args(parser.parse_args(["--pattern", "1:4"]), preset="paper") == DPrunerConfig.paper(pattern="1:4")
 
 
 def test_a_broken_install_does_not_break_optimum_cli(optimum_cli, tmp_path):
@@ -443,7 +445,16 @@ def test_prune_dry_run_prints_each_stage_and_writes_nothing(optimum_cli, model_d
                    *CALIBRATION, "--dry-run", "--save-importance", "scores", cwd=work)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines() if line.strip()}
+    # the default recipe: the gradient pass, then the reconstruction pass; no general stage
+    assert {"calibration_data", "domain_importance", "reconstruction", "run"} <= set(rows)
+    assert "general_importance" not in rows and "masking" not in rows
+    # the paper preset: general SparseGPT stage, gradient pass, masking
+    proc = run_cli(optimum_cli, "dpruner", "prune", "-m", model_dir, "--domain-dataset", "builtin:medical",
+                   *CALIBRATION, "--dry-run", "--preset", "paper", cwd=work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines() if line.strip()}
     assert {"calibration_data", "general_importance", "domain_importance", "masking", "run"} <= set(rows)
+    assert "reconstruction" not in rows
     assert float(rows["run"][1]) == max(float(rows[s][1]) for s in ("general_importance", "domain_importance", "masking"))
     assert list(work.iterdir()) == []  # no output folder, no scores
     # without --dry-run, --output is still required
@@ -538,7 +549,10 @@ BAD_INPUTS = [
     ("dry-run-seq-len", lambda c: ["dpruner", "prune", "--method", "wanda", "-m", c.model, "--seq-len", "1024", "--dry-run"], 2,
      "--seq-len=1024 exceeds the model's limit of 512 tokens"),
     ("importance-of-another-model", lambda c: ["dpruner", "prune", "-m", c.model, "--importance", _scores_of_another_model(c),
-                                               "-o", c.out], 2, "was computed on another model"),
+                                               "--preset", "paper", "-o", c.out], 2, "was computed on another model"),
+    ("importance-without-domain-data", lambda c: ["dpruner", "prune", "-m", c.model, "--importance", _scores_of_another_model(c),
+                                                  "-o", c.out], 2, "--importance with the reconstruction pass (the default "
+                                                                   "recipe) needs --domain-dataset too"),
     ("output-under-a-file", lambda c: [*PRUNE, "-m", c.model, "-o", _with_file(c.tmp, "file.txt", "x") / "file.txt" / "out"], 2,
      "file.txt', which is a file"),
     ("save-importance-under-a-file", lambda c: ["dpruner", "prune", "-m", c.model, "--domain-dataset", "builtin:medical",

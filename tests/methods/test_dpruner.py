@@ -56,7 +56,7 @@ def test_general_importance_is_the_obs_saliency(tiny_llama, tokenizer, mode):
 
 def test_regularised_gradient_matches_autograd_and_the_formula(tiny_llama, tokenizer):
     lam, alpha = 1e3, 0.1
-    config = DPrunerConfig(lambda_reg=lam, alpha=alpha, gradient_checkpointing=True)
+    config = DPrunerConfig.paper(lambda_reg=lam, alpha=alpha, gradient_checkpointing=True)
     targets = iter_target_linears(tiny_llama, config)
     torch.manual_seed(0)
     general = {n: torch.rand_like(m.weight) * 10 for n, m in targets.items()}
@@ -91,7 +91,7 @@ def test_lambda_zero_gives_the_plain_taylor_score(tiny_llama, tokenizer):
 
 
 def test_scores_accumulate_over_batches(tiny_llama, tokenizer):
-    config = DPrunerConfig(lambda_reg=0.1)
+    config = DPrunerConfig.paper(lambda_reg=0.1)
     targets = iter_target_linears(tiny_llama, config)
     general = {n: torch.rand_like(m.weight) for n, m in targets.items()}
     a, b = _samples(tokenizer, 2)
@@ -104,7 +104,7 @@ def test_scores_accumulate_over_batches(tiny_llama, tokenizer):
 
 
 def test_saved_importance_reproduces_the_mask_without_data(make_tiny, tokenizer, tmp_path):
-    config = DPrunerConfig(num_samples=2, seq_len=32, domain_num_samples=2)
+    config = DPrunerConfig.paper(num_samples=2, seq_len=32, domain_num_samples=2)
     first = DPruner(make_tiny(seed=3), tokenizer, config).prune("builtin:general", "builtin:medical", progress=False)
     path = save_importance(tmp_path, first.importance, {"model": "tiny"})
     loaded = load_importance(path)
@@ -114,24 +114,37 @@ def test_saved_importance_reproduces_the_mask_without_data(make_tiny, tokenizer,
     for (n, a), (_, b) in zip(first.model.named_parameters(), again.model.named_parameters()):
         assert torch.equal(a, b), n
 
-    nm = DPruner(make_tiny(seed=3), tokenizer, DPrunerConfig(pattern="2:4")).prune(importance=loaded, progress=False)
+    nm = DPruner(make_tiny(seed=3), tokenizer, DPrunerConfig.paper(pattern="2:4")).prune(importance=loaded, progress=False)
     for name, module in iter_target_linears(nm.model, nm.config).items():
         w = module.weight
         assert ((w == 0).reshape(w.shape[0], -1, 4).sum(-1) >= 2).all(), name
+
+
+def test_saved_importance_with_the_same_windows_reproduces_the_default_recipe(make_tiny, tokenizer, tmp_path):
+    """The default recipe reconstructs on the mixed windows, so saved scores skip only the gradient pass."""
+    config = DPrunerConfig(num_samples=2, seq_len=32, domain_num_samples=2, block_size=32)
+    first = DPruner(make_tiny(seed=3), tokenizer, config).prune("builtin:general", "builtin:medical", progress=False)
+    assert set(first.report.stage_seconds) == {"calibration_data", "domain_importance", "reconstruction"}
+    path = save_importance(tmp_path, first.importance, {"model": "tiny"})
+    again = DPruner(make_tiny(seed=3), tokenizer, config).prune(
+        "builtin:general", "builtin:medical", importance=path, progress=False)
+    assert "domain_importance" not in again.report.stage_seconds
+    for (n, a), (_, b) in zip(first.model.named_parameters(), again.model.named_parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=n)
 
 
 def test_weight_updates_restore_pretrained_weights_unless_finetuned_asked(make_tiny, tokenizer):
     common = dict(num_samples=2, seq_len=32, domain_num_samples=2, learning_rate=0.05, domain_epochs=2)
     pre = make_tiny(seed=4)
     originals = {n: p.detach().clone() for n, p in pre.named_parameters()}
-    r = DPruner(pre, tokenizer, DPrunerConfig(**common)).prune("builtin:general", "builtin:medical", progress=False)
+    r = DPruner(pre, tokenizer, DPrunerConfig.paper(**common)).prune("builtin:general", "builtin:medical", progress=False)
     assert len(r.report.extra["domain_losses"]) == 4
     for n, p in pre.named_parameters():
         kept = p != 0
         assert torch.equal(p[kept], originals[n][kept]), n
 
     fine = make_tiny(seed=4)
-    DPruner(fine, tokenizer, DPrunerConfig(**common, apply_mask_to="finetuned")).prune(
+    DPruner(fine, tokenizer, DPrunerConfig.paper(**common, apply_mask_to="finetuned")).prune(
         "builtin:general", "builtin:medical", progress=False
     )
     q = fine.model.layers[0].self_attn.q_proj.weight
@@ -165,7 +178,7 @@ def test_half_precision_model_gets_fp32_scores(make_tiny, tokenizer, dtype):
     targets = iter_target_linears(result.model, config)
     for name, module in targets.items():
         assert module.weight.dtype == dtype
-        assert result.importance["G"][name].dtype == result.importance["I"][name].dtype == torch.float32
+        assert result.importance["I"][name].dtype == torch.float32
         assert torch.isfinite(result.importance["I"][name]).all() and result.importance["I"][name].sum() > 0
     assert abs(result.report.sparsity - 0.5) < 0.01
     # the scores of the half-precision run rank weights like the fp32 run's (same model, same data)

@@ -57,9 +57,10 @@ def test_domain_weight_0_and_1_are_the_single_set_runs(make_tiny, tokenizer, met
                                             ("dpruner", "unstructured")])
 def test_reconstruction_keeps_the_mask_and_lowers_the_block_error(make_tiny, tokenizer, method, pattern):
     data = ("builtin:general", "builtin:medical") if method == "dpruner" else ("builtin:general",)
-    plain_config = DPrunerConfig(method=method, pattern=pattern, **COMMON)
+    fixed = dict(mask_score="importance") if method == "dpruner" else {}  # D-Pruner: the mask from I, then OBS
+    plain_config = DPrunerConfig(method=method, pattern=pattern, reconstruction="none", **fixed, **COMMON)
     plain = DPruner(make_tiny(seed=5), tokenizer, plain_config).prune(*data, progress=False)
-    config = DPrunerConfig(method=method, pattern=pattern, reconstruction="obs", **COMMON)
+    config = DPrunerConfig(method=method, pattern=pattern, reconstruction="obs", **fixed, **COMMON)
     rebuilt = DPruner(make_tiny(seed=5), tokenizer, config).prune(
         *data, importance=plain.importance if method == "dpruner" else None, progress=False)
     dense_model = make_tiny(seed=5)
