@@ -527,3 +527,19 @@ def test_card_lists_hub_datasets_only():
     card = build_model_card(meta, side_car, base_model="org/base")
     assert card.data.datasets == ["org/medical-notes"]
     assert "2:4" in card.data.tags and "Seed: 3" in card.text
+
+
+def test_card_names_the_dpruner_recipe():
+    meta = {"method": "dpruner", "pattern": "unstructured", "global_sparsity": 0.5,
+            "per_matrix_sparsity": {"model.layers.0.mlp.up_proj": 0.5}}
+
+    def line(config):
+        text = build_model_card(meta, {"config": {"method": "dpruner", **config}}).text
+        return next(x for x in text.splitlines() if x.startswith("- D-Pruner:"))
+
+    default = line(DPrunerConfig().to_dict())
+    assert "OBS saliency x (domain importance I / mean)^1.0" in default and "OBS update of the surviving" in default
+    paper = line(DPrunerConfig.paper().to_dict())
+    assert "lowest domain importance I; no weight update; general stage `sparsegpt`, lambda 0.1" in paper
+    wanda = build_model_card({**meta, "method": "wanda"}, {"config": {"method": "wanda"}}).text
+    assert "- D-Pruner:" not in wanda

@@ -239,6 +239,22 @@ def resolve_base_model(model, base_model: str | None = None, license: str | None
     }
 
 
+def _dpruner_lines(cfg: dict) -> list[str]:
+    """D-Pruner's recipe in one line: the library's default (reconstruction) or the paper's (masks from I alone)."""
+    if cfg.get("method") != "dpruner":
+        return []
+    reconstructs = cfg.get("reconstruction") != "none"
+    score = cfg.get("mask_score") or ("saliency_x_importance" if reconstructs else "importance")
+    if score == "saliency_x_importance":
+        mask = f"OBS saliency x (domain importance I / mean)^{cfg.get('importance_exponent')}, chosen block by block"
+    else:
+        mask = "lowest domain importance I"
+    general = cfg.get("general_importance")
+    paper = f"; general stage `{general}`, lambda {cfg.get('lambda_reg')}" if general not in (None, "none") else ""
+    update = "OBS update of the surviving weights on the mixed Hessian" if reconstructs else "no weight update"
+    return [f"- D-Pruner: mask = {mask}; {update}{paper}"]
+
+
 def _calibration_lines(side_car: dict[str, Any]) -> list[str]:
     cfg = side_car.get("config", {})
     calibration = side_car.get("calibration") or {}
@@ -345,6 +361,7 @@ def build_model_card(
         f"- Target sparsity: {metadata.get('target_sparsity')}; achieved on the {len(per_matrix)} target matrices: "
         f"{metadata['global_sparsity']:.4f}",
         f"- Targets: {cfg.get('targets') or 'every nn.Linear inside the decoder blocks'}; ignored: {cfg.get('ignore') or 'none'}",
+        *_dpruner_lines(cfg),
         *_calibration_lines(side_car),
         f"- Libraries: {versions}" if versions else "",
         "",
