@@ -6,7 +6,8 @@ For each domain, one panel per sparsity pattern: general perplexity (Wikipedia t
 (PubMed / US legislation test), both on log axes, lower-left is better. One point per method x calibration, with
 its 95% bootstrap interval as bars when the JSON has them (compare.py writes them; older files have none); the
 dense model is a black star in every panel; the dashed line is the Pareto front of the pruned models (those no
-other pruned model beats on both axes). Writes `tradeoff_<domain>.png` into `--out-dir` (default: next to the first JSON).
+other pruned model beats on both axes). Writes `tradeoff_<domain>.png` into `--out-dir` (default: next to the first JSON); the rows of several files of
+one domain (e.g. one file per pattern) are pooled into its figure.
 
 Needs matplotlib: `pip install optimum-dpruner[benchmarks]` (or `pip install matplotlib`).
 """
@@ -95,12 +96,17 @@ def main() -> None:
         raise SystemExit("plot_tradeoff.py needs matplotlib: pip install 'optimum-dpruner[benchmarks]' (or pip install matplotlib)")
     out_dir = args.out_dir or os.path.dirname(os.path.abspath(args.results[0]))
     os.makedirs(out_dir, exist_ok=True)
-    for path in args.results:
+    rows, titles = [], {}
+    for path in args.results:  # the files of one domain are pooled (e.g. one per pattern); one dense row per domain
         with open(path) as f:
             data = json.load(f)
-        for domain in sorted({r["domain"] for r in data["rows"]}):
-            target = os.path.join(out_dir, f"tradeoff_{domain}.png")
-            print(draw(data["rows"], domain, target, title=f"{data['command']} ({data['date']})"))
+        for r in data["rows"]:
+            if r["method"] != "dense" or not any(x["method"] == "dense" and x["domain"] == r["domain"] for x in rows):
+                rows.append(r)
+            titles.setdefault(r["domain"], []).append(f"{os.path.basename(path)} ({data['date']})")
+    for domain in sorted(titles):
+        target = os.path.join(out_dir, f"tradeoff_{domain}.png")
+        print(draw(rows, domain, target, title="; ".join(dict.fromkeys(titles[domain]))))
 
 
 if __name__ == "__main__":
