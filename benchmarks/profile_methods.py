@@ -109,6 +109,8 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--legacy", action="store_true", help="profile the pre-speed-work code (see module doc)")
+    parser.add_argument("--num-samples", type=int, default=None, help="general and domain windows (default: the library's 32)")
+    parser.add_argument("--seq-len", type=int, default=None, help="tokens per window (default: the library's 512)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -121,34 +123,37 @@ def main() -> None:
         from optimum_dpruner.pipeline import iter_target_linears
     else:
         from optimum_dpruner.blockwise import iter_target_linears
-    from transformers import AutoModelForCausalLM
-
     path = ensure_default_model()
     record = {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine": f"{os.cpu_count()} CPU threads ({platform.processor() or platform.machine()}), torch "
                          f"{torch.__version__}, {args.threads} torch threads", "runs": []}
     for name in args.runs:
         spec = RUNS[name]
-        config = DPrunerConfig.paper() if spec == "paper" else DPrunerConfig(**spec)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-        pruner = DPruner.from_pretrained(model, config=config, tokenizer=None) if False else DPruner.from_pretrained(path, config=config)
+        sizes = {k: v for k, v in (("num_samples", args.num_samples), ("domain_num_samples", args.num_samples),
+                                   ("seq_len", args.seq_len)) if v is not None}
+        if spec == "paper":  # the code before issue 17 had the paper's recipe as its default
+            config = DPrunerConfig(method="dpruner", **sizes) if legacy else DPrunerConfig.paper(**sizes)
+        else:
+            config = DPrunerConfig(**spec, **sizes)
+        pruner = DPruner.from_pretrained(path, config=config)
         general = pruner._samples("builtin:general", config.num_samples)
         domain = pruner._samples("builtin:medical", config.domain_num_samples)
         bounds = _bounds(pruner.model, general, domain, iter_target_linears(pruner.model, config))
         if legacy:
             legacy.seconds.clear()
         data = ("builtin:general", "builtin:medical") if config.method == "dpruner" else ("builtin:general",)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         report = pruner.prune(*data, progress=False).report
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         breakdown = dict(legacy.seconds) if legacy else dict(report.breakdown)
         if legacy and "block forwards (incl. statistics)" in breakdown:
             breakdown["block forwards (excl. statistics)"] = breakdown.pop("block forwards (incl. statistics)") - breakdown.get("statistics", 0.0)
-        uses_mix = config.method == "dpruner" and (config.reconstruction or "none") == "obs"
+        # the default D-Pruner reconstructs on the mixed windows (the code before issue 17 had no such pass)
+        uses_mix = config.method == "dpruner" and (getattr(config, "reconstruction", None) or ("none" if legacy else "obs")) == "obs"
         pass_windows = bounds["forward_general"] + (bounds["forward_domain"] if uses_mix else 0.0)
         bound = 2 * pass_windows
         if config.method == "dpruner":
-            if config.general_importance != "none":
+            if getattr(config, "general_importance", "sparsegpt") != "none":
                 bound += 2 * bounds["forward_general"]  # the separate general stage is a block-wise pass too
             bound += bounds["forward_backward_domain"]
             if not uses_mix:
@@ -156,11 +161,12 @@ def main() -> None:
         total = sum(report.stage_seconds.values())
         run = {"run": name, "config": config.to_dict(), "stage_seconds": {k: round(v, 2) for k, v in report.stage_seconds.items()},
                "breakdown": {k: round(v, 2) for k, v in breakdown.items()}, "total_seconds": round(total, 1),
-               "wall_seconds": round(wall, 1), "bounds": {k: round(v, 1) for k, v in bounds.items()},
+               "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "bounds": {k: round(v, 1) for k, v in bounds.items()},
                "bound_seconds": round(bound, 1), "total_over_bound": round(total / bound, 2),
                "peak_rss_mib": round(max(report.peak_rss_bytes.values()) / 2**20)}
         record["runs"].append(run)
-        print(json.dumps({k: run[k] for k in ("run", "total_seconds", "bound_seconds", "total_over_bound", "breakdown")}), flush=True)
+        print(json.dumps({k: run[k] for k in ("run", "total_seconds", "cpu_seconds", "bound_seconds", "total_over_bound",
+                                              "breakdown")}), flush=True)
         with open(args.out, "w") as f:
             json.dump(record, f, indent=1)
     with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
@@ -170,7 +176,7 @@ def main() -> None:
 def markdown(record: dict) -> str:
     lines = [f"Command: `{record['command']}`", "", f"Date: {record['date']}; {record['machine']}.", ""]
     for run in record["runs"]:
-        lines += [f"**{run['run']}**: {run['total_seconds']:.0f} s (stages {run['stage_seconds']}), bound "
+        lines += [f"**{run['run']}**: {run['total_seconds']:.0f} s ({run.get('cpu_seconds', '-')} CPU s; stages {run['stage_seconds']}), bound "
                   f"{run['bound_seconds']:.0f} s, ratio {run['total_over_bound']:.2f}, peak RSS {run['peak_rss_mib']} MiB; "
                   f"bounds measured: {run['bounds']}", "", "| step | seconds | share |", "|---|---|---|"]
         for step, seconds in run["breakdown"].items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -53,3 +54,27 @@ def test_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
     plot = _load("plot_tradeoff")
     points = [(30, 60), (29, 61), (36, 51), (41, 55), (35, 59), (290, 577)]
     assert plot.pareto_front(points) == [1, 0, 4, 2]  # by increasing x; (41, 55) and (290, 577) are beaten by (36, 51)
+
+
+def test_verdict_holds_only_when_the_candidate_beats_every_baseline_on_the_domain():
+    verdict = _load("verdict")
+    right = [k % 10 < 8 for k in range(200)]
+
+    def row(method, calibration, general, domain, correct=right):
+        r = _row(f"{method}/unstructured/{calibration}", domain, correct)
+        r.update(method=method, calibration=calibration, general_ppl=general, domain_ppl=domain)
+        r["domain_ppl_windows"] = {"nll": [math.log(domain) * 511 + (k % 5) / 10 for k in range(40)], "tokens": [511] * 40}
+        return r
+
+    baselines = [row("sparsegpt", "domain", 40.0, 2.5), row("wanda", "domain", 38.0, 2.6)]
+    good = row("dpruner", "general+domain", 39.0, 2.0)
+    text = verdict.verdict([good, *baselines], "medical", "unstructured", "dpruner/general+domain",
+                           ["sparsegpt/domain", "wanda/domain"], 1.05)
+    assert "**Holds**" in text and "-20.0%" in text  # domain ppl 2.0 against 2.5, paired on the same windows
+    # a worse domain perplexity, a general one past the slack, and a task clearly lost: each is named
+    bad = row("dpruner", "general+domain", 41.0, 2.55, [ok and k % 2 == 0 for k, ok in enumerate(right)])
+    text = verdict.verdict([bad, *baselines], "medical", "unstructured", "dpruner/general+domain",
+                           ["sparsegpt/domain", "wanda/domain"], 1.05)
+    assert "**Does not hold**" in text
+    assert "not below sparsegpt/domain's 2.50" in text and "1.079x the best baseline's 38.00" in text
+    assert "pubmed_title accuracy below wanda/domain's beyond the interval" in text

@@ -1,0 +1,96 @@
+"""Does one row of compare.py beat the baselines? Issue 17's criteria, read from the committed JSON files.
+
+    python benchmarks/verdict.py benchmarks/results/compare_medical.json benchmarks/results/compare_medical_2of4.json \
+        benchmarks/results/compare_legal.json benchmarks/results/compare_legal_2of4.json \
+        --out benchmarks/results/verdict.md
+
+For each domain and pattern, the candidate row (`--candidate`, default the library's D-Pruner) against each baseline
+row (`--baselines`: SparseGPT and Wanda on domain text and mixed, MixCal): its domain perplexity must be strictly
+below every baseline's, its general perplexity at most `--general-slack` (1.05) x the best baseline general
+perplexity, and each domain task metric not below a baseline's beyond the interval (the paired 95% bootstrap of
+candidate - baseline must not lie wholly below 0). Every difference is paired on the same windows and items.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from compare import DOMAIN_TASKS, TASK_METRICS, _paired  # noqa: E402
+
+BASELINES = ["sparsegpt/domain", "sparsegpt/mixed", "wanda/domain", "wanda/mixed"]
+
+
+def _fmt(paired) -> str:
+    if paired is None:
+        return "-"
+    unit = "%" if paired.relative else ""
+    scale = 100 if paired.relative else 1
+    digits = 1 if paired.relative else 3
+    return (f"{paired.difference * scale:+.{digits}f}{unit} [{paired.low * scale:+.{digits}f}{unit}, "
+            f"{paired.high * scale:+.{digits}f}{unit}]")
+
+
+def verdict(rows: list[dict], domain: str, pattern: str, candidate: str, baselines: list[str], slack: float) -> str:
+    index = {f"{r['method']}/{r['calibration']}": r for r in rows if r["domain"] == domain and r["pattern"] == pattern}
+    cand = index.get(candidate)
+    present = [b for b in baselines if b in index]
+    if cand is None or not present:
+        return f"### {domain}, {pattern}\n\nmissing rows: {candidate if cand is None else 'every baseline'}\n"
+    best_general = min(index[b]["general_ppl"] for b in present)
+    tasks = [(t, m) for t in DOMAIN_TASKS[domain] for m in TASK_METRICS[t] if t in cand]
+    head = ["baseline", "general ppl", "domain ppl", "domain ppl: candidate / baseline - 1",
+            *[f"{t} {m}: candidate - baseline" for t, m in tasks]]
+    lines = [f"### {domain}, {pattern}: `{candidate}` against the baselines", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    failures = []
+    for name in present:
+        base = index[name]
+        cells = [name, f"{base['general_ppl']:.2f}", f"{base['domain_ppl']:.2f}", _fmt(_paired(cand, base, "domain_ppl", None))]
+        if not cand["domain_ppl"] < base["domain_ppl"]:
+            failures.append(f"domain perplexity {cand['domain_ppl']:.2f} is not below {name}'s {base['domain_ppl']:.2f}")
+        for task, metric in tasks:
+            paired = _paired(cand, base, task, metric) if task in base else None
+            cells.append(_fmt(paired))
+            if paired is not None and paired.high < 0:
+                failures.append(f"{task} {metric} below {name}'s beyond the interval ({_fmt(paired)})")
+        lines.append("| " + " | ".join(cells) + " |")
+    ratio = cand["general_ppl"] / best_general
+    if ratio > slack:
+        failures.append(f"general perplexity {cand['general_ppl']:.2f} is {ratio:.3f}x the best baseline's {best_general:.2f} "
+                        f"(allowed {slack}x)")
+    lines += ["", f"Candidate: general {cand['general_ppl']:.2f} ({ratio:.3f}x the best baseline's {best_general:.2f}), "
+                  f"domain {cand['domain_ppl']:.2f}. **{'Holds' if not failures else 'Does not hold'}**"
+                  + ("" if not failures else ": " + "; ".join(failures)) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", nargs="+", help="compare.py JSON files")
+    parser.add_argument("--candidate", default="dpruner/general+domain", help="method/calibration of the row to judge")
+    parser.add_argument("--baselines", nargs="+", default=BASELINES)
+    parser.add_argument("--general-slack", type=float, default=1.05)
+    parser.add_argument("--out", default=None, help="markdown file (default: print)")
+    args = parser.parse_args()
+    rows, commands = [], []
+    for path in args.results:
+        with open(path) as f:
+            data = json.load(f)
+        rows += data["rows"]
+        commands.append(f"`{data['command']}` ({data['date']})")
+    text = [f"Command: `python {' '.join(sys.argv)}`", "", "From: " + "; ".join(commands), ""]
+    keys = sorted({(r["domain"], r["pattern"]) for r in rows if r["method"] != "dense"}, key=lambda k: (k[0], k[1] != "unstructured"))
+    text += [verdict(rows, d, p, args.candidate, args.baselines, args.general_slack) for d, p in keys]
+    out = "\n".join(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(out)
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
