@@ -258,7 +258,7 @@ def _summary(row: dict) -> dict:
 
 
 def _runs(args: argparse.Namespace, domain: str) -> list[str]:
-    runs = [f"{domain}/dense/-/-"]
+    runs = [] if args.skip_dense else [f"{domain}/dense/-/-"]
     for method in args.methods:
         for pattern in args.patterns:
             calibrations = CALIBRATIONS.get(method, ["general"])
@@ -289,6 +289,8 @@ def main() -> None:
     parser.add_argument("--task-limit", type=int, default=None, help="items per multiple-choice task (seeded subset; default: all)")
     parser.add_argument("--billsum-limit", type=int, default=BILLSUM_LIMIT,
                         help=f"BillSum items (greedy generation, the slowest task; default {BILLSUM_LIMIT})")
+    parser.add_argument("--skip-dense", action="store_true",
+                        help="no dense row (rows to be joined with another file of the same protocol that has it)")
     parser.add_argument("--skip-tasks", nargs="*", default=[], help="tasks not to run (e.g. billsum, to save time)")
     parser.add_argument("--mixcal-weight", type=float, default=None,
                         help="domain_weight of the SparseGPT 'mixed' rows (MixCal at its validated beta; default: the library's)")
