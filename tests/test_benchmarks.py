@@ -76,5 +76,5 @@ def test_verdict_holds_only_when_the_candidate_beats_every_baseline_on_the_domai
     text = verdict.verdict([bad, *baselines], "medical", "unstructured", "dpruner/general+domain",
                            ["sparsegpt/domain", "wanda/domain"], 1.05)
     assert "**Does not hold**" in text
-    assert "not below sparsegpt/domain's 2.50" in text and "1.079x the best baseline's 38.00" in text
+    assert "not below sparsegpt/domain's 2.50" in text and "1.079x the best baseline's 38.00 (wanda/domain)" in text
     assert "pubmed_title accuracy below wanda/domain's beyond the interval" in text
