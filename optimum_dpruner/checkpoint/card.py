@@ -243,15 +243,17 @@ def _dpruner_lines(cfg: dict) -> list[str]:
     """D-Pruner's recipe in one line: the library's default (reconstruction) or the paper's (masks from I alone)."""
     if cfg.get("method") != "dpruner":
         return []
-    reconstructs = cfg.get("reconstruction") != "none"
-    score = cfg.get("mask_score") or ("saliency_x_importance" if reconstructs else "importance")
-    if score == "saliency_x_importance":
-        mask = f"OBS saliency x (domain importance I / mean)^{cfg.get('importance_exponent')}, chosen block by block"
+    from ..configuration import DPrunerConfig
+    from ..methods import reconstructs
+
+    config = DPrunerConfig.from_dict(cfg, strict=False)  # the same defaults as the run that wrote it
+    if config.dual_mask_score == "saliency_x_importance":
+        mask = f"OBS saliency x (domain importance I / mean)^{config.importance_exponent}, chosen block by block"
     else:
         mask = "lowest domain importance I"
-    general = cfg.get("general_importance")
-    paper = f"; general stage `{general}`, lambda {cfg.get('lambda_reg')}" if general not in (None, "none") else ""
-    update = "OBS update of the surviving weights on the mixed Hessian" if reconstructs else "no weight update"
+    general = config.general_importance
+    paper = f"; general stage `{general}`, lambda {config.lambda_reg}" if general != "none" else ""
+    update = "OBS update of the surviving weights on the mixed Hessian" if reconstructs(config) else "no weight update"
     return [f"- D-Pruner: mask = {mask}; {update}{paper}"]
 
 
