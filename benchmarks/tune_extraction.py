@@ -74,6 +74,8 @@ def _variants(pattern: str) -> dict[str, dict]:
         v[f"sparsegpt x I^1, beta 0.5, {granularity} groups"] = product(1.0, 0.5, granularity=granularity)
     for n in (16, 64):
         v[f"sparsegpt x I^1, beta 0.5, {n} domain windows"] = product(1.0, 0.5, f"I{n}", domain_num_samples=n)
+    for n in (8, 16):  # issue 17's time criterion: fewer general windows in the recipe's block-wise pass
+        v[f"sparsegpt x I^1, beta 0.75, {n} general windows"] = product(1.0, 0.75, num_samples=n)
     for n in (16, 64):
         v[f"rank sum, beta 0.5, {n} domain windows"] = {
             "config": dict(recipe, domain_weight=0.5, domain_num_samples=n), "rank_share": 0.5,
@@ -128,7 +130,7 @@ def _prune_custom(model, tokenizer, config, data, method) -> float:
 
     pruner = DPruner(model, tokenizer, config)
     start = time.time()
-    general = pruner._samples(data[0], config.num_samples)
+    general = pruner._samples(data[0], config.general_num_samples)
     domain = pruner._samples(data[1], config.domain_num_samples)
     samples, weights = _mix(general, domain, config.mixing_weight)
     prune_blockwise(model, samples, method, config, progress=False, sample_weights=weights)

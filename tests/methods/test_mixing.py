@@ -90,3 +90,16 @@ def test_reconstruction_keeps_the_mask_and_lowers_the_block_error(make_tiny, tok
             return sum(c * (x @ (w - dense[n]).T).pow(2).sum() for c, x in zip(weights, inputs[n]))
 
         assert error(rebuilt_w[n]) < error(plain_w[n]), n
+
+
+def test_the_recipe_draws_half_the_general_windows_and_an_explicit_count_wins(make_tiny, tokenizer):
+    assert DPrunerConfig().general_num_samples == 16  # the recipe: general windows only in the reconstruction pass
+    assert DPrunerConfig.paper().general_num_samples == 32  # the paper's G stage
+    assert DPrunerConfig(reconstruction="none").general_num_samples == 32
+    assert DPrunerConfig(method="sparsegpt").general_num_samples == 32
+    assert DPrunerConfig(num_samples=5).general_num_samples == 5
+    config = DPrunerConfig(domain_num_samples=2, seq_len=16, block_size=32)
+    report = DPruner(make_tiny(seed=4), tokenizer, config).prune("builtin:general", "builtin:medical", progress=False).report
+    calibration = report.extra["calibration"]
+    assert calibration["general"]["num_samples"] == 16 and calibration["domain"]["num_samples"] == 2
+    assert config.to_dict()["num_samples"] is None  # the saved config keeps "the default", the report the count
