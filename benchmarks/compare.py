@@ -105,7 +105,7 @@ def _run_peer(args: argparse.Namespace, pruner, method: str, pattern: str, calib
     from optimum_dpruner.data import calibration_samples
 
     defaults = DPrunerConfig(**(json.loads(args.config_json) if args.config_json else {}))
-    windows = calibration_samples(f"builtin:{calibration}", pruner.tokenizer, defaults.general_num_samples, defaults.seq_len, args.seed)
+    windows = calibration_samples(f"builtin:{calibration}", pruner.tokenizer, defaults.num_samples, defaults.seq_len, args.seed)
     peer = prune_in_peer_venv(pruner.model, windows, method, pattern, args.peer_python, args.threads)
     return {"prune_seconds": peer["prune_seconds"], "own_seconds": peer["prune_seconds"], "peak_rss_mib": peer["peak_rss_mib"],
             "sparsity": peer["sparsity"], "llmcompressor": peer["llmcompressor"], "calibration_windows": len(windows)}

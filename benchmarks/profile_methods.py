@@ -1,7 +1,7 @@
 """Where the pruning time goes: each method's per-step breakdown against its data-pass bound, in one process.
 
 For SparseGPT, Wanda and D-Pruner (the default and the paper preset) on SmolLM2-135M-Instruct with the library's
-calibration defaults (32 domain windows of 512 tokens and 32 general ones, 16 for D-Pruner's recipe; seed 0), this script prunes a fresh copy of
+calibration defaults (32 general and 32 domain windows of 512 tokens, seed 0), this script prunes a fresh copy of
 the model and reads the report's `breakdown` (`profiling.StageTimer`: calibration data, capture, block forwards,
 statistic updates, factorisation, mask selection, OBS updates, propagation, domain forward / backward / scoring,
 masking). In the same process it measures the bounds the issue sets:
@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--legacy", action="store_true", help="profile the pre-speed-work code (see module doc)")
-    parser.add_argument("--num-samples", type=int, default=None, help="domain windows, and general windows in the library's default ratio to them (N; N / 2 for D-Pruner's recipe); default: the library's")
+    parser.add_argument("--num-samples", type=int, default=None, help="general and domain windows (default: the library's 32)")
     parser.add_argument("--seq-len", type=int, default=None, help="tokens per window (default: the library's 512)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -131,15 +131,12 @@ def main() -> None:
         spec = RUNS[name]
         sizes = {k: v for k, v in (("num_samples", args.num_samples), ("domain_num_samples", args.num_samples),
                                    ("seq_len", args.seq_len)) if v is not None}
-        if args.num_samples is not None and not legacy:  # the library's ratio of general to domain windows
-            default = DPrunerConfig.paper() if spec == "paper" else DPrunerConfig(**spec)
-            sizes["num_samples"] = max(1, round(args.num_samples * default.general_num_samples / default.domain_num_samples))
         if spec == "paper":  # the code before issue 17 had the paper's recipe as its default
             config = DPrunerConfig(method="dpruner", **sizes) if legacy else DPrunerConfig.paper(**sizes)
         else:
             config = DPrunerConfig(**spec, **sizes)
         pruner = DPruner.from_pretrained(path, config=config)
-        general = pruner._samples("builtin:general", config.num_samples if legacy else config.general_num_samples)
+        general = pruner._samples("builtin:general", config.num_samples)
         domain = pruner._samples("builtin:medical", config.domain_num_samples)
         bounds = _bounds(pruner.model, general, domain, iter_target_linears(pruner.model, config))
         if legacy:

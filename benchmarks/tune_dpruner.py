@@ -76,7 +76,7 @@ def main() -> None:
         evaluate(model, f"sparsegpt ({calibration} calibration)")
 
     base = DPrunerConfig()
-    general = calibration_samples("builtin:general", tokenizer, base.general_num_samples, base.seq_len, base.seed)
+    general = calibration_samples("builtin:general", tokenizer, base.num_samples, base.seq_len, base.seed)
     domain = calibration_samples("builtin:medical", tokenizer, base.domain_num_samples, base.seq_len, base.seed)
     saved = load_importance(args.scores) if args.scores and os.path.exists(args.scores) else None
     if saved is not None:  # same defaults, same calibration: G and I need no recomputation

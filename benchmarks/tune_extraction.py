@@ -130,7 +130,7 @@ def _prune_custom(model, tokenizer, config, data, method) -> float:
 
     pruner = DPruner(model, tokenizer, config)
     start = time.time()
-    general = pruner._samples(data[0], config.general_num_samples)
+    general = pruner._samples(data[0], config.num_samples)
     domain = pruner._samples(data[1], config.domain_num_samples)
     samples, weights = _mix(general, domain, config.mixing_weight)
     prune_blockwise(model, samples, method, config, progress=False, sample_weights=weights)

@@ -22,8 +22,7 @@ def main(domain: str, argv: list[str] | None = None) -> None:
     parser.add_argument("--domain-weight", type=float, default=None,
                         help="share of the domain windows in the reconstruction pass's Hessian (default 0.75)")
     parser.add_argument("--paper", action="store_true", help="D-Pruner exactly as the paper (DPrunerConfig.paper())")
-    parser.add_argument("--num-samples", type=int, default=None,
-                        help="general calibration sequences (default: the library's, 16 for the recipe, 32 with --paper)")
+    parser.add_argument("--num-samples", type=int, default=32, help="general calibration sequences")
     parser.add_argument("--domain-num-samples", type=int, default=16,
                         help="domain calibration sequences (16 keeps `make demo` under 10 minutes on 2 cores; library default 32)")
     parser.add_argument("--seq-len", type=int, default=512, help="tokens per calibration sequence")

@@ -76,13 +76,8 @@ class DPrunerConfig:
             the decoder blocks.
         ignore (`list[str]`, *optional*, defaults to `[]`):
             fnmatch patterns of module names never to prune, applied after `targets`.
-        num_samples (`int`, *optional*):
-            Number of general calibration sequences. Defaults to 32, or to 16 for D-Pruner's default recipe (no G
-            stage, reconstruction), whose general windows enter only the reconstruction pass, with a
-            `1 - domain_weight` share. On validation text 16 instead of 32 cost no domain perplexity (medical +0.3%
-            [-0.8%, +1.3%], legal -0.1% [-0.8%, +0.8%]) and little general (+0.8% [-0.2%, +1.9%], +1.8%
-            [+0.7%, +2.7%]; 8 windows lost 3%), and make the pass a quarter shorter, which brings the recipe under
-            the paper's time (benchmarks/README.md). See `general_num_samples`.
+        num_samples (`int`, *optional*, defaults to 32):
+            Number of general calibration sequences.
         seq_len (`int`, *optional*, defaults to 512):
             Tokens per calibration sequence (general and domain).
         domain_num_samples (`int`, *optional*, defaults to 32):
@@ -173,9 +168,7 @@ class DPrunerConfig:
         default=None, metadata={"help": "fnmatch patterns of modules to prune; default: every Linear in the blocks."}
     )
     ignore: list[str] = field(default_factory=list, metadata={"help": "fnmatch patterns of modules never pruned."})
-    num_samples: int | None = field(
-        default=None, metadata={"help": "Number of general calibration sequences; default 32 (16 for D-Pruner's recipe)."}
-    )
+    num_samples: int = field(default=32, metadata={"help": "Number of general calibration sequences."})
     seq_len: int = field(default=512, metadata={"help": "Tokens per calibration sequence."})
     domain_num_samples: int = field(default=32, metadata={"help": "Number of domain calibration sequences."})
     text_column: str = field(default="text", metadata={"help": "Column holding the text in calibration datasets."})
@@ -255,8 +248,6 @@ class DPrunerConfig:
             raise ConfigError(f"granularity={self.granularity!r} is unknown; choose one of {_choices(Granularity)}.")
         for name in ("block_size", "num_samples", "seq_len", "domain_num_samples", "domain_epochs", "domain_batch_size"):
             value = getattr(self, name)
-            if name == "num_samples" and value is None:
-                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name}={value!r} must be a positive integer.")
         for name in ("damp", "lambda_reg", "alpha", "learning_rate", "max_grad_norm"):
@@ -333,15 +324,6 @@ class DPrunerConfig:
         if self.mask_score is not None:
             return self.mask_score
         return "importance" if self.reconstruction == "none" else "saliency_x_importance"
-
-    @property
-    def general_num_samples(self) -> int:
-        """`num_samples`, or its default: 16 for D-Pruner's reconstruction recipe without a G stage (its general
-        windows only enter the reconstruction pass), 32 otherwise."""
-        if self.num_samples is not None:
-            return self.num_samples
-        recipe = self.method == MethodName.DPRUNER.value and self.general_importance == "none" and self.reconstruction != "none"
-        return 16 if recipe else 32
 
     @property
     def mixing_weight(self) -> float:

@@ -309,11 +309,11 @@ def estimate_run(
     # windows of a block-wise pass over general (and domain) data; a set with no share is left out
     beta = config.mixing_weight
     both = method == MethodName.DPRUNER.value or domain_data
-    mixed_windows = (config.general_num_samples if not both or beta < 1 else 0) + (config.domain_num_samples if both and beta > 0 else 0)
+    mixed_windows = (config.num_samples if not both or beta < 1 else 0) + (config.domain_num_samples if both and beta > 0 else 0)
     if method == MethodName.DPRUNER.value:
         has_general = config.general_importance != "none"
         if has_general:
-            general = block_stage("sparsegpt" if config.general_importance == "sparsegpt" else "obs", config.general_num_samples, True)
+            general = block_stage("sparsegpt" if config.general_importance == "sparsegpt" else "obs", config.num_samples, True)
             general.stage = "general_importance"
         batch = max(1, config.domain_batch_size // num_processes)
         tokens = batch * L

@@ -207,7 +207,7 @@ class DPruner:
             general_ds = DEFAULT_GENERAL_DATASET if general_ds is None else general_ds
             bos = self._window_bos()
             with monitor.measure(report, "calibration_data"):
-                general = self._samples(general_ds, cfg.general_num_samples)
+                general = self._samples(general_ds, cfg.num_samples)
                 domain = self._samples(domain_ds, cfg.domain_num_samples, "domain_ds") if domain_ds is not None else None
             calibration["general"] = _fingerprint(general, general_ds, bos)
             if domain is not None:
