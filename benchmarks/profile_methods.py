@@ -35,6 +35,7 @@ RUNS = {
     "sparsegpt": dict(method="sparsegpt"),
     "dpruner": dict(method="dpruner"),
     "dpruner paper": "paper",
+    "dpruner, no checkpointing": dict(method="dpruner", gradient_checkpointing=False),  # the domain stage's other setting
 }
 
 
