@@ -1,6 +1,6 @@
 """Draw the trade-off between general and domain ability from compare.py results: one PNG per domain.
 
-    python benchmarks/plot_tradeoff.py benchmarks/results/compare_medical.json benchmarks/results/compare_legal.json
+    python benchmarks/plot_tradeoff.py benchmarks/results/compare_medical.json benchmarks/results/compare_legal.json [--verdict benchmarks/results/verdict.md]
 
 For each domain, one panel per sparsity pattern: general perplexity (Wikipedia test) against domain perplexity
 (PubMed / US legislation test), both on log axes, lower-left is better. One point per method x calibration, with
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 
 DOMAIN_TEXT = {"medical": "PubMed", "legal": "US legislation"}
 MARKERS = {"general": "o", "domain": "s", "general+domain": "D", "none": "X"}
@@ -40,8 +41,23 @@ def _errors(rows: list[dict], key: str) -> list[list[float]] | None:
     return [[r[key] - r[f"{key}_low"] for r in rows], [r[f"{key}_high"] - r[key] for r in rows]]
 
 
-def draw(rows: list[dict], domain: str, path: str, title: str = "") -> str:
-    """One figure for `domain`: a panel per pattern with the dense row in each; returns `path`."""
+def read_verdict(path: str) -> dict[tuple[str, str], str]:
+    """`(domain, pattern) -> "holds" | "does not hold"` from a `verdict.py` markdown file."""
+    found, key = {}, None
+    with open(path) as f:
+        for line in f:
+            heading = re.match(r"### (\w+), (unstructured|\d+:\d+)", line)
+            if heading:
+                key = heading.groups()
+            elif key and line.startswith("Candidate:"):
+                found[key] = "does not hold" if "**Does not hold**" in line else "holds"
+                key = None
+    return found
+
+
+def draw(rows: list[dict], domain: str, path: str, title: str = "", verdicts: dict | None = None) -> str:
+    """One figure for `domain`: a panel per pattern with the dense row in each (its title says whether issue 17's
+    criteria hold there, when `verdicts` has the panel); returns `path`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,7 +90,9 @@ def draw(rows: list[dict], domain: str, path: str, title: str = "") -> str:
             axis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("general perplexity (Wikipedia test)")
         ax.set_ylabel(f"domain perplexity ({DOMAIN_TEXT.get(domain, domain)} test)")
-        ax.set_title(f"{domain}, 50% {pattern}")
+        verdict = (verdicts or {}).get((domain, pattern))
+        ax.set_title(f"{domain}, 50% {pattern}" + (f"; issue 17's criteria: {verdict}" if verdict else ""),
+                     color="firebrick" if verdict == "does not hold" else "black")
         ax.grid(True, which="both", linewidth=0.3)
         ax.legend(fontsize=7, loc="upper left")
     if title:
@@ -89,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="+", help="compare.py JSON files")
     parser.add_argument("--out-dir", default=None, help="folder of the PNGs (default: the first JSON's folder)")
+    parser.add_argument("--verdict", default=None, help="verdict.py's markdown: each panel's title says whether the criteria hold")
     args = parser.parse_args()
     try:
         import matplotlib  # noqa: F401
@@ -106,7 +125,8 @@ def main() -> None:
             titles.setdefault(r["domain"], []).append(f"{os.path.basename(path)} ({data['date']})")
     for domain in sorted(titles):
         target = os.path.join(out_dir, f"tradeoff_{domain}.png")
-        print(draw(rows, domain, target, title="; ".join(dict.fromkeys(titles[domain]))))
+        verdicts = read_verdict(args.verdict) if args.verdict else None
+        print(draw(rows, domain, target, title="; ".join(dict.fromkeys(titles[domain])), verdicts=verdicts))
 
 
 if __name__ == "__main__":

@@ -78,3 +78,16 @@ def test_verdict_holds_only_when_the_candidate_beats_every_baseline_on_the_domai
     assert "**Does not hold**" in text
     assert "not below sparsegpt/domain's 2.50" in text and "1.079x the best baseline's 38.00 (wanda/domain)" in text
     assert "pubmed_title accuracy below wanda/domain's beyond the interval" in text
+
+
+def test_plot_reads_which_panels_hold_from_the_verdict(tmp_path):
+    verdict = tmp_path / "verdict.md"
+    verdict.write_text(
+        "### legal, 2:4: `dpruner/general+domain` against the baselines\n\n| a |\n\n"
+        "Candidate: general 97.72 (1.034x ...), domain 52.03. **Holds**.\n\n"
+        "### medical, unstructured: `dpruner/general+domain` against the baselines\n\n"
+        "Candidate: general 94.68, domain 57.74. **Does not hold**: domain perplexity 57.74 is not below ...\n\n"
+        "### medical, 2:4\n\nmissing rows: dpruner/general+domain\n"
+    )
+    found = _load("plot_tradeoff").read_verdict(str(verdict))
+    assert found == {("legal", "2:4"): "holds", ("medical", "unstructured"): "does not hold"}
