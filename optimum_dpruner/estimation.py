@@ -18,6 +18,7 @@ from torch import nn
 
 from .configuration import DPrunerConfig, MethodName
 from .methods.registry import reconstructs
+from .methods.statistics import GRAM_BLOCK
 from .modeling import find_decoder_blocks, find_target_linears
 from .offload import resolve_device
 
@@ -292,7 +293,8 @@ def estimate_run(
             flops += passes * _forward_flops(s, num_samples * L, L, head=False)
             ops += passes * num_samples * len(s.blocks) * _OPS_PER_BLOCK
         if kind in ("sparsegpt", "obs"):
-            flops += sum(2 * num_samples * L * d_in * d_in for _, d_in in s.targets)  # Hessians
+            # Hessians: the upper triangle of x^T x in row blocks (methods/statistics.py), ~d_in (d_in + block) per token
+            flops += sum(num_samples * L * d_in * (d_in + GRAM_BLOCK) for _, d_in in s.targets)
         elements = 10 * sum(numels)  # scores, masks, weight writes
         if kind == "sparsegpt":
             flops += sum(d_out * d_in * d_in + 2 * d_in**3 for d_out, d_in in s.targets)  # lazy updates, factorisation
