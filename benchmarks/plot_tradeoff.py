@@ -1,6 +1,6 @@
 """Draw the trade-off between general and domain ability from compare.py results: one PNG per domain.
 
-    python benchmarks/plot_tradeoff.py benchmarks/results/compare_medical.json benchmarks/results/compare_legal.json [--verdict benchmarks/results/verdict.md]
+    python benchmarks/plot_tradeoff.py benchmarks/results/compare_medical.json benchmarks/results/compare_legal.json [--criteria]
 
 For each domain, one panel per sparsity pattern: general perplexity (Wikipedia test) against domain perplexity
 (PubMed / US legislation test), both on log axes, lower-left is better. One point per method x calibration, with
@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
+import sys
 
 DOMAIN_TEXT = {"medical": "PubMed", "legal": "US legislation"}
 MARKERS = {"general": "o", "domain": "s", "general+domain": "D", "none": "X"}
@@ -41,17 +41,17 @@ def _errors(rows: list[dict], key: str) -> list[list[float]] | None:
     return [[r[key] - r[f"{key}_low"] for r in rows], [r[f"{key}_high"] - r[key] for r in rows]]
 
 
-def read_verdict(path: str) -> dict[tuple[str, str], str]:
-    """`(domain, pattern) -> "holds" | "does not hold"` from a `verdict.py` markdown file."""
-    found, key = {}, None
-    with open(path) as f:
-        for line in f:
-            heading = re.match(r"### (\w+), (unstructured|\d+:\d+)", line)
-            if heading:
-                key = heading.groups()
-            elif key and line.startswith("Candidate:"):
-                found[key] = "does not hold" if "**Does not hold**" in line else "holds"
-                key = None
+def criteria(rows: list[dict]) -> dict[tuple[str, str], str]:
+    """`(domain, pattern) -> "holds" | "does not hold"`: issue 17's criteria as `verdict.py` judges them (its defaults);
+    a panel without the candidate's or the baselines' rows is left out."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from verdict import verdict
+
+    found = {}
+    for domain, pattern in {(r["domain"], r["pattern"]) for r in rows if r["method"] != "dense"}:
+        failures = verdict(rows, domain, pattern)[1]
+        if failures is not None:
+            found[(domain, pattern)] = "does not hold" if failures else "holds"
     return found
 
 
@@ -107,7 +107,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="+", help="compare.py JSON files")
     parser.add_argument("--out-dir", default=None, help="folder of the PNGs (default: the first JSON's folder)")
-    parser.add_argument("--verdict", default=None, help="verdict.py's markdown: each panel's title says whether the criteria hold")
+    parser.add_argument("--criteria", action="store_true",
+                        help="each panel's title says whether issue 17's criteria hold there (benchmarks/verdict.py's defaults)")
     args = parser.parse_args()
     try:
         import matplotlib  # noqa: F401
@@ -123,9 +124,9 @@ def main() -> None:
             if r["method"] != "dense" or not any(x["method"] == "dense" and x["domain"] == r["domain"] for x in rows):
                 rows.append(r)
             titles.setdefault(r["domain"], []).append(f"{os.path.basename(path)} ({data['date']})")
+    verdicts = criteria(rows) if args.criteria else None
     for domain in sorted(titles):
         target = os.path.join(out_dir, f"tradeoff_{domain}.png")
-        verdicts = read_verdict(args.verdict) if args.verdict else None
         print(draw(rows, domain, target, title="; ".join(dict.fromkeys(titles[domain])), verdicts=verdicts))
 
 

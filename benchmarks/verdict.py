@@ -21,7 +21,9 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 from compare import DOMAIN_TASKS, TASK_METRICS, _paired  # noqa: E402
 
+CANDIDATE = "dpruner/general+domain"
 BASELINES = ["sparsegpt/domain", "sparsegpt/mixed", "wanda/domain", "wanda/mixed"]
+GENERAL_SLACK = 1.05
 #: methods whose rows count for "the best general perplexity of any baseline"
 GENERAL_POOL = ("magnitude", "wanda", "sparsegpt")
 
@@ -36,12 +38,14 @@ def _fmt(paired) -> str:
             f"{paired.high * scale:+.{digits}f}{unit}]")
 
 
-def verdict(rows: list[dict], domain: str, pattern: str, candidate: str, baselines: list[str], slack: float) -> str:
+def verdict(rows: list[dict], domain: str, pattern: str, candidate: str = CANDIDATE, baselines: list[str] = BASELINES,
+            slack: float = GENERAL_SLACK) -> tuple[str, list[str] | None]:
+    """The markdown section of one domain and pattern, and the criteria that fail there (`None`: rows missing)."""
     index = {f"{r['method']}/{r['calibration']}": r for r in rows if r["domain"] == domain and r["pattern"] == pattern}
     cand = index.get(candidate)
     present = [b for b in baselines if b in index]
     if cand is None or not present:
-        return f"### {domain}, {pattern}\n\nmissing rows: {candidate if cand is None else 'every baseline'}\n"
+        return f"### {domain}, {pattern}\n\nmissing rows: {candidate if cand is None else 'every baseline'}\n", None
     # "the best general perplexity of any baseline": every baseline row, SparseGPT on general text included
     pool = [k for k in index if k.split("/")[0] in GENERAL_POOL or k.startswith("llmcompressor-")]
     best_name = min(pool, key=lambda k: index[k]["general_ppl"])
@@ -70,15 +74,15 @@ def verdict(rows: list[dict], domain: str, pattern: str, candidate: str, baselin
     lines += ["", f"Candidate: general {cand['general_ppl']:.2f} ({ratio:.3f}x the best baseline's, {best_name} {best_general:.2f}), "
                   f"domain {cand['domain_ppl']:.2f}. **{'Holds' if not failures else 'Does not hold'}**"
                   + ("" if not failures else ": " + "; ".join(failures)) + "."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", failures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="+", help="compare.py JSON files")
-    parser.add_argument("--candidate", default="dpruner/general+domain", help="method/calibration of the row to judge")
+    parser.add_argument("--candidate", default=CANDIDATE, help="method/calibration of the row to judge")
     parser.add_argument("--baselines", nargs="+", default=BASELINES)
-    parser.add_argument("--general-slack", type=float, default=1.05)
+    parser.add_argument("--general-slack", type=float, default=GENERAL_SLACK)
     parser.add_argument("--out", default=None, help="markdown file (default: print)")
     args = parser.parse_args()
     rows, commands = [], []
@@ -89,7 +93,7 @@ def main() -> None:
         commands.append(f"`{data['command']}` ({data['date']})")
     text = [f"Command: `python {' '.join(sys.argv)}`", "", "From: " + "; ".join(commands), ""]
     keys = sorted({(r["domain"], r["pattern"]) for r in rows if r["method"] != "dense"}, key=lambda k: (k[0], k[1] != "unstructured"))
-    text += [verdict(rows, d, p, args.candidate, args.baselines, args.general_slack) for d, p in keys]
+    text += [verdict(rows, d, p, args.candidate, args.baselines, args.general_slack)[0] for d, p in keys]
     out = "\n".join(text)
     if args.out:
         with open(args.out, "w") as f:

@@ -56,38 +56,39 @@ def test_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
     assert plot.pareto_front(points) == [1, 0, 4, 2]  # by increasing x; (41, 55) and (290, 577) are beaten by (36, 51)
 
 
+def _judged_row(method, calibration, general, domain, correct=None, domain_name="medical"):
+    """A compare.py row whose domain-perplexity windows put its perplexity at `domain`."""
+    correct = correct if correct is not None else [k % 10 < 8 for k in range(200)]
+    r = _row(f"{method}/unstructured/{calibration}", domain, correct)
+    r.update(method=method, calibration=calibration, general_ppl=general, domain_ppl=domain, domain=domain_name)
+    r["domain_ppl_windows"] = {"nll": [math.log(domain) * 511 + (k % 5) / 10 for k in range(40)], "tokens": [511] * 40}
+    return r
+
+
 def test_verdict_holds_only_when_the_candidate_beats_every_baseline_on_the_domain():
     verdict = _load("verdict")
     right = [k % 10 < 8 for k in range(200)]
-
-    def row(method, calibration, general, domain, correct=right):
-        r = _row(f"{method}/unstructured/{calibration}", domain, correct)
-        r.update(method=method, calibration=calibration, general_ppl=general, domain_ppl=domain)
-        r["domain_ppl_windows"] = {"nll": [math.log(domain) * 511 + (k % 5) / 10 for k in range(40)], "tokens": [511] * 40}
-        return r
-
-    baselines = [row("sparsegpt", "domain", 40.0, 2.5), row("wanda", "domain", 38.0, 2.6)]
-    good = row("dpruner", "general+domain", 39.0, 2.0)
-    text = verdict.verdict([good, *baselines], "medical", "unstructured", "dpruner/general+domain",
-                           ["sparsegpt/domain", "wanda/domain"], 1.05)
-    assert "**Holds**" in text and "-20.0%" in text  # domain ppl 2.0 against 2.5, paired on the same windows
+    baselines = [_judged_row("sparsegpt", "domain", 40.0, 2.5), _judged_row("wanda", "domain", 38.0, 2.6)]
+    good = _judged_row("dpruner", "general+domain", 39.0, 2.0)
+    text, failures = verdict.verdict([good, *baselines], "medical", "unstructured", "dpruner/general+domain",
+                                     ["sparsegpt/domain", "wanda/domain"], 1.05)
+    assert "**Holds**" in text and "-20.0%" in text and failures == []  # domain ppl 2.0 against 2.5, paired windows
     # a worse domain perplexity, a general one past the slack, and a task clearly lost: each is named
-    bad = row("dpruner", "general+domain", 41.0, 2.55, [ok and k % 2 == 0 for k, ok in enumerate(right)])
-    text = verdict.verdict([bad, *baselines], "medical", "unstructured", "dpruner/general+domain",
-                           ["sparsegpt/domain", "wanda/domain"], 1.05)
-    assert "**Does not hold**" in text
+    bad = _judged_row("dpruner", "general+domain", 41.0, 2.55, [ok and k % 2 == 0 for k, ok in enumerate(right)])
+    text, failures = verdict.verdict([bad, *baselines], "medical", "unstructured", "dpruner/general+domain",
+                                     ["sparsegpt/domain", "wanda/domain"], 1.05)
+    assert "**Does not hold**" in text and len(failures) == 4  # domain vs sparsegpt, general, the task vs both
     assert "not below sparsegpt/domain's 2.50" in text and "1.079x the best baseline's 38.00 (wanda/domain)" in text
     assert "pubmed_title accuracy below wanda/domain's beyond the interval" in text
 
 
-def test_plot_reads_which_panels_hold_from_the_verdict(tmp_path):
-    verdict = tmp_path / "verdict.md"
-    verdict.write_text(
-        "### legal, 2:4: `dpruner/general+domain` against the baselines\n\n| a |\n\n"
-        "Candidate: general 97.72 (1.034x ...), domain 52.03. **Holds**.\n\n"
-        "### medical, unstructured: `dpruner/general+domain` against the baselines\n\n"
-        "Candidate: general 94.68, domain 57.74. **Does not hold**: domain perplexity 57.74 is not below ...\n\n"
-        "### medical, 2:4\n\nmissing rows: dpruner/general+domain\n"
-    )
-    found = _load("plot_tradeoff").read_verdict(str(verdict))
-    assert found == {("legal", "2:4"): "holds", ("medical", "unstructured"): "does not hold"}
+def test_plot_titles_each_panel_with_the_verdict_of_its_rows():
+    def baselines(domain):
+        return [_judged_row("sparsegpt", "domain", 40.0, 2.5, domain_name=domain),
+                _judged_row("wanda", "domain", 38.0, 2.6, domain_name=domain)]
+
+    rows = [_judged_row("dpruner", "general+domain", 39.0, 2.0), *baselines("medical"),
+            _judged_row("dpruner", "general+domain", 39.0, 2.55, domain_name="legal"), *baselines("legal"),
+            *baselines("other")]  # no candidate row there: no verdict
+    found = _load("plot_tradeoff").criteria(rows)
+    assert found == {("medical", "unstructured"): "holds", ("legal", "unstructured"): "does not hold"}
