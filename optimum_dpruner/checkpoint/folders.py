@@ -136,10 +136,12 @@ def check_creatable(target: str | os.PathLike, argument: str, needed_bytes: int 
     anchor = _nearest_existing(os.path.dirname(target))
     if not os.path.isdir(anchor):
         raise _refuse(argument, target, f"is under {anchor!r}, which is a file, not a folder; choose another path.")
-    try:  # a real write: permission bits, ACLs and read-only mounts all show here (os.access trusts root)
-        fd, probe = tempfile.mkstemp(prefix=".dpruner-write-test-", dir=anchor)
-        os.close(fd)
-        os.remove(probe)
+    # A real write: permission bits, ACLs and read-only mounts all show here (os.access trusts root). An unnamed
+    # file (O_TMPFILE on Linux) leaves nothing behind even when Ctrl-C lands mid-probe; elsewhere tempfile
+    # names it and unlinks it at once.
+    try:
+        with tempfile.TemporaryFile(prefix=".dpruner-write-test-", dir=anchor):
+            pass
     except OSError as e:
         raise _refuse(argument, target, f"cannot be written: {anchor!r} is not writable ({e.strerror}); choose another folder.") from None
     free = shutil.disk_usage(anchor).free
