@@ -237,7 +237,6 @@ def estimate_run(
     rates: Rates | None = None,
     num_processes: int = 1,
     offloaded: bool = False,
-    resident_weight_bytes: int | None = None,
     domain_data: bool = False,
 ) -> RunEstimate:
     """Expected peak memory and seconds of each stage of `config`'s run on `model`.
@@ -245,10 +244,10 @@ def estimate_run(
     `model` may live on the `meta` device: only shapes and dtypes are read. On CPU the peaks are the process's
     resident memory (pass `runtime_bytes`, its size without the model); with an accelerator they are the
     execution device's memory (`runtime_bytes=0`), where an `offloaded` model (kept in CPU RAM, blocks moved
-    one at a time) counts one block instead of all weights. `resident_weight_bytes`: the weights in memory before
-    the run (a memory-mapped checkpoint is read only by the stages that use it); default all of them. `num_processes` splits each domain batch (DDP), and
-    with `domain_parallelism="fsdp"` the domain stage's weights too. `domain_data`: a baseline also gets domain
-    windows (calibration mixing).
+    one at a time) counts one block instead of all weights; every stage holds all of them, a memory-mapped
+    checkpoint's too (`prune()` reads every weight for NaN/inf before it cuts the text). `num_processes` splits each
+    domain batch (DDP), and with `domain_parallelism="fsdp"` the domain stage's weights too. `domain_data`: a
+    baseline also gets domain windows (calibration mixing).
 
     Parts of a peak:
     - `weights`: every parameter; in the block-wise stages of an offloaded model, one decoder block (the domain
@@ -303,10 +302,7 @@ def estimate_run(
         seconds = flops / rates.matmul_flops + ops * rates.op_seconds + elements / rates.elementwise
         return StageEstimate("", parts, seconds)
 
-    before = dict(base)  # cutting the calibration text reads no weight
-    if resident_weight_bytes is not None:
-        before["weights"] = min(resident_weight_bytes, weights)
-    stages = [StageEstimate("calibration_data", before, 0.0)]
+    stages = [StageEstimate("calibration_data", dict(base), 0.0)]
     reconstruct = reconstructs(config)
     # windows of a block-wise pass over general (and domain) data; a set with no share is left out
     beta = config.mixing_weight
@@ -410,13 +406,11 @@ def estimate_for_device(
     execution: torch.device,
     model_home: torch.device,
     runtime_bytes: int,
-    resident_weight_bytes: int | None = None,
     domain_data: bool = False,
 ) -> RunEstimate:
     """`estimate_run` with rates probed on `execution` and the process count of the launch; shared by
     `estimate()` (a skeleton) and `DPruner.estimate()` (the loaded model). `model_home` is where the weights
-    live between blocks; `runtime_bytes` the process's resident size without them and `resident_weight_bytes` the
-    weights resident now (both used when running on CPU)."""
+    live between blocks; `runtime_bytes` the process's resident size without them (used when running on CPU)."""
     from .distributed import current_process_group
 
     on_cpu = execution.type == "cpu"
@@ -427,6 +421,5 @@ def estimate_for_device(
         rates=measure_rates(execution),
         num_processes=current_process_group().num_processes,
         offloaded=not on_cpu and model_home.type == "cpu",
-        resident_weight_bytes=resident_weight_bytes if on_cpu else None,
         domain_data=domain_data,
     )

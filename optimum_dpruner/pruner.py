@@ -269,14 +269,14 @@ class DPruner:
             `ConfigError`: `seq_len` exceeds the model's maximum positions.
         """
         from .data import check_seq_len
-        from .estimation import estimate_for_device, resident_parameter_bytes, runtime_rss
+        from .estimation import estimate_for_device, runtime_rss
         from .offload import resolve_device
         from .blockwise import execution_device
 
         check_seq_len(self.config.seq_len, self.model.config)
         model_home = resolve_device(next(self.model.parameters()).device)
         return estimate_for_device(self.model, self.config, execution_device(self.model, self.config), model_home,
-                                   runtime_rss(self.model), resident_parameter_bytes(self.model), domain_data=domain_data)
+                                   runtime_rss(self.model), domain_data=domain_data)
 
     def _last_result(self, action: str) -> PruneResult:
         if self.result is None:

@@ -24,9 +24,6 @@ def test_parts_follow_the_shapes(tiny_llama):
     weights = sum(p.numel() * 4 for p in tiny_llama.parameters())
     stages = _stages(tiny_llama, seq_len=64, num_samples=8)
     assert stages["calibration_data"].parts["weights"] == weights
-    # a memory-mapped model not read yet: cutting the text reads no weight, the first stage that works reads them all
-    mapped = {x.stage: x for x in estimate_run(tiny_llama, DPrunerConfig.paper(), rates=RATES, resident_weight_bytes=0).stages}
-    assert mapped["calibration_data"].parts["weights"] == 0 and mapped["general_importance"].parts["weights"] == weights
     # SparseGPT keeps one fp32 (d_in, d_in) Hessian per matrix of the current block
     assert stages["general_importance"].parts["statistics"] == sum(m.weight.shape[1] ** 2 * 4 for m in block0)
     assert stages["domain_importance"].parts["scores"] == 2 * numel * 4  # G and I
