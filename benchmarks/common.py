@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: the validation texts, and writing a result as JSON plus markdown."""
+"""Helpers shared by the benchmark scripts: the validation texts, test perplexities, and writing a result as JSON
+plus markdown (and re-writing the markdown alone)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import os
 import shlex
 from typing import Any, Callable
+
+PEER_SETS = {"wikipedia": "builtin:general", "pubmed": "builtin:medical", "legislation": "builtin:legal"}
 
 
 def _jsonl(path: str) -> list[dict]:
@@ -50,3 +53,26 @@ def write_result(out: str, record: dict[str, Any], markdown: Callable[[dict[str,
     with open(os.path.splitext(out)[0] + ".md", "w", encoding="utf-8") as f:
         f.write(text)
     print(text)
+
+
+def test_perplexities(model, tokenizer, sets: dict[str, str], windows: int) -> dict[str, float]:
+    """Perplexity of `model` on the first `windows` 512-token test windows of each of `sets` (name: source)."""
+    from optimum_dpruner import perplexity
+
+    return {name: round(perplexity(model, tokenizer, source, window=512, limit=windows, progress=False), 3)
+            for name, source in sets.items()}
+
+
+def add_output_arguments(parser, default_out: str) -> None:
+    """`--out` (the JSON result, its markdown beside it) and `--markdown-only`."""
+    parser.add_argument("--out", default=default_out)
+    parser.add_argument("--markdown-only", action="store_true", help="only re-write the .md table from an existing --out")
+
+
+def rewrite_markdown(args, write_markdown: Callable[[dict, str], None]) -> bool:
+    """With `--markdown-only`, re-write the table from `--out`'s JSON and return True (the script is done)."""
+    if not args.markdown_only:
+        return False
+    with open(args.out, encoding="utf-8") as f:
+        write_markdown(json.load(f), args.out)
+    return True

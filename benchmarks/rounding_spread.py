@@ -10,7 +10,7 @@ its own venv, `make peer-venv`), and every model is evaluated with the perplexit
     python benchmarks/rounding_spread.py --out benchmarks/results/rounding_spread.json
     python benchmarks/rounding_spread.py --pattern unstructured --num-samples 16 --seq-len 256 --orders 0 1 --out ...
 
-(the second form is the speed comparison of issue 15: the same windows, ours and the peer alternating in one run).
+(the pairs' times are in the result too; `speed_vs_peer.py` is the time comparison, with the bound).
 
 writes the JSON result and a markdown table next to it (`--markdown-only` re-writes the table from the JSON).
 """
@@ -23,7 +23,7 @@ import os
 import sys
 import time
 
-SETS = {"wikipedia": "builtin:general", "pubmed": "builtin:medical", "legislation": "builtin:legal"}
+from common import PEER_SETS as SETS, add_output_arguments, rewrite_markdown, test_perplexities
 
 
 def main() -> None:
@@ -35,18 +35,15 @@ def main() -> None:
     parser.add_argument("--eval-windows", type=int, default=8)
     parser.add_argument("--num-samples", type=int, default=32, help="calibration windows (library default 32)")
     parser.add_argument("--seq-len", type=int, default=512, help="tokens per calibration window (library default 512)")
-    parser.add_argument("--out", default="benchmarks/results/rounding_spread.json")
-    parser.add_argument("--markdown-only", action="store_true", help="only re-write the .md table from an existing --out")
+    add_output_arguments(parser, "benchmarks/results/rounding_spread.json")
     args = parser.parse_args()
-    if args.markdown_only:
-        with open(args.out) as f:
-            write_markdown(json.load(f), args.out)
+    if rewrite_markdown(args, write_markdown):
         return
 
     import torch
     from peer import prune_in_peer_venv
 
-    from optimum_dpruner import DPruner, DPrunerConfig, perplexity
+    from optimum_dpruner import DPruner, DPrunerConfig
     from optimum_dpruner.data import calibration_samples
     from optimum_dpruner.methods import SparseGPTMethod
     from optimum_dpruner.blockwise import prune_blockwise
@@ -59,8 +56,7 @@ def main() -> None:
     windows = calibration_samples("builtin:general", tokenizer, config.num_samples, config.seq_len, config.seed)
 
     def evaluate() -> dict[str, float]:
-        return {name: round(perplexity(model, tokenizer, source, window=512, limit=args.eval_windows, progress=False), 3)
-                for name, source in SETS.items()}
+        return test_perplexities(model, tokenizer, SETS, args.eval_windows)
 
     rows = []
     for order in args.orders:

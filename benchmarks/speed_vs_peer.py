@@ -25,7 +25,9 @@ import platform
 import sys
 import time
 
-SETS = {"wikipedia": "builtin:general", "pubmed": "builtin:medical"}
+from common import PEER_SETS, add_output_arguments, command_line, rewrite_markdown, test_perplexities
+
+SETS = {name: PEER_SETS[name] for name in ("wikipedia", "pubmed")}
 
 
 def main() -> None:
@@ -36,19 +38,15 @@ def main() -> None:
     parser.add_argument("--peer-python", default=os.path.join(".peer-venv", "bin", "python"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-windows", type=int, default=8)
-    parser.add_argument("--out", default="benchmarks/results/speed_vs_peer.json")
-    parser.add_argument("--markdown-only", action="store_true", help="only re-write the .md table from an existing --out")
+    add_output_arguments(parser, "benchmarks/results/speed_vs_peer.json")
     args = parser.parse_args()
-    if args.markdown_only:
-        with open(args.out) as f:
-            write_markdown(json.load(f), args.out)
+    if rewrite_markdown(args, write_markdown):
         return
 
     import torch
-    from common import command_line
     from peer import prune_in_peer_venv
 
-    from optimum_dpruner import DPruner, DPrunerConfig, perplexity
+    from optimum_dpruner import DPruner, DPrunerConfig
     from optimum_dpruner.blockwise import prune_blockwise
     from optimum_dpruner.data import calibration_samples
     from optimum_dpruner.methods import get_method
@@ -62,8 +60,7 @@ def main() -> None:
                          f"{args.threads} torch threads", "eval_windows": args.eval_windows, "rows": []}
 
     def evaluate() -> dict[str, float]:
-        return {name: round(perplexity(model, tokenizer, source, window=512, limit=args.eval_windows, progress=False), 3)
-                for name, source in SETS.items()}
+        return test_perplexities(model, tokenizer, SETS, args.eval_windows)
 
     for size in args.sizes:
         num_samples, seq_len = (int(v) for v in size.split("x"))
