@@ -1,12 +1,13 @@
-"""Peak memory and time of each D-Pruner stage against model size, and `DPruner.estimate()` against them.
+"""Peak memory and time of each pruning stage against model size, and `DPruner.estimate()` against them.
 
 Models: three randomly initialised LLaMA sizes (SmolLM2's tokenizer and vocabulary, seeded) and the real
 SmolLM2-135M-Instruct, fp32 on CPU. Each model runs in a fresh process (so that one run's memory does not
-linger into the next): `estimate()` is taken first, then `prune("builtin:general", "builtin:medical")`, whose
-report gives each stage's wall time and peak RSS (sampled every 20 ms). The estimate holds when every stage's
-peak is within 25% of the measured one.
+linger into the next): `estimate()` is taken first, then `prune(...)` (D-Pruner on general + medical text, the
+other methods on general text, each method with its default config), whose report gives each stage's wall time
+and peak RSS (sampled every 20 ms). The estimate holds when every stage's peak is within 25% of the measured one.
 
     python benchmarks/memory_scaling.py --out benchmarks/results/memory_scaling.json
+    python benchmarks/memory_scaling.py --methods dpruner sparsegpt wanda --out ...
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ SIZES = {  # name: (hidden, layers, intermediate, heads, kv heads)
 }
 
 
-def run_one(name: str, args: argparse.Namespace) -> dict:
-    """In this process: build or load the model, estimate, prune, and return the row."""
+def run_one(name: str, method: str, args: argparse.Namespace) -> dict:
+    """In this process: build or load the model, estimate, prune with `method`, and return the row."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
@@ -47,11 +48,12 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
                              num_attention_heads=heads, num_key_value_heads=kv, vocab_size=len(tokenizer),
                              max_position_embeddings=2048, tie_word_embeddings=True)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
-    config = DPrunerConfig(num_samples=args.samples, domain_num_samples=args.samples, seq_len=args.seq_len)
+    config = DPrunerConfig(method=method, num_samples=args.samples, domain_num_samples=args.samples, seq_len=args.seq_len)
     pruner = DPruner(model, tokenizer, config)
     estimate = pruner.estimate()
     start = time.time()
-    report = pruner.prune("builtin:general", "builtin:medical", progress=False).report
+    data = ("builtin:general", "builtin:medical") if method == "dpruner" else ("builtin:general",)
+    report = pruner.prune(*data, progress=False).report
     stages = {}
     for stage, est in estimate.to_dict()["stages"].items():
         measured = report.peak_rss_bytes.get(stage, 0) / MIB
@@ -65,6 +67,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
         }
     return {
         "model": name,
+        "method": method,
         "parameters": model.num_parameters(),
         "weights_mib": estimate.assumptions["weight_mib"],
         "runtime_mib": estimate.assumptions["runtime_mib"],
@@ -81,6 +84,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=[*SIZES, "smollm2-135m"])
+    parser.add_argument("--methods", nargs="+", default=["dpruner"], help="methods, each with its default config")
     parser.add_argument("--samples", type=int, default=8, help="general and domain calibration sequences")
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
@@ -88,16 +92,17 @@ def main() -> None:
     parser.add_argument("--single", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
-        print(json.dumps(run_one(args.single, args)))
+        name, method = args.single.split(":")
+        print(json.dumps(run_one(name, method, args)))
         return
     command = "python " + " ".join(sys.argv)
     rows = []
-    for name in args.models:
-        cmd = [sys.executable, __file__, "--single", name, "--samples", str(args.samples), "--seq-len",
+    for name, method in [(n, m) for m in args.methods for n in args.models]:
+        cmd = [sys.executable, __file__, "--single", f"{name}:{method}", "--samples", str(args.samples), "--seq-len",
                str(args.seq_len), "--threads", str(args.threads)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+            raise SystemExit(f"{name} ({method}) failed:\n{done.stderr[-3000:]}")
         row = json.loads(done.stdout.strip().splitlines()[-1])
         print(json.dumps(row), flush=True)
         rows.append(row)
