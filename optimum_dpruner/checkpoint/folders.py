@@ -33,7 +33,7 @@ from ..configuration import CONFIG_NAME
 from ..errors import ConfigError
 from .metadata import SPARSITY_KEY
 
-__all__ = ["check_output_folder", "check_creatable", "replace_folder", "written_files", "MANIFEST_KEY"]
+__all__ = ["check_output_folder", "check_creatable", "replace_folder", "signals_deferred", "written_files", "MANIFEST_KEY"]
 
 #: key of `dpruner_config.json` listing the files a save wrote (the only ones an overwrite may delete)
 MANIFEST_KEY = "written_files"
@@ -210,8 +210,10 @@ def _exchange(a: str, b: str) -> bool:
 
 
 @contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM back (main thread only) while the old and the new folder are swapped."""
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back (main thread only) for a few file-system calls that must not be cut in two (a
+    staging folder made and its name kept; the old and the new folder swapped): a signal that arrives meanwhile is
+    delivered when the block ends."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
         yield
         return
@@ -232,7 +234,7 @@ def replace_folder(new: str, target: str) -> None:
     if not os.path.lexists(target):
         os.replace(new, target)
         return
-    with _signals_deferred():
+    with signals_deferred():
         if _exchange(new, target):
             old = new  # the exchange left the old folder where the new one was
         else:

@@ -26,7 +26,7 @@ import torch
 from ..configuration import CONFIG_NAME, DPrunerConfig
 from ..errors import ConfigError
 from .compression import compress_folder, compressed_files, read_weights
-from .folders import MANIFEST_KEY, check_output_folder, replace_folder
+from .folders import MANIFEST_KEY, check_output_folder, replace_folder, signals_deferred
 from .metadata import FORMAT_BITMASK, FORMAT_DENSE, SPARSITY_KEY, is_hub_id, library_versions, sparsity_metadata
 
 __all__ = ["save_pruned", "load_pretrained"]
@@ -93,8 +93,10 @@ def save_pruned(
     )
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=parent)
+    tmp = None
     try:
+        with signals_deferred():  # a Ctrl-C while the folder is made lands after `tmp` names it, so it is removed
+            tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=parent)
         metadata = sparsity_metadata(report, config)
         setattr(model.config, SPARSITY_KEY, metadata)
         model.save_pretrained(tmp, max_shard_size=max_shard_size)
@@ -132,7 +134,8 @@ def save_pruned(
             json.dump(side_car, f, indent=2, sort_keys=True)
         replace_folder(tmp, target)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     logger.info("Saved the pruned model (%s format) to %s", metadata["format"], target)
     return target
