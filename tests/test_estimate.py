@@ -88,7 +88,6 @@ def test_runtime_does_not_count_weights_whether_or_not_they_were_read(tmp_path):
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
     from optimum_dpruner.estimation import resident_parameter_bytes, runtime_rss
-    from optimum_dpruner.guards import check_finite_weights
 
     config = LlamaConfig(hidden_size=512, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=8,
                          num_key_value_heads=8, vocab_size=8000, tie_word_embeddings=False)
@@ -99,8 +98,29 @@ def test_runtime_does_not_count_weights_whether_or_not_they_were_read(tmp_path):
     del in_memory
     mapped = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32)
     before = runtime_rss(mapped)
-    # prune() starts with this check; it reads every page, which is why every estimated stage holds all weights
-    check_finite_weights(mapped)
+    with torch.no_grad():
+        for p in mapped.parameters():
+            p.sum()  # read every page
     assert total <= resident_parameter_bytes(mapped) <= total + 2**20  # + the file's header and page rounding
     after = runtime_rss(mapped)
     assert abs(after - before) < 0.1 * total, (before, after, total)
+
+
+def test_the_first_check_of_a_run_reads_every_weight(tmp_path):
+    """Why every estimated stage holds all weights, a memory-mapped checkpoint's too: `prune()` starts with
+    `check_finite_weights`, which reads every page before the calibration text is cut."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from optimum_dpruner.estimation import resident_parameter_bytes
+    from optimum_dpruner.guards import check_finite_weights
+
+    config = LlamaConfig(hidden_size=512, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=8,
+                         num_key_value_heads=8, vocab_size=8000, tie_word_embeddings=False)
+    model = LlamaForCausalLM(config)
+    total = sum(p.numel() * 4 for p in model.parameters())
+    model.save_pretrained(tmp_path)
+    del model
+    mapped = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32)
+    assert resident_parameter_bytes(mapped) < total  # loaded memory-mapped: not all read yet
+    check_finite_weights(mapped)
+    assert resident_parameter_bytes(mapped) >= total
