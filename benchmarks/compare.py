@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -241,7 +242,7 @@ def _write_tables(path: str, data: dict, domains: list[str], reference: str) -> 
     items = {t: {r[t]["items"] for r in rows if t in r} for d in domains for t in _tasks(d)}
     sizes = ", ".join(f"{t} {'/'.join(map(str, sorted(n)))}" for t, n in items.items() if n)
     with open(os.path.splitext(path)[0] + ".md", "w") as f:
-        threads = data.get("threads", os.cpu_count())
+        threads = ", ".join(str(t) for t in sorted({r.get("threads", data.get("threads", os.cpu_count())) for r in data["rows"]}))
         f.write(f"Command: `{command}`\n\nDate: {data['date']}, torch threads: {threads}, fp32, SmolLM2-135M-Instruct, 50% "
                 f"sparsity; perplexity on {windows_text} 512-token test windows; items: "
                 f"{sizes} (seed {data.get('seed', 0)}). Brackets: 95% percentile bootstrap interval over windows / items; "
@@ -255,6 +256,11 @@ def _summary(row: dict) -> dict:
     """A row without its configuration and per-window / per-item data (the progress line)."""
     out = {k: v for k, v in row.items() if k not in ("config", "stage_seconds") and not k.endswith("_windows")}
     return {k: ({m: x for m, x in v.items() if m != "per_item"} if isinstance(v, dict) else v) for k, v in out.items()}
+
+
+def _protocol(command: str) -> str:
+    """`command` without its `--threads` value: threads change a row's timings, not what it measures."""
+    return re.sub(r" --threads \d+", "", command)
 
 
 def _runs(args: argparse.Namespace, domain: str) -> list[str]:
@@ -319,9 +325,12 @@ def main() -> None:
     if args.resume and os.path.exists(args.out):
         with open(args.out) as f:
             previous = json.load(f)
-        if previous["command"] != command:
+        if _protocol(previous["command"]) != _protocol(command):
             raise SystemExit(f"--resume: {args.out} was written by another command ({previous['command']}); drop --resume.")
+        command = previous["command"]  # the file keeps its first command; each row records its own threads
         rows = previous["rows"]
+        for row in rows:
+            row.setdefault("threads", previous.get("threads"))
     done = {r["run"] for r in rows}
     scores_seconds = {(r["domain"], r["method"]): r["scores_seconds"] for r in rows if r.get("scores") == "computed"}
     if args.scores_dir:
@@ -356,6 +365,7 @@ def main() -> None:
             elif row.get("scores") == "reused":
                 row["prune_seconds"] = round(row["own_seconds"] + scores_seconds.get((domain, row["method"]), 0.0), 1)
             row["wall_seconds"] = round(time.time() - start, 1)
+            row["threads"] = args.threads
             rows.append(row)
             rows.sort(key=lambda r: order.get(r["run"], len(order)))  # rows added by --resume keep the table's order
             print(json.dumps(_summary(row)), flush=True)

@@ -92,3 +92,11 @@ def test_plot_titles_each_panel_with_the_verdict_of_its_rows():
             *baselines("other")]  # no candidate row there: no verdict
     found = _load("plot_tradeoff").criteria(rows)
     assert found == {("medical", "unstructured"): "holds", ("legal", "unstructured"): "does not hold"}
+
+
+def test_compare_resumes_a_command_that_differs_only_in_its_threads():
+    compare = _load("compare")
+    first = "python benchmarks/compare.py --domains medical --threads 1 --out x.json"
+    assert compare._protocol(first) == compare._protocol(first.replace("--threads 1", "--threads 2"))
+    assert compare._protocol(first) != compare._protocol(first.replace("medical", "legal"))
+    assert compare._protocol(first) != compare._protocol(first + " --eval-windows 32")
