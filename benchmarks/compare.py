@@ -242,6 +242,7 @@ def _write_tables(path: str, data: dict, domains: list[str], reference: str) -> 
     items = {t: {r[t]["items"] for r in rows if t in r} for d in domains for t in _tasks(d)}
     sizes = ", ".join(f"{t} {'/'.join(map(str, sorted(n)))}" for t, n in items.items() if n)
     with open(os.path.splitext(path)[0] + ".md", "w") as f:
+        # each row records its threads; files written before that hold one value for all rows
         threads = ", ".join(str(t) for t in sorted({r.get("threads", data.get("threads", os.cpu_count())) for r in data["rows"]}))
         f.write(f"Command: `{command}`\n\nDate: {data['date']}, torch threads: {threads}, fp32, SmolLM2-135M-Instruct, 50% "
                 f"sparsity; perplexity on {windows_text} 512-token test windows; items: "
@@ -369,8 +370,7 @@ def main() -> None:
             rows.append(row)
             rows.sort(key=lambda r: order.get(r["run"], len(order)))  # rows added by --resume keep the table's order
             print(json.dumps(_summary(row)), flush=True)
-            data = {"command": command, "date": time.strftime("%Y-%m-%d", time.gmtime()), "seed": args.seed, "threads": args.threads,
-                    "overlap": overlap,
+            data = {"command": command, "date": time.strftime("%Y-%m-%d", time.gmtime()), "seed": args.seed, "overlap": overlap,
                     "rows": rows}
             with open(args.out, "w") as f:
                 json.dump(data, f, indent=1)

@@ -22,9 +22,10 @@ import json
 import time
 
 import torch
+from common import PEER_SETS, test_perplexities
 from safetensors.torch import load_file, save_file
 
-SETS = {"wikipedia": "builtin:general", "pubmed": "builtin:medical"}
+SETS = {name: PEER_SETS[name] for name in ("wikipedia", "pubmed")}
 
 
 def main() -> None:
@@ -73,8 +74,6 @@ def main() -> None:
         save_file({f"{name}.weight": module.weight.detach().contiguous() for name, module in pruner.model.named_modules()
                    if isinstance(module, torch.nn.Linear) and name.startswith("model.layers.")}, args.out)
     else:
-        from optimum_dpruner import perplexity
-
         a, b = (load_file(path) for path in args.weights)
         differing = {k: int(((a[k] == 0) != (b[k] == 0)).sum()) for k in a}
         total = sum(v.numel() for v in a.values())
@@ -85,8 +84,7 @@ def main() -> None:
             with torch.no_grad():
                 for name, tensor in weights.items():
                     parameters[name].copy_(tensor)
-            ppl[path] = {s: round(perplexity(pruner.model, pruner.tokenizer, source, window=512, limit=8, progress=False), 3)
-                         for s, source in SETS.items()}
+            ppl[path] = test_perplexities(pruner.model, pruner.tokenizer, SETS, 8)
         print(json.dumps({
             "mask_entries_differing": sum(differing.values()), "of": total,
             "first_two_blocks": {k: v for k, v in differing.items() if k.startswith(("model.layers.0.", "model.layers.1."))},
