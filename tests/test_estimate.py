@@ -82,16 +82,22 @@ def test_estimate_reads_no_weights_and_agrees_with_the_loaded_model(tmp_path, ma
     assert "domain_importance" in str(from_path)
 
 
-def test_runtime_does_not_count_weights_whether_or_not_they_were_read(tmp_path):
-    """A safetensors checkpoint loads memory-mapped: its pages become resident only once read. The runtime the
-    estimate adds to the weights must not shrink by the pages still on disk (it did: SmolLM2's was 0)."""
-    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
-
-    from optimum_dpruner.estimation import resident_parameter_bytes, runtime_rss
+def _small_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(hidden_size=512, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=8,
                          num_key_value_heads=8, vocab_size=8000, tie_word_embeddings=False)
-    in_memory = LlamaForCausalLM(config)
+    return LlamaForCausalLM(config)
+
+
+def test_runtime_does_not_count_weights_whether_or_not_they_were_read(tmp_path):
+    """A safetensors checkpoint loads memory-mapped: its pages become resident only once read. The runtime the
+    estimate adds to the weights must not shrink by the pages still on disk (it did: SmolLM2's was 0)."""
+    from transformers import AutoModelForCausalLM
+
+    from optimum_dpruner.estimation import resident_parameter_bytes, runtime_rss
+
+    in_memory = _small_llama()
     total = sum(p.numel() * 4 for p in in_memory.parameters())
     assert resident_parameter_bytes(in_memory) == total  # copies in process memory count in full
     in_memory.save_pretrained(tmp_path)
@@ -109,14 +115,12 @@ def test_runtime_does_not_count_weights_whether_or_not_they_were_read(tmp_path):
 def test_the_first_check_of_a_run_reads_every_weight(tmp_path):
     """Why every estimated stage holds all weights, a memory-mapped checkpoint's too: `prune()` starts with
     `check_finite_weights`, which reads every page before the calibration text is cut."""
-    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM
 
     from optimum_dpruner.estimation import resident_parameter_bytes
     from optimum_dpruner.guards import check_finite_weights
 
-    config = LlamaConfig(hidden_size=512, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=8,
-                         num_key_value_heads=8, vocab_size=8000, tie_word_embeddings=False)
-    model = LlamaForCausalLM(config)
+    model = _small_llama()
     total = sum(p.numel() * 4 for p in model.parameters())
     model.save_pretrained(tmp_path)
     del model
