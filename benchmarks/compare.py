@@ -5,8 +5,10 @@ One command gives the table of benchmarks/README.md:
     python benchmarks/compare.py --domains medical --out benchmarks/results/compare_medical.json
     python benchmarks/compare.py --domains legal --out benchmarks/results/compare_legal.json
 
-(`--resume` continues an interrupted command: the rows already in --out are kept; `--tables-only` rewrites the
-markdown table from --out, e.g. against another `--reference` row, without running anything.)
+(`--resume` continues an interrupted command: the rows already in --out are kept, and only the missing ones run.
+The resumed command may ask for more rows (other --domains, --methods, --patterns) and run at other --threads, but
+must measure the same way (every other flag equal); the file then records it. `--tables-only` rewrites the markdown
+table from --out, e.g. against another `--reference` row, without running anything.)
 
 For each domain, at 50% unstructured and 2:4: the dense model; magnitude (no data); SparseGPT calibrated on general
 text (Wikipedia train articles), on domain text (PubMed train abstracts; CaseHOLD train cases) and on both mixed
@@ -259,9 +261,25 @@ def _summary(row: dict) -> dict:
     return {k: ({m: x for m, x in v.items() if m != "per_item"} if isinstance(v, dict) else v) for k, v in out.items()}
 
 
+# flags that choose which rows run (or how fast), not what a row measures
+_ROW_FLAGS = ("threads", "domains", "methods", "patterns")
+
+
 def _protocol(command: str) -> str:
-    """`command` without its `--threads` value: threads change a row's timings, not what it measures."""
-    return re.sub(r" --threads \d+", "", command)
+    """`command` without the values of `_ROW_FLAGS`: what every row of a file must share to be compared."""
+    return re.sub(r" --(?:%s)(?: [^-][^ ]*)*" % "|".join(_ROW_FLAGS), "", command)
+
+
+def _resumed_command(previous: dict, command: str, runs: list[str]) -> str:
+    """The command a resumed file records: `command`, if it measures like the file's and asks for every row the file
+    holds (so that it alone re-makes the whole file); otherwise a SystemExit that says which."""
+    if _protocol(previous["command"]) != _protocol(command):
+        raise SystemExit(f"--resume: {previous['command']!r} wrote that file, with another protocol; drop --resume.")
+    missing = sorted({r["run"] for r in previous["rows"]} - set(runs))
+    if missing:
+        raise SystemExit(f"--resume: the file has rows this command does not ask for ({', '.join(missing)}); "
+                         "add their domains, methods and patterns.")
+    return command
 
 
 def _runs(args: argparse.Namespace, domain: str) -> list[str]:
@@ -326,10 +344,8 @@ def main() -> None:
     if args.resume and os.path.exists(args.out):
         with open(args.out) as f:
             previous = json.load(f)
-        if _protocol(previous["command"]) != _protocol(command):
-            raise SystemExit(f"--resume: {args.out} was written by another command ({previous['command']}); drop --resume.")
-        command = previous["command"]  # the file keeps its first command; each row records its own threads
-        rows = previous["rows"]
+        command = _resumed_command(previous, command, [run for domain in args.domains for run in _runs(args, domain)])
+        rows = previous["rows"]  # each row records its own threads
         for row in rows:
             row.setdefault("threads", previous.get("threads"))
     done = {r["run"] for r in rows}

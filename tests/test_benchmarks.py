@@ -6,6 +6,8 @@ import importlib.util
 import math
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -94,9 +96,16 @@ def test_plot_titles_each_panel_with_the_verdict_of_its_rows():
     assert found == {("medical", "unstructured"): "holds", ("legal", "unstructured"): "does not hold"}
 
 
-def test_compare_resumes_a_command_that_differs_only_in_its_threads():
+def test_compare_resumes_a_command_that_asks_for_more_rows_measured_the_same_way():
     compare = _load("compare")
-    first = "python benchmarks/compare.py --domains medical --threads 1 --out x.json"
-    assert compare._protocol(first) == compare._protocol(first.replace("--threads 1", "--threads 2"))
-    assert compare._protocol(first) != compare._protocol(first.replace("medical", "legal"))
-    assert compare._protocol(first) != compare._protocol(first + " --eval-windows 32")
+    first = "python benchmarks/compare.py --domains medical --patterns unstructured --methods dpruner --threads 1 --out x.json"
+    previous = {"command": first, "rows": [{"run": "medical/dense/-/-"}, {"run": "medical/dpruner/unstructured/general+domain"}]}
+    more = first.replace("--patterns unstructured --methods dpruner --threads 1",
+                         "--patterns unstructured 2:4 --methods wanda dpruner --threads 2")
+    runs = ["medical/dense/-/-", "medical/wanda/unstructured/domain", "medical/dpruner/unstructured/general+domain",
+            "medical/dpruner/2:4/general+domain"]
+    assert compare._resumed_command(previous, more, runs) == more
+    with pytest.raises(SystemExit, match="another protocol"):
+        compare._resumed_command(previous, more + " --eval-windows 32", runs)
+    with pytest.raises(SystemExit, match="medical/dpruner/unstructured/general\\+domain"):
+        compare._resumed_command(previous, first.replace("--methods dpruner", "--methods wanda"), runs[:2])
