@@ -6,7 +6,7 @@ For each domain, one panel per sparsity pattern: general perplexity (Wikipedia t
 (PubMed / US legislation test), both on log axes, lower-left is better. One point per method x calibration, with
 its 95% bootstrap interval as bars when the JSON has them (compare.py writes them; older files have none); the
 dense model is a black star in every panel; the dashed line is the Pareto front of the pruned models (those no
-other pruned model beats on both axes). Writes `tradeoff_<domain>.png` into `--out-dir` (default: next to the first JSON); the rows of several files of
+other pruned model beats on both axes). Writes `tradeoff_<domain><--suffix>.png` into `--out-dir` (default: next to the first JSON); the rows of several files of
 one domain (e.g. one file per pattern) are pooled into its figure.
 
 Needs matplotlib: `pip install optimum-dpruner[benchmarks]` (or `pip install matplotlib`).
@@ -107,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="+", help="compare.py JSON files")
     parser.add_argument("--out-dir", default=None, help="folder of the PNGs (default: the first JSON's folder)")
+    parser.add_argument("--suffix", default="", help="appended to each PNG's name (tradeoff_<domain><suffix>.png), e.g. _full")
     parser.add_argument("--criteria", action="store_true",
                         help="each panel's title says whether issue 17's criteria hold there (benchmarks/verdict.py's defaults)")
     args = parser.parse_args()
@@ -126,7 +127,7 @@ def main() -> None:
             titles.setdefault(r["domain"], []).append(f"{os.path.basename(path)} ({data['date']})")
     verdicts = criteria(rows) if args.criteria else None
     for domain in sorted(titles):
-        target = os.path.join(out_dir, f"tradeoff_{domain}.png")
+        target = os.path.join(out_dir, f"tradeoff_{domain}{args.suffix}.png")
         print(draw(rows, domain, target, title="; ".join(dict.fromkeys(titles[domain])), verdicts=verdicts))
 
 
