@@ -341,10 +341,11 @@ def main() -> None:
     if any(m.startswith(PEER_PREFIX) for m in args.methods) and not os.path.exists(args.peer_python):
         raise SystemExit(f"--peer-python {args.peer_python} does not exist; run `make peer-venv` or drop the llmcompressor-* methods.")
     rows: list[dict] = []
+    runs = [run for domain in args.domains for run in _runs(args, domain)]
     if args.resume and os.path.exists(args.out):
         with open(args.out) as f:
             previous = json.load(f)
-        command = _resumed_command(previous, command, [run for domain in args.domains for run in _runs(args, domain)])
+        command = _resumed_command(previous, command, runs)
         rows = previous["rows"]  # each row records its own threads
         for row in rows:
             row.setdefault("threads", previous.get("threads"))
@@ -360,7 +361,7 @@ def main() -> None:
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     overlap = {domain: check_overlap(domain) for domain in args.domains}
     print(json.dumps({"overlap": overlap}), flush=True)
-    order = {run: i for i, run in enumerate(run for domain in args.domains for run in _runs(args, domain))}
+    order = {run: i for i, run in enumerate(runs)}
     for domain in args.domains:
         for run in _runs(args, domain):
             if run in done:
