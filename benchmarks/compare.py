@@ -44,9 +44,11 @@ data again). Results are appended to --out (JSON) as they finish, and a markdown
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
-import re
+import shlex
 import subprocess
 import sys
 import time
@@ -261,20 +263,37 @@ def _summary(row: dict) -> dict:
     return {k: ({m: x for m, x in v.items() if m != "per_item"} if isinstance(v, dict) else v) for k, v in out.items()}
 
 
-# flags that choose which rows run (or how fast), not what a row measures
-_ROW_FLAGS = ("threads", "domains", "methods", "patterns")
+# flags that choose which rows run (or how fast), or where results go, not what a row measures
+_ROW_FLAGS = ("threads", "domains", "methods", "patterns", "resume", "out", "tables_only", "reference", "single")
 
 
-def _protocol(command: str) -> str:
-    """`command` without the values of `_ROW_FLAGS`: what every row of a file must share to be compared."""
-    return re.sub(r" --(?:%s)(?: [^-][^ ]*)*" % "|".join(_ROW_FLAGS), "", command)
+def _protocol(command: str) -> dict | None:
+    """What every row of a file must share to be compared: the parsed flags of `command` (defaults filled in, so
+    `--mixcal-weight 0.75` spelled out or left to its default reads the same) less `_ROW_FLAGS`; `None` when the
+    command does not parse (e.g. two commands joined by hand)."""
+    words = shlex.split(command)
+    start = next((i + 1 for i, w in enumerate(words) if w.endswith("compare.py")), None)
+    if start is None:
+        return None
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # argparse's usage text is not the error here
+            args, unknown = _parser().parse_known_args(words[start:])
+    except SystemExit:
+        return None
+    return None if unknown else {k: v for k, v in vars(args).items() if k not in _ROW_FLAGS}
 
 
 def _resumed_command(previous: dict, command: str, runs: list[str]) -> str:
     """The command a resumed file records: `command`, if it measures like the file's and asks for every row the file
     holds (so that it alone re-makes the whole file); otherwise a SystemExit that says which."""
-    if _protocol(previous["command"]) != _protocol(command):
-        raise SystemExit(f"--resume: {previous['command']!r} wrote that file, with another protocol; drop --resume.")
+    before, now = _protocol(previous["command"]), _protocol(command)
+    if before is None or now is None:
+        raise SystemExit(f"--resume: {previous['command']!r} wrote that file and cannot be read as one compare.py "
+                         "command; drop --resume.")
+    differ = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    if differ:
+        raise SystemExit(f"--resume: {previous['command']!r} wrote that file, with another protocol "
+                         f"({', '.join('--' + k.replace('_', '-') for k in differ)}); drop --resume.")
     missing = sorted({r["run"] for r in previous["rows"]} - set(runs))
     if missing:
         raise SystemExit(f"--resume: the file has rows this command does not ask for ({', '.join(missing)}); "
@@ -295,7 +314,7 @@ def _runs(args: argparse.Namespace, domain: str) -> list[str]:
     return runs
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--domains", nargs="+", default=["medical", "legal"], choices=sorted(DOMAIN_TASKS))
     parser.add_argument("--methods", nargs="+", default=["magnitude", "wanda", "sparsegpt", "dpruner-paper", "dpruner"],
@@ -328,7 +347,11 @@ def main() -> None:
                         help="where the D-Pruner unstructured run saves G and I for the 2:4 run ('' to recompute)")
     parser.add_argument("--out", default="benchmarks/results/compare.json")
     parser.add_argument("--single", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
     if args.single:
         print(json.dumps(_single(args)))
         return
@@ -337,7 +360,7 @@ def main() -> None:
             data = json.load(f)
         _write_tables(args.out, data, args.domains, args.reference)
         return
-    command = "python " + " ".join(a for a in sys.argv if a != "--resume")
+    command = "python " + shlex.join(a for a in sys.argv if a != "--resume")
     if any(m.startswith(PEER_PREFIX) for m in args.methods) and not os.path.exists(args.peer_python):
         raise SystemExit(f"--peer-python {args.peer_python} does not exist; run `make peer-venv` or drop the llmcompressor-* methods.")
     rows: list[dict] = []

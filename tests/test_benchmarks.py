@@ -105,7 +105,11 @@ def test_compare_resumes_a_command_that_asks_for_more_rows_measured_the_same_way
     runs = ["medical/dense/-/-", "medical/wanda/unstructured/domain", "medical/dpruner/unstructured/general+domain",
             "medical/dpruner/2:4/general+domain"]
     assert compare._resumed_command(previous, more, runs) == more
-    with pytest.raises(SystemExit, match="another protocol"):
+    with pytest.raises(SystemExit, match="another protocol \\(--eval-windows\\)"):
         compare._resumed_command(previous, more + " --eval-windows 32", runs)
+    # a default spelled out measures the same; a file written by two commands joined by hand is not resumed
+    assert compare._resumed_command(previous, more + " --billsum-limit 50 --seed 0", runs) == more + " --billsum-limit 50 --seed 0"
+    with pytest.raises(SystemExit, match="cannot be read"):
+        compare._resumed_command({**previous, "command": first + " + " + first}, more, runs)
     with pytest.raises(SystemExit, match="medical/dpruner/unstructured/general\\+domain"):
         compare._resumed_command(previous, first.replace("--methods dpruner", "--methods wanda"), runs[:2])
