@@ -9,6 +9,8 @@ row (`--baselines`: SparseGPT and Wanda on domain text and mixed, MixCal): its d
 below every baseline's, its general perplexity at most `--general-slack` (1.05) x the best general perplexity of
 any baseline row (Wanda and SparseGPT with any calibration, magnitude, the peers), and each domain task metric not below a baseline's beyond the interval (the paired 95% bootstrap of
 candidate - baseline must not lie wholly below 0). Every difference is paired on the same windows and items.
+While some baseline rows are still missing (a compare run part-way), a verdict with no failure reads "Holds so far"
+and names them; a failure is final, since more rows can only add failures.
 """
 
 from __future__ import annotations
@@ -39,13 +41,15 @@ def _fmt(paired) -> str:
 
 
 def verdict(rows: list[dict], domain: str, pattern: str, candidate: str = CANDIDATE, baselines: list[str] = BASELINES,
-            slack: float = GENERAL_SLACK) -> tuple[str, list[str] | None]:
-    """The markdown section of one domain and pattern, and the criteria that fail there (`None`: rows missing)."""
+            slack: float = GENERAL_SLACK) -> tuple[str, list[str] | None, list[str]]:
+    """The markdown section of one domain and pattern, the criteria that fail there (`None`: no candidate row or no
+    baseline row) and the baselines not measured there."""
     index = {f"{r['method']}/{r['calibration']}": r for r in rows if r["domain"] == domain and r["pattern"] == pattern}
     cand = index.get(candidate)
     present = [b for b in baselines if b in index]
+    missing = [b for b in baselines if b not in index]
     if cand is None or not present:
-        return f"### {domain}, {pattern}\n\nmissing rows: {candidate if cand is None else 'every baseline'}\n", None
+        return f"### {domain}, {pattern}\n\nmissing rows: {candidate if cand is None else 'every baseline'}\n", None, missing
     # "the best general perplexity of any baseline": every baseline row, SparseGPT on general text included
     pool = [k for k in index if k.split("/")[0] in GENERAL_POOL or k.startswith("llmcompressor-")]
     best_name = min(pool, key=lambda k: index[k]["general_ppl"])
@@ -71,10 +75,12 @@ def verdict(rows: list[dict], domain: str, pattern: str, candidate: str = CANDID
     if ratio > slack:
         failures.append(f"general perplexity {cand['general_ppl']:.2f} is {ratio:.3f}x the best baseline's {best_general:.2f} ({best_name}) "
                         f"(allowed {slack}x)")
+    outcome = "Does not hold" if failures else "Holds so far" if missing else "Holds"
     lines += ["", f"Candidate: general {cand['general_ppl']:.2f} ({ratio:.3f}x the best baseline's, {best_name} {best_general:.2f}), "
-                  f"domain {cand['domain_ppl']:.2f}. **{'Holds' if not failures else 'Does not hold'}**"
-                  + ("" if not failures else ": " + "; ".join(failures)) + "."]
-    return "\n".join(lines) + "\n", failures
+                  f"domain {cand['domain_ppl']:.2f}. **{outcome}**"
+                  + ("" if not failures else ": " + "; ".join(failures)) + "."
+                  + (f" Rows not measured yet: {', '.join(missing)}." if missing else "")]
+    return "\n".join(lines) + "\n", failures, missing
 
 
 def main() -> None:

@@ -72,13 +72,17 @@ def test_verdict_holds_only_when_the_candidate_beats_every_baseline_on_the_domai
     right = [k % 10 < 8 for k in range(200)]
     baselines = [_judged_row("sparsegpt", "domain", 40.0, 2.5), _judged_row("wanda", "domain", 38.0, 2.6)]
     good = _judged_row("dpruner", "general+domain", 39.0, 2.0)
-    text, failures = verdict.verdict([good, *baselines], "medical", "unstructured", "dpruner/general+domain",
-                                     ["sparsegpt/domain", "wanda/domain"], 1.05)
-    assert "**Holds**" in text and "-20.0%" in text and failures == []  # domain ppl 2.0 against 2.5, paired windows
+    text, failures, missing = verdict.verdict([good, *baselines], "medical", "unstructured", "dpruner/general+domain",
+                                              ["sparsegpt/domain", "wanda/domain"], 1.05)
+    assert "**Holds**" in text and "-20.0%" in text and failures == [] and missing == []  # 2.0 against 2.5, paired windows
+    # a baseline not measured yet: no failure so far, and the verdict says it is not final
+    text, failures, missing = verdict.verdict([good, *baselines], "medical", "unstructured", "dpruner/general+domain",
+                                              ["sparsegpt/domain", "wanda/domain", "sparsegpt/mixed"], 1.05)
+    assert "**Holds so far**" in text and "Rows not measured yet: sparsegpt/mixed." in text and missing == ["sparsegpt/mixed"]
     # a worse domain perplexity, a general one past the slack, and a task clearly lost: each is named
     bad = _judged_row("dpruner", "general+domain", 41.0, 2.55, [ok and k % 2 == 0 for k, ok in enumerate(right)])
-    text, failures = verdict.verdict([bad, *baselines], "medical", "unstructured", "dpruner/general+domain",
-                                     ["sparsegpt/domain", "wanda/domain"], 1.05)
+    text, failures, _ = verdict.verdict([bad, *baselines], "medical", "unstructured", "dpruner/general+domain",
+                                        ["sparsegpt/domain", "wanda/domain"], 1.05)
     assert "**Does not hold**" in text and len(failures) == 4  # domain vs sparsegpt, general, the task vs both
     assert "not below sparsegpt/domain's 2.50" in text and "1.079x the best baseline's 38.00 (wanda/domain)" in text
     assert "pubmed_title accuracy below wanda/domain's beyond the interval" in text
@@ -93,7 +97,10 @@ def test_plot_titles_each_panel_with_the_verdict_of_its_rows():
             _judged_row("dpruner", "general+domain", 39.0, 2.55, domain_name="legal"), *baselines("legal"),
             *baselines("other")]  # no candidate row there: no verdict
     found = _load("plot_tradeoff").criteria(rows)
-    assert found == {("medical", "unstructured"): "holds", ("legal", "unstructured"): "does not hold"}
+    # the default baselines include the mixed-calibration rows, which these panels lack
+    assert found == {("medical", "unstructured"): "holds so far", ("legal", "unstructured"): "does not hold"}
+    mixed = [_judged_row(m, "mixed", 40.0, 2.5, domain_name="medical") for m in ("sparsegpt", "wanda")]
+    assert _load("plot_tradeoff").criteria(rows + mixed)[("medical", "unstructured")] == "holds"
 
 
 def test_compare_resumes_a_command_that_asks_for_more_rows_measured_the_same_way():
