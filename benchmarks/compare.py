@@ -287,7 +287,9 @@ def _resumed_command(previous: dict, command: str, runs: list[str]) -> str:
     """The command a resumed file records: `command`, if it measures like the file's and asks for every row the file
     holds (so that it alone re-makes the whole file); otherwise a SystemExit that says which."""
     before, now = _protocol(previous["command"]), _protocol(command)
-    if before is None or now is None:
+    if now is None:
+        raise SystemExit(f"--resume: {command!r} cannot be read as one compare.py command.")
+    if before is None:
         raise SystemExit(f"--resume: {previous['command']!r} wrote that file and cannot be read as one compare.py "
                          "command; drop --resume.")
     differ = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))

@@ -116,7 +116,9 @@ def test_compare_resumes_a_command_that_asks_for_more_rows_measured_the_same_way
         compare._resumed_command(previous, more + " --eval-windows 32", runs)
     # a default spelled out measures the same; a file written by two commands joined by hand is not resumed
     assert compare._resumed_command(previous, more + " --billsum-limit 50 --seed 0", runs) == more + " --billsum-limit 50 --seed 0"
-    with pytest.raises(SystemExit, match="cannot be read"):
+    with pytest.raises(SystemExit, match="wrote that file and cannot be read"):
         compare._resumed_command({**previous, "command": first + " + " + first}, more, runs)
+    with pytest.raises(SystemExit, match="^--resume: 'python benchmarks/compare.py --no-such-flag' cannot be read"):
+        compare._resumed_command(previous, "python benchmarks/compare.py --no-such-flag", runs)
     with pytest.raises(SystemExit, match="medical/dpruner/unstructured/general\\+domain"):
         compare._resumed_command(previous, first.replace("--methods dpruner", "--methods wanda"), runs[:2])
