@@ -7,10 +7,12 @@
 For each domain and pattern, the candidate row (`--candidate`, default the library's D-Pruner) against each baseline
 row (`--baselines`: SparseGPT and Wanda on domain text and mixed, MixCal): its domain perplexity must be strictly
 below every baseline's, its general perplexity at most `--general-slack` (1.05) x the best general perplexity of
-any baseline row (Wanda and SparseGPT with any calibration, magnitude, the peers), and each domain task metric not below a baseline's beyond the interval (the paired 95% bootstrap of
+any baseline row (Wanda and SparseGPT with any calibration, magnitude, the peers), and each domain task metric that
+the compare tables show (compare.TASK_METRICS) not below a baseline's beyond the interval (the paired 95% bootstrap of
 candidate - baseline must not lie wholly below 0). Every difference is paired on the same windows and items.
-While some baseline rows are still missing (a compare run part-way), a verdict with no failure reads "Holds so far"
-and names them; a failure is final, since more rows can only add failures.
+While some of those rows are still missing (a compare run part-way: a `--baselines` row, or SparseGPT on general
+text, which every compare run has and which may set the best general perplexity), a verdict with no failure reads
+"Holds so far" and names them; a failure is final, since more rows can only add failures.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ BASELINES = ["sparsegpt/domain", "sparsegpt/mixed", "wanda/domain", "wanda/mixed
 GENERAL_SLACK = 1.05
 #: methods whose rows count for "the best general perplexity of any baseline"
 GENERAL_POOL = ("magnitude", "wanda", "sparsegpt")
+#: a row every compare run has that is not a `--baselines` row but counts for the best general perplexity
+GENERAL_EXPECTED = "sparsegpt/general"
 
 
 def _fmt(paired) -> str:
@@ -47,9 +51,10 @@ def verdict(rows: list[dict], domain: str, pattern: str, candidate: str = CANDID
     index = {f"{r['method']}/{r['calibration']}": r for r in rows if r["domain"] == domain and r["pattern"] == pattern}
     cand = index.get(candidate)
     present = [b for b in baselines if b in index]
-    missing = [b for b in baselines if b not in index]
+    missing = [b for b in dict.fromkeys([*baselines, GENERAL_EXPECTED]) if b not in index]
     if cand is None or not present:
-        return f"### {domain}, {pattern}\n\nmissing rows: {candidate if cand is None else 'every baseline'}\n", None, missing
+        text = f"### {domain}, {pattern}\n\nmissing rows: {candidate if cand is None else 'every baseline'}\n"
+        return text, None, missing
     # "the best general perplexity of any baseline": every baseline row, SparseGPT on general text included
     pool = [k for k in index if k.split("/")[0] in GENERAL_POOL or k.startswith("llmcompressor-")]
     best_name = min(pool, key=lambda k: index[k]["general_ppl"])

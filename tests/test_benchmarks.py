@@ -70,15 +70,22 @@ def _judged_row(method, calibration, general, domain, correct=None, domain_name=
 def test_verdict_holds_only_when_the_candidate_beats_every_baseline_on_the_domain():
     verdict = _load("verdict")
     right = [k % 10 < 8 for k in range(200)]
-    baselines = [_judged_row("sparsegpt", "domain", 40.0, 2.5), _judged_row("wanda", "domain", 38.0, 2.6)]
+    baselines = [_judged_row("sparsegpt", "domain", 40.0, 2.5), _judged_row("wanda", "domain", 38.0, 2.6),
+                 _judged_row("sparsegpt", "general", 45.0, 3.0)]
     good = _judged_row("dpruner", "general+domain", 39.0, 2.0)
     text, failures, missing = verdict.verdict([good, *baselines], "medical", "unstructured", "dpruner/general+domain",
                                               ["sparsegpt/domain", "wanda/domain"], 1.05)
-    assert "**Holds**" in text and "-20.0%" in text and failures == [] and missing == []  # 2.0 against 2.5, paired windows
+    # domain ppl 2.0 against 2.5, paired windows
+    assert "**Holds**" in text and "-20.0%" in text and failures == [] and missing == []
     # a baseline not measured yet: no failure so far, and the verdict says it is not final
     text, failures, missing = verdict.verdict([good, *baselines], "medical", "unstructured", "dpruner/general+domain",
                                               ["sparsegpt/domain", "wanda/domain", "sparsegpt/mixed"], 1.05)
-    assert "**Holds so far**" in text and "Rows not measured yet: sparsegpt/mixed." in text and missing == ["sparsegpt/mixed"]
+    assert "**Holds so far**" in text and "Rows not measured yet: sparsegpt/mixed." in text
+    assert missing == ["sparsegpt/mixed"]
+    # nor without SparseGPT on general text, which may hold the best general perplexity
+    missing = verdict.verdict([good, *baselines[:2]], "medical", "unstructured", "dpruner/general+domain",
+                              ["sparsegpt/domain", "wanda/domain"], 1.05)[2]
+    assert missing == ["sparsegpt/general"]
     # a worse domain perplexity, a general one past the slack, and a task clearly lost: each is named
     bad = _judged_row("dpruner", "general+domain", 41.0, 2.55, [ok and k % 2 == 0 for k, ok in enumerate(right)])
     text, failures, _ = verdict.verdict([bad, *baselines], "medical", "unstructured", "dpruner/general+domain",
@@ -97,9 +104,10 @@ def test_plot_titles_each_panel_with_the_verdict_of_its_rows():
             _judged_row("dpruner", "general+domain", 39.0, 2.55, domain_name="legal"), *baselines("legal"),
             *baselines("other")]  # no candidate row there: no verdict
     found = _load("plot_tradeoff").criteria(rows)
-    # the default baselines include the mixed-calibration rows, which these panels lack
+    # the default baselines include the mixed-calibration rows and SparseGPT on general text, which these panels lack
     assert found == {("medical", "unstructured"): "holds so far", ("legal", "unstructured"): "does not hold"}
-    mixed = [_judged_row(m, "mixed", 40.0, 2.5, domain_name="medical") for m in ("sparsegpt", "wanda")]
+    rest = (("sparsegpt", "mixed"), ("wanda", "mixed"), ("sparsegpt", "general"))
+    mixed = [_judged_row(m, c, 40.0, 2.5, domain_name="medical") for m, c in rest]
     assert _load("plot_tradeoff").criteria(rows + mixed)[("medical", "unstructured")] == "holds"
 
 
