@@ -204,6 +204,8 @@ def _paired(row: dict, reference: dict, key: str, metric: str | None):
             return None
         return paired_bootstrap(perplexity_statistic(a["nll"], a["tokens"]), perplexity_statistic(b["nll"], b["tokens"]),
                                 len(a["tokens"]), relative=True)
+    if key not in row or key not in reference:  # e.g. a reference row made with --skip-tasks
+        return None
     a, b = row[key].get("per_item"), reference[key].get("per_item")
     if not a or not b or a.get("references") != b.get("references") or len(next(iter(a.values()))) != len(next(iter(b.values()))):
         return None

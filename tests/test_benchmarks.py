@@ -50,6 +50,10 @@ def test_compare_table_marks_what_differs_from_the_reference_row():
     old.update({t: {"items": 200, "accuracy": 0.5} for t in ("wiki_next", "pubmed_title")})
     line = compare._table([dense, old], "medical").splitlines()[3]
     assert "*" not in line and "[" not in line
+    # a reference row without a task another row has: that cell is shown, unmarked
+    bare = {k: v for k, v in dense.items() if k != "pubmed_title"}
+    line = compare._table([bare, worse], "medical").splitlines()[3]
+    assert line.count("*") == 3 and "| 0.5" in line
 
 
 def test_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
