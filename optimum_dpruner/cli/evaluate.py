@@ -74,7 +74,9 @@ class EvaluateCommand(DPrunerCLICommand):
         )
         parser.add_argument("--window", type=_positive, default=None, metavar="N",
                             help="Tokens per window (default: 512, or the model's maximum positions when fewer).")
-        parser.add_argument("--stride", type=_positive, default=None, metavar="N", help="Step between windows (default: --window).")
+        parser.add_argument("--stride", type=_positive, default=None, metavar="N",
+                            help="Step between windows, in text tokens (default: the text tokens a window holds: "
+                                 "--window, less one with a BOS).")
         parser.add_argument(
             "--limit", type=_positive, default=None, metavar="N",
             help="At most N windows per data set, N items per task (BillSum defaults to 20).",
@@ -82,7 +84,9 @@ class EvaluateCommand(DPrunerCLICommand):
         parser.add_argument("--batch-size", type=_positive, default=8, metavar="N", help="Task sequences per forward pass (default: 8).")
         parser.add_argument("--max-new-tokens", type=_positive, default=None, metavar="N",
                             help="BillSum summary length (default: 128, or what the model's positions leave).")
-        parser.add_argument("--seed", type=int, default=0, help="Seed of the task items chosen by --limit (default: 0).")
+        parser.add_argument("--seed", type=int, default=0,
+                            help="Seed of the task items chosen by --limit and of the tasks' bootstrap intervals "
+                                 "(default: 0; perplexity intervals always use seed 0).")
         parser.add_argument("--text-column", default="text", metavar="COLUMN", help="Column holding the text (default: text).")
         parser.add_argument(
             "--add-bos", type=auto_or_bool, default="auto", metavar="{auto,true,false}",
