@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from bos_tokenizer import bos_tokenizer
+from bos_tokenizer import bos_tokenizer, metaspace_tokenizer
 from optimum_dpruner.errors import ConfigError, DataError
 from optimum_dpruner.evaluation import (
     accuracy,
@@ -22,6 +22,7 @@ from optimum_dpruner.evaluation import (
     rouge,
     tokenize_corpus,
 )
+from optimum_dpruner.evaluation.choice import ChoiceItem, choice_logprobs, pair_ids
 from optimum_dpruner.evaluation.scoring import continuation_logprobs, greedy_generate
 from optimum_dpruner.evaluation.uncertainty import bootstrap_interval, mean_statistic
 
@@ -147,6 +148,24 @@ def test_continuation_logprobs_match_a_plain_forward_at_any_batch_size(make_tiny
         got = continuation_logprobs(model, contexts, continuations, batch_size=batch_size, progress=False)
         assert [n for _, n in got] == [len(c) for c in continuations]
         assert [s for s, _ in got] == pytest.approx(expected, abs=1e-4)
+
+
+@torch.no_grad()
+def test_a_choice_is_scored_on_the_tokens_it_has_after_its_context(make_tiny):
+    """A SentencePiece-style tokenizer encodes " yes" alone with an extra "▁": the choice is scored on the tokens
+    it gets inside context + choice (as lm-evaluation-harness splits them), never on that extra token."""
+    tok = metaspace_tokenizer()
+    ids = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    whole = ids("Answer (yes or no): yes")
+    context, choice = pair_ids(tok, "Answer (yes or no):", " yes")
+    assert context + choice == whole and context == ids("Answer (yes or no):")
+    assert len(ids(" yes")) == len(choice) + 1  # the extra "▁" the model would otherwise be scored on
+    assert pair_ids(tok, "Answer (yes or no): ", "yes") == (context, choice)  # a trailing space moves to the choice
+    model = make_tiny("llama")
+    scores = choice_logprobs(model, tok, [ChoiceItem("Answer (yes or no):", (" yes", " no"), 0)], progress=False)
+    log_probs = torch.log_softmax(model(input_ids=torch.tensor([whole])).logits[0, :-1], -1)
+    expected = sum(float(log_probs[k - 1, whole[k]]) for k in range(len(context), len(whole)))
+    assert scores.tokens[0][0] == len(choice) and scores.logprob[0][0] == pytest.approx(expected, abs=1e-4)
 
 
 @torch.no_grad()

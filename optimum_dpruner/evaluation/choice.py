@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ..errors import DataError
 from .scoring import continuation_logprobs
 
-__all__ = ["ChoiceItem", "ChoiceScores", "NORMALISATIONS", "choice_logprobs", "choose", "pick"]
+__all__ = ["ChoiceItem", "ChoiceScores", "NORMALISATIONS", "choice_logprobs", "choose", "pair_ids", "pick"]
 
 NORMALISATIONS = ("sum", "token", "pmi")
 
@@ -47,6 +47,22 @@ def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def pair_ids(tokenizer, context: str, choice: str) -> tuple[list[int], list[int]]:
+    """Token ids of `context` and of `choice` after it, split as lm-evaluation-harness splits them.
+
+    The context's trailing whitespace moves to the choice, and the choice's ids are what follows the context's ids in
+    the encoding of the whole text: a SentencePiece tokenizer (LLaMA, Mistral) encodes `" yes"` alone with an extra
+    `"▁"`, which the model never sees after a context. Where the whole text's encoding does not start with the
+    context's, the tail still goes to the choice (as lm-evaluation-harness does); a choice that would get no token
+    that way keeps its own encoding.
+    """
+    stripped = context.rstrip()
+    choice = context[len(stripped):] + choice
+    context_ids = _ids(tokenizer, stripped)
+    tail = _ids(tokenizer, stripped + choice)[len(context_ids):]
+    return context_ids, tail if tail else _ids(tokenizer, choice)
+
+
 def choice_logprobs(
     model,
     tokenizer,
@@ -65,10 +81,10 @@ def choice_logprobs(
     for item in items:
         if not item.choices or not 0 <= item.label < len(item.choices):
             raise DataError(f"an item has {len(item.choices)} choices and label {item.label}; the label must index a choice.")
-        context = _ids(tokenizer, item.context)
         for choice in item.choices:
+            context, continuation = pair_ids(tokenizer, item.context, choice)
             contexts.append(context)
-            continuations.append(_ids(tokenizer, choice))
+            continuations.append(continuation)
         shape.append(len(item.choices))
     scored = continuation_logprobs(model, contexts, continuations, batch_size, max_length, progress, desc=desc)
     unconditional = None

@@ -39,6 +39,27 @@ def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def pubmedqa_items(records: list[dict]) -> list[ChoiceItem]:
+    """PubMedQA records as multiple-choice items (the prompt `pubmedqa` documents)."""
+    items = []
+    for r in records:
+        if r["final_decision"] not in PUBMEDQA_LABELS:
+            raise DataError(f"a pubmedqa item has final_decision={r['final_decision']!r}; use one of {', '.join(PUBMEDQA_LABELS)}.")
+        prompt = f"Abstract: {' '.join(r['contexts'])}\nQuestion: {r['question']}\nAnswer (yes, no or maybe):"
+        items.append(ChoiceItem(prompt, tuple(" " + label for label in PUBMEDQA_LABELS), PUBMEDQA_LABELS.index(r["final_decision"])))
+    return items
+
+
+def casehold_items(records: list[dict]) -> list[ChoiceItem]:
+    """CaseHOLD records as multiple-choice items: the citing text up to ``<HOLDING>``, the five holdings."""
+    items = []
+    for r in records:
+        before = r["citing_prompt"].split("<HOLDING>")[0]
+        space = "" if not before or before[-1].isspace() or before[-1] == "(" else " "
+        items.append(ChoiceItem(before, tuple(space + r[f"holding_{k}"].strip() for k in range(5)), int(r["label"])))
+    return items
+
+
 def pubmedqa(
     model, tokenizer, data: Any = None, limit: int | None = None, batch_size: int = 8, seed: int = 0,
     max_length: int | None = None, progress: bool = True,
@@ -49,12 +70,7 @@ def pubmedqa(
     ``" no"``, ``" maybe"``. Metrics: `accuracy`, `macro_f1` (over yes/no/maybe), each with its interval.
     """
     records = load_task_records("pubmedqa", data, limit, seed)
-    items = []
-    for r in records:
-        if r["final_decision"] not in PUBMEDQA_LABELS:
-            raise DataError(f"a pubmedqa item has final_decision={r['final_decision']!r}; use one of {', '.join(PUBMEDQA_LABELS)}.")
-        prompt = f"Abstract: {' '.join(r['contexts'])}\nQuestion: {r['question']}\nAnswer (yes, no or maybe):"
-        items.append(ChoiceItem(prompt, tuple(" " + label for label in PUBMEDQA_LABELS), PUBMEDQA_LABELS.index(r["final_decision"])))
+    items = pubmedqa_items(records)
     scores = choice_logprobs(model, tokenizer, items, None, batch_size, fit_to_model(model, "max_length", max_length, 2048),
                              progress, desc="pubmedqa")
     predictions = [PUBMEDQA_LABELS[k] for k in choose(scores, "sum")]
@@ -72,11 +88,7 @@ def casehold(
     each with its interval.
     """
     records = load_task_records("casehold", data, limit, seed)
-    items = []
-    for r in records:
-        before = r["citing_prompt"].split("<HOLDING>")[0]
-        space = "" if not before or before[-1].isspace() or before[-1] == "(" else " "
-        items.append(ChoiceItem(before, tuple(space + r[f"holding_{k}"].strip() for k in range(5)), int(r["label"])))
+    items = casehold_items(records)
     scores = choice_logprobs(model, tokenizer, items, None, batch_size, fit_to_model(model, "max_length", max_length, 2048),
                              progress, desc="casehold")
     return task_result("casehold", choose(scores, "token"), [item.label for item in items], seed=seed)
