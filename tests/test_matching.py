@@ -118,6 +118,19 @@ def test_next_sentence_items_never_offer_the_context_s_own_paragraph_as_a_distra
         assert all(paragraph not in c.split() for k, c in enumerate(item.choices) if k != item.label)
 
 
+def test_next_sentence_items_never_repeat_a_choice():
+    """Boilerplate repeats across paragraphs (as in bills): the right sentence and the distractors stay distinct."""
+    same = "The Secretary shall carry out this section with the funds."
+    articles = ["\n".join(f"Paragraph {p} opens the text here. {same} Sentence {p} of its own is this one."
+                          for p in range(8))]
+    items = next_sentence_items(articles, per_article=16, context_words=20)
+    assert any(c.strip() == same for item in items for c in item.choices)
+    for item in items:
+        assert len({c.strip() for c in item.choices}) == len(item.choices)
+    # too few distinct sentences besides the right one: no item rather than a repeated choice
+    assert next_sentence_items(["\n".join(f"Start {p} of it here. {same}" for p in range(8))], context_words=20) == []
+
+
 def test_split_sentences_keeps_abbreviations_together():
     text = "The U.S. Army moved to St. Louis in 1850. It stayed there. Dr. Smith said so! Then (in 1900) it left."
     assert split_sentences(text) == ["The U.S. Army moved to St. Louis in 1850.", "It stayed there.", "Dr. Smith said so!",

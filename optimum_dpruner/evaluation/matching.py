@@ -154,7 +154,8 @@ def next_sentence_items(
     A candidate is a sentence of `min_words`-`max_words` words that is not the first of its paragraph; its
     context is the preceding sentences of that paragraph, cut to their last `context_words` words (whole
     sentences are kept where they fit). Distractors are sentences of the same length range from other
-    paragraphs of the same article (`same_article`) or of other articles.
+    paragraphs of the same article (`same_article`) or of other articles; no choice repeats another (a
+    candidate without enough distinct distractors is skipped).
     """
     pick_items, pick_choices = random.Random(seed), random.Random(seed + 1)  # the same items whatever the distractors
     paragraphs = [[split_sentences(line, abbreviations) for line in article.split("\n") if line.strip()] for article in articles]
@@ -168,10 +169,13 @@ def next_sentence_items(
                 pool = [s for q, sentences in enumerate(fits[a]) if q != p for s in sentences]
             else:
                 pool = [s for b, other in enumerate(fits) if b != a for sentences in other for s in sentences]
-            if len(pool) < num_choices - 1:
+            if len(set(pool) - {article[p][k]}) < num_choices - 1:
                 continue
             true = " " + article[p][k]
-            choices = [true, *(" " + s for s in pick_choices.sample(pool, num_choices - 1))]
+            drawn = pick_choices.sample(pool, num_choices - 1)
+            while len({article[p][k], *drawn}) < num_choices:  # a distractor repeats a choice (boilerplate): draw again
+                drawn = pick_choices.sample(pool, num_choices - 1)
+            choices = [true, *(" " + s for s in drawn)]
             pick_choices.shuffle(choices)
             items.append(ChoiceItem(_last_words(article[p][:k], context_words), tuple(choices), choices.index(true)))
     return items
