@@ -56,6 +56,16 @@ def criteria(rows: list[dict]) -> dict[tuple[str, str], str]:
     return found
 
 
+#: methods in the order of their colours, so that a method has one colour in every figure whatever rows it holds
+COLOUR_ORDER = ("dpruner", "dpruner-paper", "sparsegpt", "wanda", "magnitude")
+
+
+def colour_slots(methods) -> dict[str, int]:
+    """`method -> index` of its colour: `COLOUR_ORDER` first, then other methods (the peers) by name."""
+    others = sorted(set(methods) - set(COLOUR_ORDER) - {"dense"})
+    return {m: k for k, m in enumerate([*COLOUR_ORDER, *others])}
+
+
 def draw(rows: list[dict], domain: str, path: str, title: str = "", verdicts: dict | None = None) -> str:
     """One figure for `domain`: a panel per pattern with the dense row in each (its title says whether issue 17's
     criteria hold there, when `verdicts` has the panel); returns `path`."""
@@ -68,8 +78,7 @@ def draw(rows: list[dict], domain: str, path: str, title: str = "", verdicts: di
     rows = [r for r in rows if r["domain"] == domain]
     dense = [r for r in rows if r["method"] == "dense"]
     patterns = sorted({r["pattern"] for r in rows if r["method"] != "dense"}, key=lambda p: (p != "unstructured", p))
-    methods = sorted({r["method"] for r in rows if r["method"] != "dense"})
-    colours = {m: plt.get_cmap("tab10")(k % 10) for k, m in enumerate(methods)}
+    colours = {m: plt.get_cmap("tab10")(k % 10) for m, k in colour_slots(r["method"] for r in rows).items()}
     figure, axes = plt.subplots(1, len(patterns), figsize=(6.4 * len(patterns), 5.6), squeeze=False)
     for ax, pattern in zip(axes[0], patterns):
         panel = dense + [r for r in rows if r["pattern"] == pattern and r["method"] != "dense"]

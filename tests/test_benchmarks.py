@@ -62,6 +62,13 @@ def test_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
     assert plot.pareto_front(points) == [1, 0, 4, 2]  # by increasing x; (41, 55) and (290, 577) are beaten by (36, 51)
 
 
+def test_a_method_keeps_its_colour_whichever_rows_a_figure_holds():
+    plot = _load("plot_tradeoff")
+    everything = plot.colour_slots(["dense", "dpruner", "dpruner-paper", "sparsegpt", "wanda", "llmcompressor-sparsegpt"])
+    assert plot.colour_slots(["dense", "sparsegpt", "dpruner"])["sparsegpt"] == everything["sparsegpt"]
+    assert len(set(everything.values())) == len(everything)  # a colour each
+
+
 def _judged_row(method, calibration, general, domain, correct=None, domain_name="medical"):
     """A compare.py row whose domain-perplexity windows put its perplexity at `domain`."""
     correct = correct if correct is not None else [k % 10 < 8 for k in range(200)]
