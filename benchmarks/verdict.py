@@ -71,7 +71,7 @@ def verdict(rows: list[dict], domain: str, pattern: str, candidate: str = CANDID
         if not cand["domain_ppl"] < base["domain_ppl"]:
             failures.append(f"domain perplexity {cand['domain_ppl']:.2f} is not below {name}'s {base['domain_ppl']:.2f}")
         for task, metric in tasks:
-            paired = _paired(cand, base, task, metric) if task in base else None
+            paired = _paired(cand, base, task, metric)  # None where base lacks the task
             cells.append(_fmt(paired))
             if paired is not None and paired.high < 0:
                 failures.append(f"{task} {metric} below {name}'s beyond the interval ({_fmt(paired)})")

@@ -169,12 +169,13 @@ def next_sentence_items(
                 pool = [s for q, sentences in enumerate(fits[a]) if q != p for s in sentences]
             else:
                 pool = [s for b, other in enumerate(fits) if b != a for sentences in other for s in sentences]
-            if len(set(pool) - {article[p][k]}) < num_choices - 1:
+            sentence = article[p][k]
+            if len(set(pool) - {sentence}) < num_choices - 1:
                 continue
-            true = " " + article[p][k]
             drawn = pick_choices.sample(pool, num_choices - 1)
-            while len({article[p][k], *drawn}) < num_choices:  # a distractor repeats a choice (boilerplate): draw again
+            while len({sentence, *drawn}) < num_choices:  # a distractor repeats a choice (boilerplate): draw again
                 drawn = pick_choices.sample(pool, num_choices - 1)
+            true = " " + sentence
             choices = [true, *(" " + s for s in drawn)]
             pick_choices.shuffle(choices)
             items.append(ChoiceItem(_last_words(article[p][:k], context_words), tuple(choices), choices.index(true)))
