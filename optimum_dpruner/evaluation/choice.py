@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import DataError
-from .scoring import continuation_logprobs
+from .scoring import continuation_logprobs, text_ids
 
 __all__ = ["ChoiceItem", "ChoiceScores", "NORMALISATIONS", "choice_logprobs", "choose", "pair_ids", "pick"]
 
@@ -43,10 +43,6 @@ class ChoiceScores:
     unconditional: list[list[float]] | None = None
 
 
-def _ids(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
 def pair_ids(tokenizer, context: str, choice: str) -> tuple[list[int], list[int]]:
     """Token ids of `context` and of `choice` after it, split as lm-evaluation-harness splits them.
 
@@ -58,9 +54,9 @@ def pair_ids(tokenizer, context: str, choice: str) -> tuple[list[int], list[int]
     """
     stripped = context.rstrip()
     choice = context[len(stripped):] + choice
-    context_ids = _ids(tokenizer, stripped)
-    tail = _ids(tokenizer, stripped + choice)[len(context_ids):]
-    return context_ids, tail if tail else _ids(tokenizer, choice)
+    context_ids = text_ids(tokenizer, stripped)
+    tail = text_ids(tokenizer, stripped + choice)[len(context_ids):]
+    return context_ids, tail if tail else text_ids(tokenizer, choice)
 
 
 def choice_logprobs(
@@ -90,7 +86,7 @@ def choice_logprobs(
     unconditional = None
     if unconditional_context is not None:
         distinct = sorted({tuple(c) for c in continuations})
-        neutral = _ids(tokenizer, unconditional_context)
+        neutral = text_ids(tokenizer, unconditional_context)
         alone = continuation_logprobs(model, [neutral] * len(distinct), [list(c) for c in distinct], batch_size,
                                       max_length, progress, desc=desc + " (neutral)")
         by_choice = {c: s for c, (s, _) in zip(distinct, alone)}

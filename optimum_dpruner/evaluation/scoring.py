@@ -15,7 +15,12 @@ from tqdm.auto import tqdm
 
 from ..errors import DataError
 
-__all__ = ["continuation_logprobs", "greedy_generate", "pad_token_id"]
+__all__ = ["continuation_logprobs", "greedy_generate", "pad_token_id", "text_ids"]
+
+
+def text_ids(tokenizer, text: str) -> list[int]:
+    """`text`'s token ids without special tokens (a task adds none of its own: contexts start without a BOS)."""
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 def pad_token_id(tokenizer) -> int:

@@ -28,15 +28,11 @@ from .choice import ChoiceItem, choice_logprobs, choose
 from .matching import billsum_next, billsum_title, pubmed_title, wiki_next
 from .metrics import rouge_per_item
 from .records import TASK_LABELS, TaskResult, load_task_records, task_result
-from .scoring import greedy_generate, pad_token_id
+from .scoring import greedy_generate, pad_token_id, text_ids
 
 __all__ = ["TaskResult", "TASKS", "evaluate_task", "load_task_records", "pubmedqa", "casehold", "billsum"]
 
 PUBMEDQA_LABELS = TASK_LABELS["pubmedqa"]
-
-
-def _ids(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 def pubmedqa_items(records: list[dict]) -> list[ChoiceItem]:
@@ -110,7 +106,7 @@ def _prompt_parts(tokenizer, chat_template: bool | None) -> tuple[list[int], lis
     else:
         rendered = f"{_BILLSUM_INSTRUCTION}\n\n{_SLOT}\n\nSummary:"
     before, after = rendered.split(_SLOT)
-    return _ids(tokenizer, before), _ids(tokenizer, after)
+    return text_ids(tokenizer, before), text_ids(tokenizer, after)
 
 
 def billsum(
@@ -139,7 +135,7 @@ def billsum(
                         "or lower max_new_tokens.")
     prompts = []
     for r in records:
-        document = _ids(tokenizer, r["source"].replace(" <SECTION-HEADER> ", "\n").replace("<SECTION-HEADER>", "\n").strip())
+        document = text_ids(tokenizer, r["source"].replace(" <SECTION-HEADER> ", "\n").replace("<SECTION-HEADER>", "\n").strip())
         prompts.append(before + document[:budget] + after)
     eos = model.generation_config.eos_token_id if getattr(model, "generation_config", None) is not None else None
     generated = greedy_generate(model, prompts, max_new_tokens, pad_token_id(tokenizer),
