@@ -21,10 +21,11 @@ from optimum_dpruner.evaluation import (
     pubmedqa,
     rouge,
     tokenize_corpus,
+    tokenize_documents,
 )
 from optimum_dpruner.evaluation.choice import ChoiceItem, choice_logprobs, pair_ids
 from optimum_dpruner.evaluation.scoring import continuation_logprobs, greedy_generate
-from optimum_dpruner.evaluation.uncertainty import bootstrap_interval, mean_statistic
+from optimum_dpruner.evaluation.uncertainty import bootstrap_interval, mean_statistic, perplexity_statistic
 
 
 def _uniform(model):
@@ -93,6 +94,31 @@ def test_perplexity_with_bos_scores_every_text_token_once_after_a_bos(tiny_llama
     assert got == pytest.approx(expected, rel=1e-5)
     assert got != perplexity(tiny_llama, tok, "builtin:medical", window=window, stride=stride, limit=limit, progress=False,
                              add_bos=False)
+
+
+@pytest.mark.parametrize("with_bos", [False, True], ids=["no-bos", "bos"])
+def test_document_resampling_knows_each_window_s_document(tiny_llama, tokenizer, with_bos):
+    tok = bos_tokenizer() if with_bos else tokenizer  # SmolLM2's adds no BOS
+    texts = [" ".join(f"word{k} of document {d}." for k in range(n)) for d, n in enumerate((40, 5, 70))]
+    lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    separator = len(tok("\n\n", add_special_tokens=False)["input_ids"])
+    ids, starts = tokenize_documents(texts, tok)
+    assert starts == [0, lengths[0] + separator, lengths[0] + lengths[1] + 2 * separator] and len(ids) == sum(lengths) + 2 * separator
+    windows = evaluate_perplexity(tiny_llama, tok, texts, window=32, stride=20, progress=False)
+    documents = evaluate_perplexity(tiny_llama, tok, texts, window=32, stride=20, progress=False, resample="documents")
+    # independent reference: the first text token a window scores, and the document that holds it
+    span = 31 if with_bos else 32  # text tokens per window; windows overlap by span - 20
+    first = [0 if with_bos else 1] + [b + span - 20 for b in range(20, 20 * windows.windows, 20)]
+    expected = [sum(p >= s for s in starts) - 1 for p in first]
+    assert windows.window_documents == documents.window_documents == expected and set(expected) == {0, 1, 2}
+    assert documents.perplexity == windows.perplexity and documents.resample == "documents"
+    per_document = {}
+    for d, nll, n in zip(expected, windows.window_nll, windows.window_tokens):
+        per_document[d] = [per_document.get(d, [0.0, 0])[0] + nll, per_document.get(d, [0.0, 0])[1] + n]
+    reference = bootstrap_interval(perplexity_statistic(*zip(*per_document.values())), 3)
+    assert (documents.low, documents.high) == pytest.approx(reference) and (documents.low, documents.high) != (windows.low, windows.high)
+    with pytest.raises(ConfigError, match="resample='articles' must be one of 'windows', 'documents'"):
+        evaluate_perplexity(tiny_llama, tok, texts, window=32, progress=False, resample="articles")
 
 
 def test_perplexity_auto_adds_no_bos_for_smollm2(tiny_llama, tokenizer):

@@ -92,6 +92,11 @@ class EvaluateCommand(DPrunerCLICommand):
             "--add-bos", type=auto_or_bool, default="auto", metavar="{auto,true,false}",
             help="Start each perplexity window with the tokenizer's BOS: auto (when the tokenizer adds one), true or false (default: auto).",
         )
+        parser.add_argument(
+            "--resample", choices=["windows", "documents"], default="windows",
+            help="What a perplexity interval resamples: windows, as if independent (default), or documents with all "
+                 "their windows (wider, and honest where one document spans many windows).",
+        )
         parser.add_argument("--json", action="store_true", help="Print the results as JSON instead of a table.")
         add_model_loading_arguments(parser)
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bars.")
@@ -137,10 +142,11 @@ class EvaluateCommand(DPrunerCLICommand):
                 text_column=args.text_column,
                 progress=not args.no_progress,
                 add_bos=args.add_bos,
+                resample=args.resample,
             )
             results[source] = result.perplexity
             intervals[source] = {"low": result.low, "high": result.high, "windows": result.windows, "tokens": result.tokens,
-                                 "window": result.window, "stride": result.stride}
+                                 "documents": len(set(result.window_documents)), "window": result.window, "stride": result.stride}
         tasks = {}
         for task in args.task:
             status(f"task {task}")
@@ -155,14 +161,14 @@ class EvaluateCommand(DPrunerCLICommand):
             window = next(iter(intervals.values())) if intervals else {"window": args.window, "stride": args.stride}
             bos = window_bos_id(tokenizer, args.add_bos) if results else None  # a BOS leaves window - 1 text tokens
             print(json.dumps({"model": args.model, "perplexity": results, "perplexity_intervals": intervals, "tasks": tasks,
-                              "interval": "95% percentile bootstrap over windows (perplexity) or items (tasks)",
+                              "interval": f"95% percentile bootstrap over {args.resample} (perplexity) or items (tasks)",
                               "sparsity": metadata, "window": window["window"], "stride": window["stride"],
                               "bos_token_id": bos, "limit": args.limit, "seed": args.seed}, indent=2))
             return 0
         if results:
-            rows = [(k, f"{v:.3f}", f"[{intervals[k]['low']:.3f}, {intervals[k]['high']:.3f}]", intervals[k]["windows"])
-                    for k, v in results.items()]
-            print(format_table(rows, header=("dataset", "perplexity", "95% interval", "windows")))
+            rows = [(k, f"{v:.3f}", f"[{intervals[k]['low']:.3f}, {intervals[k]['high']:.3f}]", intervals[k]["windows"],
+                     intervals[k]["documents"]) for k, v in results.items()]
+            print(format_table(rows, header=("dataset", "perplexity", f"95% interval ({args.resample})", "windows", "documents")))
         for task, metrics in tasks.items():
             names = [name for name in metrics if name != "items" and not name.endswith(("_low", "_high"))]
             rows = [(name, f"{metrics[name]:.4f}", f"[{metrics[name + '_low']:.4f}, {metrics[name + '_high']:.4f}]") for name in names]

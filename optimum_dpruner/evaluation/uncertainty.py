@@ -28,6 +28,7 @@ __all__ = [
     "paired_bootstrap",
     "mean_statistic",
     "perplexity_statistic",
+    "group_sums",
     "macro_f1_statistic",
     "macro_f1_counts",
     "point_estimate",
@@ -133,6 +134,13 @@ def perplexity_statistic(nll_sums: Sequence[float], token_counts: Sequence[int])
     """exp(sum of NLL / sum of tokens) over resampled windows (a ratio estimator: windows may differ in length)."""
     nll, tokens = np.asarray(nll_sums, dtype=np.float64), np.asarray(token_counts, dtype=np.float64)
     return lambda indices: np.exp(nll[indices].sum(axis=1) / tokens[indices].sum(axis=1))
+
+
+def group_sums(groups: Sequence[int], *values: Sequence[float]) -> tuple[np.ndarray, ...]:
+    """Per-group sums of each of `values` (one array per argument, one entry per distinct group, in sorted group
+    order): the units of a clustered bootstrap, e.g. documents from their windows' NLL and token sums."""
+    inverse = np.unique(np.asarray(groups), return_inverse=True)[1]
+    return tuple(np.bincount(inverse, weights=np.asarray(v, dtype=np.float64)) for v in values)
 
 
 def macro_f1_counts(predictions: np.ndarray, references: np.ndarray, num_labels: int) -> np.ndarray:

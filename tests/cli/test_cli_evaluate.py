@@ -47,14 +47,17 @@ def test_json_and_tables_carry_the_intervals(optimum_cli, pruned_dir, tokenizer)
     interval = report["perplexity_intervals"]["builtin:medical"]
     assert (interval["low"], interval["high"]) == pytest.approx((expected.low, expected.high), rel=1e-4)
     assert (interval["windows"], interval["window"]) == (3, 32)
+    assert interval["documents"] == len(set(expected.window_documents)) and "over windows" in report["interval"]
     for task in ("pubmed_title", "wiki_next"):
         metrics = evaluate_task(model, tokenizer, task, limit=3, progress=False).metrics
         assert report["tasks"][task] == pytest.approx({"items": 3, **metrics})
         assert {"accuracy", "accuracy_low", "accuracy_high"} <= set(report["tasks"][task])
     table = run_cli(optimum_cli, "dpruner", "evaluate", "-m", pruned_dir, "--dataset", "builtin:legal", "--window", "32",
-                    "--limit", "2", "--task", "billsum_title")
+                    "--limit", "2", "--task", "billsum_title", "--resample", "documents")
     assert table.returncode == 0, table.stderr[-3000:]
-    assert "95% interval" in table.stdout and "billsum_title" in table.stdout and "accuracy" in table.stdout
+    assert "95% interval (documents)" in table.stdout and "billsum_title" in table.stdout and "accuracy" in table.stdout
+    by_document = evaluate_perplexity(model, tokenizer, "builtin:legal", window=32, limit=2, progress=False, resample="documents")
+    assert f"[{by_document.low:.3f}, {by_document.high:.3f}]" in table.stdout
 
 
 def test_a_model_with_64_positions_is_evaluated_within_them(optimum_cli, short_gpt2_dir):
