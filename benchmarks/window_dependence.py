@@ -5,7 +5,7 @@ document are not independent (a Wikipedia article runs over ~15 windows), so tho
 This script re-reads the per-window negative log-likelihoods that compare.py stores in its JSON rows (no model
 forward) and recomputes every interval with a *document-clustered* bootstrap: each window belongs to the document
 its first scored token is in, the documents are resampled with replacement, and a document brings all its windows
-(the same ratio estimator, summed over documents: `evaluate_perplexity(..., resample="documents")`). It prints both intervals, their width ratio, and for every
+(the same ratio estimator, summed over documents: `evaluate_perplexity(..., resample_by="documents")`). It prints both intervals, their width ratio, and for every
 paired comparison compare.py marks (each row against dense) and every one `verdict.py` shows (the default D-Pruner
 against each baseline) whether the mark changes. Only the tokenizer is loaded (to find the document of each window).
 
@@ -55,6 +55,8 @@ def _by_document(windows: dict, documents: list[int]) -> tuple[np.ndarray, np.nd
 
 
 def _paired(a: dict, b: dict, documents: list[int] | None):
+    if a["tokens"] != b["tokens"]:
+        raise SystemExit("two rows scored different windows; they cannot be paired")
     if documents is None:
         return paired_bootstrap(perplexity_statistic(a["nll"], a["tokens"]), perplexity_statistic(b["nll"], b["tokens"]),
                                 len(a["tokens"]), relative=True)
@@ -108,6 +110,7 @@ def study(rows: list[dict], documents: dict[str, list[int]]) -> dict:
 
 def _markdown(record: dict) -> str:
     lines = [f"Command: `{record['command']}`", "",
+             "Rows read: " + ", ".join(f"{path} {n}" for path, n in record["rows"].items()), "",
              "Perplexity intervals (95% percentile bootstrap, 2000 resamples, seed 0) resampling windows, as the library does by default and compare.py "
              "stores, against resampling documents (each window counted in the document its first scored token is in). "
              "Width ratio: document interval width / window interval width, over every row of the file (min, median, max).", "",
@@ -147,6 +150,7 @@ def main() -> None:
     needed = {"general_ppl"} | {f["rows"][0]["domain"] for f in files}
     documents = {key: window_documents(tokenizer, SOURCES[key]) for key in needed}
     record = {"command": command_line("benchmarks/window_dependence.py", sys.argv[1:]),
+              "rows": {path: len(f["rows"]) for path, f in zip(args.files, files)},
               "studies": [study(f["rows"], documents) for f in files]}
     write_result(args.out, record, _markdown)
 

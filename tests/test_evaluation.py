@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bos_tokenizer import bos_tokenizer, metaspace_tokenizer
-from optimum_dpruner.errors import ConfigError, DataError
+from optimum_dpruner.errors import ConfigError, DataError, DPrunerWarning
 from optimum_dpruner.evaluation import (
     accuracy,
     billsum,
@@ -105,20 +105,27 @@ def test_document_resampling_knows_each_window_s_document(tiny_llama, tokenizer,
     ids, starts = tokenize_documents(texts, tok)
     assert starts == [0, lengths[0] + separator, lengths[0] + lengths[1] + 2 * separator] and len(ids) == sum(lengths) + 2 * separator
     windows = evaluate_perplexity(tiny_llama, tok, texts, window=32, stride=20, progress=False)
-    documents = evaluate_perplexity(tiny_llama, tok, texts, window=32, stride=20, progress=False, resample="documents")
+    with pytest.warns(DPrunerWarning, match="the windows come from 3 documents"):
+        documents = evaluate_perplexity(tiny_llama, tok, texts, window=32, stride=20, progress=False, resample_by="documents")
     # independent reference: the first text token a window scores, and the document that holds it
     span = 31 if with_bos else 32  # text tokens per window; windows overlap by span - 20
     first = [0 if with_bos else 1] + [b + span - 20 for b in range(20, 20 * windows.windows, 20)]
     expected = [sum(p >= s for s in starts) - 1 for p in first]
     assert windows.window_documents == documents.window_documents == expected and set(expected) == {0, 1, 2}
-    assert documents.perplexity == windows.perplexity and documents.resample == "documents"
+    assert documents.perplexity == windows.perplexity and documents.resample_by == "documents" and documents.documents == 3
     per_document = {}
     for d, nll, n in zip(expected, windows.window_nll, windows.window_tokens):
         per_document[d] = [per_document.get(d, [0.0, 0])[0] + nll, per_document.get(d, [0.0, 0])[1] + n]
     reference = bootstrap_interval(perplexity_statistic(*zip(*per_document.values())), 3)
     assert (documents.low, documents.high) == pytest.approx(reference) and (documents.low, documents.high) != (windows.low, windows.high)
-    with pytest.raises(ConfigError, match="resample='articles' must be one of 'windows', 'documents'"):
-        evaluate_perplexity(tiny_llama, tok, texts, window=32, progress=False, resample="articles")
+    with pytest.raises(ConfigError, match="resample_by='articles' must be one of 'windows', 'documents'"):
+        evaluate_perplexity(tiny_llama, tok, texts, window=32, progress=False, resample_by="articles")
+    # too few documents: the first two windows lie in the first document; three documents are rough
+    with pytest.raises(DataError, match=r"from 1 document; .* or spread them \(spread=True\)"):
+        evaluate_perplexity(tiny_llama, tok, texts, window=32, limit=2, progress=False, resample_by="documents")
+    with pytest.warns(DPrunerWarning, match=r"the windows come from [23] documents; an interval over so few is rough") as caught:
+        evaluate_perplexity(tiny_llama, tok, texts, window=32, limit=6, spread=True, progress=False, resample_by="documents")
+    assert caught[0].filename == __file__  # the warning points at the caller
 
 
 def test_perplexity_auto_adds_no_bos_for_smollm2(tiny_llama, tokenizer):

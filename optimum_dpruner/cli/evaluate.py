@@ -19,10 +19,12 @@ from .base import (
 from .flags import auto_or_bool
 from .prune import check_model_argument, load_model_or_fail
 
-__all__ = ["EvaluateCommand", "TASK_NAMES"]
+__all__ = ["EvaluateCommand", "TASK_NAMES", "RESAMPLING_UNITS"]
 
-#: `optimum_dpruner.evaluation.TASKS` (listed here so that `--help` imports no torch; a test keeps them equal)
+#: `optimum_dpruner.evaluation.TASKS` and `.RESAMPLING_UNITS` (listed here so that `--help` imports no torch; a
+#: test keeps them equal)
 TASK_NAMES = ("pubmedqa", "casehold", "billsum", "pubmed_title", "billsum_title", "wiki_next", "billsum_next")
+RESAMPLING_UNITS = ("windows", "documents")
 
 _EXAMPLES = """
   # perplexity of a pruned model on the bundled medical and general test texts
@@ -36,6 +38,9 @@ _EXAMPLES = """
 
   # the matching tasks on all their test items: medical, legal and general
   optimum-cli dpruner evaluate -m smollm2-medical-50 --task pubmed_title billsum_title wiki_next
+
+  # general perplexity with an interval over whole articles, not windows
+  optimum-cli dpruner evaluate -m smollm2-medical-50 --dataset builtin:general --resample-by documents
 """
 
 
@@ -93,9 +98,10 @@ class EvaluateCommand(DPrunerCLICommand):
             help="Start each perplexity window with the tokenizer's BOS: auto (when the tokenizer adds one), true or false (default: auto).",
         )
         parser.add_argument(
-            "--resample", choices=["windows", "documents"], default="windows",
+            "--resample-by", choices=RESAMPLING_UNITS, default="windows",
             help="What a perplexity interval resamples: windows, as if independent (default), or documents with all "
-                 "their windows (wider, and honest where one document spans many windows).",
+                 "their windows (wider where one document spans many windows; needs windows from 2 or more "
+                 "documents, which --limit, keeping the first windows, may not give).",
         )
         parser.add_argument("--json", action="store_true", help="Print the results as JSON instead of a table.")
         add_model_loading_arguments(parser)
@@ -142,11 +148,11 @@ class EvaluateCommand(DPrunerCLICommand):
                 text_column=args.text_column,
                 progress=not args.no_progress,
                 add_bos=args.add_bos,
-                resample=args.resample,
+                resample_by=args.resample_by,
             )
             results[source] = result.perplexity
             intervals[source] = {"low": result.low, "high": result.high, "windows": result.windows, "tokens": result.tokens,
-                                 "documents": len(set(result.window_documents)), "window": result.window, "stride": result.stride}
+                                 "documents": result.documents, "window": result.window, "stride": result.stride}
         tasks = {}
         for task in args.task:
             status(f"task {task}")
@@ -161,14 +167,14 @@ class EvaluateCommand(DPrunerCLICommand):
             window = next(iter(intervals.values())) if intervals else {"window": args.window, "stride": args.stride}
             bos = window_bos_id(tokenizer, args.add_bos) if results else None  # a BOS leaves window - 1 text tokens
             print(json.dumps({"model": args.model, "perplexity": results, "perplexity_intervals": intervals, "tasks": tasks,
-                              "interval": f"95% percentile bootstrap over {args.resample} (perplexity) or items (tasks)",
+                              "interval": f"95% percentile bootstrap over {args.resample_by} (perplexity) or items (tasks)",
                               "sparsity": metadata, "window": window["window"], "stride": window["stride"],
                               "bos_token_id": bos, "limit": args.limit, "seed": args.seed}, indent=2))
             return 0
         if results:
             rows = [(k, f"{v:.3f}", f"[{intervals[k]['low']:.3f}, {intervals[k]['high']:.3f}]", intervals[k]["windows"],
                      intervals[k]["documents"]) for k, v in results.items()]
-            print(format_table(rows, header=("dataset", "perplexity", f"95% interval ({args.resample})", "windows", "documents")))
+            print(format_table(rows, header=("dataset", "perplexity", f"95% interval ({args.resample_by})", "windows", "documents owning one")))
         for task, metrics in tasks.items():
             names = [name for name in metrics if name != "items" and not name.endswith(("_low", "_high"))]
             rows = [(name, f"{metrics[name]:.4f}", f"[{metrics[name + '_low']:.4f}, {metrics[name + '_high']:.4f}]") for name in names]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,8 +16,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import iter_texts, load_texts, window_bos_id
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, DPrunerWarning
 from .checks import fit_to_model, positive_int
+from .scoring import text_ids
 from .uncertainty import DEFAULT_RESAMPLES, bootstrap_interval, group_sums, perplexity_statistic
 
 __all__ = ["perplexity", "evaluate_perplexity", "PerplexityResult", "perplexities", "format_comparison", "tokenize_corpus",
@@ -30,9 +32,10 @@ def tokenize_documents(source: Any, tokenizer, text_column: str = "text", max_to
     """Tokenise a corpus in its own order, documents joined by a blank line, up to `max_tokens` tokens.
 
     Returns:
-        `tuple[torch.Tensor, list[int]]`: 1-D long tensor of token ids, and the position of each document's first token.
+        `tuple[torch.Tensor, list[int]]`: 1-D long tensor of token ids, and the position of each document's first
+        token (a document is a non-empty text of `source`; one that `max_tokens` cuts off entirely is left out).
     """
-    separator = tokenizer("\n\n", add_special_tokens=False)["input_ids"]
+    separator = text_ids(tokenizer, "\n\n")
     ids: list[int] = []
     starts: list[int] = []
     for text in iter_texts(load_texts(source, split="test"), text_column):
@@ -41,11 +44,12 @@ def tokenize_documents(source: Any, tokenizer, text_column: str = "text", max_to
         if ids:
             ids.extend(separator)
         starts.append(len(ids))
-        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        ids.extend(text_ids(tokenizer, text))
         if max_tokens is not None and len(ids) >= max_tokens:
             break
     if max_tokens is not None:
         ids = ids[:max_tokens]
+        starts = [s for s in starts if s < len(ids)]
     if len(ids) < 2:
         raise DataError(f"the evaluation texts hold {len(ids)} tokens; perplexity needs at least 2.")
     return torch.tensor(ids, dtype=torch.long), starts
@@ -67,11 +71,13 @@ def window_starts(length: int, span: int, stride: int) -> list[int]:
 
 @dataclass
 class PerplexityResult:
-    """Strided perplexity with its per-window parts and a 95% percentile bootstrap interval over windows.
+    """Strided perplexity with its per-window parts and a 95% percentile bootstrap interval.
 
-    `perplexity` is exp(sum(window_nll) / sum(window_tokens)); `low` / `high` resample whole windows (the ratio
-    of the resampled sums; see `optimum_dpruner.evaluation.uncertainty`). `window_nll[i]` is the summed negative
-    log-likelihood (nats) of the `window_tokens[i]` tokens that window `i` scores.
+    `perplexity` is exp(sum(window_nll) / sum(window_tokens)); `low` / `high` resample what `resample_by` names:
+    whole windows, or whole documents with all their windows (the ratio of the resampled sums; see
+    `optimum_dpruner.evaluation.uncertainty`). `window_nll[i]` is the summed negative log-likelihood (nats) of the
+    `window_tokens[i]` tokens that window `i` scores; `window_documents[i]` is the index of the document (the
+    non-empty text of the source, in its order) that holds the first token window `i` scores.
     """
 
     perplexity: float
@@ -82,11 +88,16 @@ class PerplexityResult:
     window: int = 0
     stride: int = 0
     window_documents: list[int] = field(default_factory=list)
-    resample: str = "windows"
+    resample_by: str = "windows"
 
     @property
     def windows(self) -> int:
         return len(self.window_tokens)
+
+    @property
+    def documents(self) -> int:
+        """How many documents own a window (short documents that no window starts in own none)."""
+        return len(set(self.window_documents))
 
     @property
     def tokens(self) -> int:
@@ -107,7 +118,7 @@ def evaluate_perplexity(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     spread: bool = False,
-    resample: str = "windows",
+    resample_by: str = "windows",
 ) -> PerplexityResult:
     """Strided perplexity: sliding windows of `window` tokens moved by `stride`, loss only on new tokens.
 
@@ -132,19 +143,22 @@ def evaluate_perplexity(
         seed (`int`, *optional*, defaults to 0): seed of the bootstrap.
         spread (`bool`, *optional*, defaults to `False`): with `limit`, take windows evenly spaced over the whole
             text (every document has its share) instead of the first ones.
-        resample (`str`, *optional*, defaults to `"windows"`): what the interval resamples: `"windows"`, as if
-            they were independent, or `"documents"`: each window belongs to the document its first scored token is
-            in, and a resampled document brings all its windows. Where documents span many windows (Wikipedia
-            articles: ~15 windows of 512 tokens each) windows are not independent, and the window interval is too
-            narrow: 2.3-2.9x narrower than the document one on the bundled Wikipedia test set
-            (`benchmarks/results/window_dependence.md`); on corpora of short documents the two agree.
+        resample_by (`str`, *optional*, defaults to `"windows"`): what the interval resamples: `"windows"`, as
+            if they were independent, or `"documents"`: each window belongs to the document (a non-empty text of
+            `source`: a row, not necessarily a whole article) its first scored token is in, and a resampled
+            document brings all its windows. Where documents span many windows (Wikipedia articles: ~15 windows of
+            512 tokens each) windows are not independent, and the window interval is too narrow: 2.3-2.9x narrower
+            than the document one on the bundled Wikipedia test set (`benchmarks/results/window_dependence.md`);
+            where documents are shorter than a window nearly every window has its own and the two coincide.
+            Windows from fewer than 2 documents are an error (`limit` without `spread` keeps the first windows,
+            often of one document); from fewer than 10, a warning.
 
     Returns:
         `PerplexityResult`: exp(mean negative log-likelihood over every scored token), its interval, and the
         per-window sums with each window's document.
     """
-    if resample not in RESAMPLING_UNITS:
-        raise ConfigError(f"resample={resample!r} must be one of {', '.join(map(repr, RESAMPLING_UNITS))}.")
+    if resample_by not in RESAMPLING_UNITS:
+        raise ConfigError(f"resample_by={resample_by!r} must be one of {', '.join(map(repr, RESAMPLING_UNITS))}.")
     window = fit_to_model(model, "window", window, default=512)
     bos = window_bos_id(tokenizer, add_bos)
     span = window - (bos is not None)  # text tokens per window
@@ -187,10 +201,26 @@ def evaluate_perplexity(
             scored_until = begin + len(text)
     finally:
         model.train(was_training)
-    units = (window_nll, window_tokens) if resample == "windows" else group_sums(window_documents, window_nll, window_tokens)
+    units = (window_nll, window_tokens)
+    if resample_by == "documents":
+        units = group_sums(window_documents, window_nll, window_tokens)
+        _check_documents(len(units[1]), limit, spread)
     low, high = bootstrap_interval(perplexity_statistic(*units), len(units[1]), resamples, seed=seed)
     value = math.exp(sum(window_nll) / sum(window_tokens))
-    return PerplexityResult(value, low, high, window_nll, window_tokens, window, stride, window_documents, resample)
+    return PerplexityResult(value, low, high, window_nll, window_tokens, window, stride, window_documents, resample_by)
+
+
+#: fewer documents than this owning a window make a document interval rough: a warning says so
+FEW_DOCUMENTS = 10
+
+
+def _check_documents(documents: int, limit: int | None, spread: bool) -> None:
+    hint = "evaluate more windows or all of them" + ("" if spread or limit is None else ", or spread them (spread=True)")
+    if documents < 2:
+        raise DataError(f"the windows come from {documents} document; resample_by='documents' needs at least 2 ({hint}).")
+    if documents < FEW_DOCUMENTS:
+        warnings.warn(f"the windows come from {documents} documents; an interval over so few is rough ({hint}).",
+                      DPrunerWarning, stacklevel=4)  # the caller of evaluate_perplexity (behind torch.no_grad's wrapper)
 
 
 def perplexity(model, tokenizer, source: Any, window: int | None = None, stride: int | None = None, limit: int | None = None,

@@ -1,4 +1,4 @@
-"""Uncertainty of evaluation results: percentile bootstrap intervals over items (or windows), paired comparisons.
+"""Uncertainty of evaluation results: percentile bootstrap intervals over items (or windows, or documents), paired comparisons.
 
 A *statistic* is a function of resampled index rows: given an integer array of shape `(resamples, n)` (each row
 a sample of `n` indices drawn with replacement from `range(n)`), it returns the metric of every row, shape

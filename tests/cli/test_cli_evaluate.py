@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from optimum_dpruner.cli.evaluate import TASK_NAMES
+from optimum_dpruner.cli.evaluate import RESAMPLING_UNITS, TASK_NAMES
 
 from .test_cli import last_line, optimum_cli, pruned_dir, run_cli  # noqa: F401  (fixtures)
 
@@ -26,10 +26,10 @@ def short_gpt2_dir(tokenizer, tmp_path) -> Path:
     return path
 
 
-def test_task_names_are_the_library_s():
-    from optimum_dpruner.evaluation import TASKS
+def test_task_names_and_resampling_units_are_the_library_s():
+    from optimum_dpruner import evaluation
 
-    assert TASK_NAMES == tuple(TASKS)
+    assert TASK_NAMES == tuple(evaluation.TASKS) and RESAMPLING_UNITS == evaluation.RESAMPLING_UNITS
 
 
 def test_json_and_tables_carry_the_intervals(optimum_cli, pruned_dir, tokenizer):  # noqa: F811
@@ -47,17 +47,40 @@ def test_json_and_tables_carry_the_intervals(optimum_cli, pruned_dir, tokenizer)
     interval = report["perplexity_intervals"]["builtin:medical"]
     assert (interval["low"], interval["high"]) == pytest.approx((expected.low, expected.high), rel=1e-4)
     assert (interval["windows"], interval["window"]) == (3, 32)
-    assert interval["documents"] == len(set(expected.window_documents)) and "over windows" in report["interval"]
+    assert interval["documents"] == 1 and "over windows" in report["interval"]  # 3 windows of 32 tokens: one abstract
     for task in ("pubmed_title", "wiki_next"):
         metrics = evaluate_task(model, tokenizer, task, limit=3, progress=False).metrics
         assert report["tasks"][task] == pytest.approx({"items": 3, **metrics})
         assert {"accuracy", "accuracy_low", "accuracy_high"} <= set(report["tasks"][task])
     table = run_cli(optimum_cli, "dpruner", "evaluate", "-m", pruned_dir, "--dataset", "builtin:legal", "--window", "32",
-                    "--limit", "2", "--task", "billsum_title", "--resample", "documents")
+                    "--limit", "2", "--task", "billsum_title")
     assert table.returncode == 0, table.stderr[-3000:]
-    assert "95% interval (documents)" in table.stdout and "billsum_title" in table.stdout and "accuracy" in table.stdout
-    by_document = evaluate_perplexity(model, tokenizer, "builtin:legal", window=32, limit=2, progress=False, resample="documents")
-    assert f"[{by_document.low:.3f}, {by_document.high:.3f}]" in table.stdout
+    assert "95% interval (windows)" in table.stdout and "billsum_title" in table.stdout and "accuracy" in table.stdout
+
+
+def test_perplexity_intervals_can_resample_documents(optimum_cli, pruned_dir, tokenizer, tmp_path):  # noqa: F811
+    from transformers import AutoModelForCausalLM
+
+    from optimum_dpruner.errors import DPrunerWarning
+    from optimum_dpruner.evaluation import evaluate_perplexity
+
+    texts = tmp_path / "six.jsonl"  # six documents of ~40 tokens: 32-token windows fall in five or six of them
+    texts.write_text("".join(json.dumps({"text": " ".join(f"word{k} of note {d}." for k in range(8))}) + "\n" for d in range(6)))
+    proc = run_cli(optimum_cli, "dpruner", "evaluate", "-m", pruned_dir, "--dataset", str(texts), "--window", "32",
+                   "--resample-by", "documents", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    interval = report["perplexity_intervals"][str(texts)]
+    with pytest.warns(DPrunerWarning, match="the windows come from 6 documents"):
+        expected = evaluate_perplexity(AutoModelForCausalLM.from_pretrained(pruned_dir), tokenizer, str(texts), window=32,
+                                       progress=False, resample_by="documents")
+    assert interval["documents"] >= 5 and "over documents" in report["interval"]
+    assert interval["low"] < report["perplexity"][str(texts)] < interval["high"]
+    assert (interval["low"], interval["high"]) == pytest.approx((expected.low, expected.high), rel=1e-4)
+    one = run_cli(optimum_cli, "dpruner", "evaluate", "-m", pruned_dir, "--dataset", "builtin:general", "--window", "32",
+                  "--limit", "2", "--resample-by", "documents")
+    assert one.returncode != 0 and "the windows come from 1 document; resample_by='documents' needs at least 2" in one.stderr
+    assert "Traceback" not in one.stderr
 
 
 def test_a_model_with_64_positions_is_evaluated_within_them(optimum_cli, short_gpt2_dir):
