@@ -49,26 +49,24 @@ def window_documents(tokenizer, source: str, window: int = 512) -> list[int]:
     return [bisect.bisect_right(starts, b) - 1 for b in window_starts(len(ids), span, span)]
 
 
-def _by_document(windows: dict, documents: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-document sums of the windows' NLL and scored tokens (documents that own no window drop out)."""
+def _units(windows: dict, documents: list[int] | None) -> tuple:
+    """What the bootstrap resamples: the windows' NLL and scored-token sums, or (given each window's document) the
+    documents' sums (documents that own no window drop out)."""
+    if documents is None:
+        return windows["nll"], windows["tokens"]
     return group_sums(documents, windows["nll"], windows["tokens"])
+
+
+def _interval(windows: dict, documents: list[int] | None) -> tuple[float, float]:
+    nll, tokens = _units(windows, documents)
+    return bootstrap_interval(perplexity_statistic(nll, tokens), len(tokens))
 
 
 def _paired(a: dict, b: dict, documents: list[int] | None):
     if a["tokens"] != b["tokens"]:
         raise SystemExit("two rows scored different windows; they cannot be paired")
-    if documents is None:
-        return paired_bootstrap(perplexity_statistic(a["nll"], a["tokens"]), perplexity_statistic(b["nll"], b["tokens"]),
-                                len(a["tokens"]), relative=True)
-    (na, ta), (nb, tb) = _by_document(a, documents), _by_document(b, documents)
+    (na, ta), (nb, tb) = _units(a, documents), _units(b, documents)
     return paired_bootstrap(perplexity_statistic(na, ta), perplexity_statistic(nb, tb), len(ta), relative=True)
-
-
-def _interval(windows: dict, documents: list[int] | None) -> tuple[float, float]:
-    if documents is None:
-        return bootstrap_interval(perplexity_statistic(windows["nll"], windows["tokens"]), len(windows["tokens"]))
-    nll, tokens = _by_document(windows, documents)
-    return bootstrap_interval(perplexity_statistic(nll, tokens), len(tokens))
 
 
 def study(rows: list[dict], documents: dict[str, list[int]]) -> dict:
@@ -80,18 +78,16 @@ def study(rows: list[dict], documents: dict[str, list[int]]) -> dict:
     for key, docs in sets.items():
         if len(docs) != len(dense[f"{key}_windows"]["tokens"]):
             raise SystemExit(f"{domain} {key}: {len(docs)} windows cut here, {len(dense[f'{key}_windows']['tokens'])} stored")
-        widths = [[], []]
+        intervals = {}  # run -> (window interval, document interval)
         for row in rows:  # the window intervals must be the ones compare.py stored
-            low, high = _interval(row[f"{key}_windows"], None)
+            intervals[row["run"]] = _interval(row[f"{key}_windows"], None), _interval(row[f"{key}_windows"], docs)
+            low, high = intervals[row["run"]][0]
             if abs(low - row[f"{key}_low"]) > 1e-3 or abs(high - row[f"{key}_high"]) > 1e-3:
                 raise SystemExit(f"{row['run']} {key}: window interval [{low}, {high}] is not the stored one")
-            for k, d in enumerate((None, docs)):
-                low, high = _interval(row[f"{key}_windows"], d)
-                widths[k].append(high - low)
+        ratios = [(d[1] - d[0]) / (w[1] - w[0]) for w, d in intervals.values()]
         result["sets"][key] = {"windows": len(docs), "documents": len(set(docs)),
-                               "dense": [dense[key], *_interval(dense[f"{key}_windows"], None), *_interval(dense[f"{key}_windows"], docs)],
-                               "width_ratio": [float(np.min(np.divide(widths[1], widths[0]))), float(np.median(np.divide(widths[1], widths[0]))),
-                                               float(np.max(np.divide(widths[1], widths[0])))]}
+                               "dense": [dense[key], *intervals[dense["run"]][0], *intervals[dense["run"]][1]],
+                               "width_ratio": [float(np.min(ratios)), float(np.median(ratios)), float(np.max(ratios))]}
     index = {f"{r['method']}/{r['pattern']}/{r['calibration']}": r for r in rows}
     pairs = [(name, "dense/-/-") for name in index if name != "dense/-/-"]
     for pattern in sorted({r["pattern"] for r in rows if r["method"] != "dense"}):
@@ -101,7 +97,7 @@ def study(rows: list[dict], documents: dict[str, list[int]]) -> dict:
         if b not in index:
             continue
         for key, docs in sets.items():
-            w, d = _paired(index[a][f"{key}_windows"], index[b][f"{key}_windows"], None), _paired(index[a][f"{key}_windows"], index[b][f"{key}_windows"], docs)
+            w, d = (_paired(index[a][f"{key}_windows"], index[b][f"{key}_windows"], u) for u in (None, docs))
             result["pairs"].append({"row": a, "reference": b, "set": key, "difference": w.difference,
                                     "windows": [w.low, w.high], "documents": [d.low, d.high],
                                     "mark_changes": w.significant != d.significant})
