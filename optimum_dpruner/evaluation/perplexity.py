@@ -147,7 +147,7 @@ def evaluate_perplexity(
             if they were independent, or `"documents"`: each window belongs to the document (a non-empty text of
             `source`: a row, not necessarily a whole article) its first scored token is in, and a resampled
             document brings all its windows. Where documents span many windows (Wikipedia articles: ~15 windows of
-            512 tokens each) windows are not independent, and the window interval is too narrow: 2.3-2.9x narrower
+            512 tokens each) windows are not independent, and the window interval is too narrow: 2.2-3.0x narrower
             than the document one on the bundled Wikipedia test set (`benchmarks/results/window_dependence.md`);
             where documents are shorter than a window nearly every window has its own and the two coincide.
             Windows from fewer than 2 documents are an error (`limit` without `spread` keeps the first windows,
