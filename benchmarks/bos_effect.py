@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from optimum_dpruner.assets import ensure_default_model
-    from optimum_dpruner.data import calibration_samples, tokenizer_adds_bos, window_bos_id
+    from optimum_dpruner.models.default_model import ensure_default_model
+    from optimum_dpruner.data.calibration import calibration_samples, tokenizer_adds_bos, window_bos_id
     from optimum_dpruner.evaluation import perplexity, tokenize_corpus
 
     texts = validation_texts(args.data)

@@ -16,12 +16,12 @@ import sys
 
 from common import command_line, write_result
 
-from optimum_dpruner.assets import default_model_path
+from optimum_dpruner.models.default_model import default_model_path
 from optimum_dpruner.evaluation.choice import pair_ids
 from optimum_dpruner.evaluation.matching import ITEM_BUILDERS
 from optimum_dpruner.evaluation.records import load_task_records
 from optimum_dpruner.evaluation.tasks import casehold_items, pubmedqa_items
-from optimum_dpruner.modeling import load_tokenizer
+from optimum_dpruner.models.loading import load_tokenizer
 
 BUILDERS = {"pubmedqa": pubmedqa_items, "casehold": casehold_items, **ITEM_BUILDERS}
 

@@ -27,7 +27,7 @@ paired difference from the `--reference` row (default: dense) excludes 0 at 95%;
 draws general against domain perplexity from the JSON.
 
 Before any run, every evaluation text (perplexity documents and task items) is checked against every text the
-calibration sets draw from (13-word spans, `optimum_dpruner.overlap`): the run stops if an evaluation document
+calibration sets draw from (13-word spans, `optimum_dpruner.evaluation.overlap`): the run stops if an evaluation document
 is a near-duplicate of calibration text; the counts are written into the results.
 
 The peer rows (`llmcompressor-sparsegpt`, `llmcompressor-wanda`) run llm-compressor 0.14's `oneshot` in its own
@@ -85,8 +85,8 @@ def _task_texts(task: str) -> list[str]:
 
 def check_overlap(domain: str) -> dict:
     """Overlap of every evaluation text of `domain`'s table with the texts its calibration sets draw from."""
-    from optimum_dpruner.data import iter_texts, load_texts
-    from optimum_dpruner.overlap import ngram_overlap
+    from optimum_dpruner.data.calibration import iter_texts, load_texts
+    from optimum_dpruner.evaluation.overlap import ngram_overlap
 
     calibration = [t for name in ("general", domain) for t in iter_texts(load_texts(f"builtin:{name}", split="train"))]
     evaluations = {f"builtin:{name} (test)": list(iter_texts(load_texts(f"builtin:{name}", split="test"))) for name in ("general", domain)}
@@ -107,7 +107,7 @@ def _run_peer(args: argparse.Namespace, pruner, method: str, pattern: str, calib
     from peer import prune_in_peer_venv
 
     from optimum_dpruner import DPrunerConfig
-    from optimum_dpruner.data import calibration_samples
+    from optimum_dpruner.data.calibration import calibration_samples
 
     defaults = DPrunerConfig(**(json.loads(args.config_json) if args.config_json else {}))
     windows = calibration_samples(f"builtin:{calibration}", pruner.tokenizer, defaults.num_samples, defaults.seq_len, args.seed)

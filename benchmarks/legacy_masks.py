@@ -47,7 +47,7 @@ def main() -> None:
     from optimum_dpruner import DPruner, DPrunerConfig
 
     if args.step == "windows":
-        from optimum_dpruner.data import calibration_samples
+        from optimum_dpruner.data.calibration import calibration_samples
 
         pruner = DPruner.from_pretrained(config=DPrunerConfig(method="sparsegpt"))
         ids = torch.cat(calibration_samples("builtin:general", pruner.tokenizer, 32, 512, 0))
@@ -66,7 +66,7 @@ def main() -> None:
 
             prune_blockwise(pruner.model, samples, SparseGPTMethod, config, progress=False)
         else:
-            from optimum_dpruner.blockwise import prune_blockwise
+            from optimum_dpruner.stages import prune_blockwise
             from optimum_dpruner.methods import SparseGPTMethod
 
             prune_blockwise(pruner.model, samples, SparseGPTMethod(config), config, progress=False)

@@ -34,7 +34,7 @@ def run_one(name: str, method: str, args: argparse.Namespace) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
     from optimum_dpruner import DPruner, DPrunerConfig
-    from optimum_dpruner.assets import ensure_default_model
+    from optimum_dpruner.models.default_model import ensure_default_model
 
     torch.set_num_threads(args.threads)
     path = ensure_default_model()

@@ -31,7 +31,7 @@ def prune_in_peer_venv(model, windows, method: str, pattern: str, peer_python: s
     import torch
     from safetensors.torch import load_file, save_file
 
-    from optimum_dpruner.assets import ensure_default_model
+    from optimum_dpruner.models.default_model import ensure_default_model
 
     with tempfile.TemporaryDirectory() as tmp:
         calibration, out = os.path.join(tmp, "calibration.safetensors"), os.path.join(tmp, "pruned.safetensors")

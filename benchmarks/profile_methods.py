@@ -2,7 +2,7 @@
 
 For SparseGPT, Wanda and D-Pruner (the default and the paper preset) on SmolLM2-135M-Instruct with the library's
 calibration defaults (32 general and 32 domain windows of 512 tokens, seed 0), this script prunes a fresh copy of
-the model and reads the report's `breakdown` (`profiling.StageTimer`: calibration data, capture, block forwards,
+the model and reads the report's `breakdown` (`runtime.timers.StageTimer`: calibration data, capture, block forwards,
 statistic updates, factorisation, mask selection, OBS updates, propagation, domain forward / backward / scoring,
 masking). In the same process it measures the bounds the issue sets:
 - `forward`: one forward of the decoder stack (no LM head, no hooks) over the general windows, one window per call
@@ -116,14 +116,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from optimum_dpruner import DPruner, DPrunerConfig
-    from optimum_dpruner.assets import ensure_default_model
+    from optimum_dpruner.models.default_model import ensure_default_model
 
     legacy = _LegacyTimer() if args.legacy else None
     if legacy:
         legacy.install()
         from optimum_dpruner.pipeline import iter_target_linears
     else:
-        from optimum_dpruner.blockwise import iter_target_linears
+        from optimum_dpruner.stages import iter_target_linears
     path = ensure_default_model()
     record = {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine": f"{os.cpu_count()} CPU threads ({platform.processor() or platform.machine()}), torch "

@@ -44,9 +44,9 @@ def main() -> None:
     from peer import prune_in_peer_venv
 
     from optimum_dpruner import DPruner, DPrunerConfig
-    from optimum_dpruner.data import calibration_samples
+    from optimum_dpruner.data.calibration import calibration_samples
     from optimum_dpruner.methods import SparseGPTMethod
-    from optimum_dpruner.blockwise import prune_blockwise
+    from optimum_dpruner.stages import prune_blockwise
 
     torch.set_num_threads(args.threads)
     config = DPrunerConfig(method="sparsegpt", pattern=args.pattern, num_samples=args.num_samples, seq_len=args.seq_len)

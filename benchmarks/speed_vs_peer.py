@@ -47,8 +47,8 @@ def main() -> None:
     from peer import prune_in_peer_venv
 
     from optimum_dpruner import DPruner, DPrunerConfig
-    from optimum_dpruner.blockwise import prune_blockwise
-    from optimum_dpruner.data import calibration_samples
+    from optimum_dpruner.stages import prune_blockwise
+    from optimum_dpruner.data.calibration import calibration_samples
     from optimum_dpruner.methods import get_method
 
     torch.set_num_threads(args.threads)

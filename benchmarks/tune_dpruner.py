@@ -26,11 +26,11 @@ from common import validation_texts
 
 from optimum_dpruner import DPruner, DPrunerConfig, load_importance, perplexity
 from optimum_dpruner.checkpoint.importance import save_importance
-from optimum_dpruner.assets import ensure_default_model
-from optimum_dpruner.data import calibration_samples
-from optimum_dpruner.dual import apply_importance_masks, general_importance
-from optimum_dpruner.gradients import collect_dual_importance
-from optimum_dpruner.blockwise import iter_target_linears
+from optimum_dpruner.models.default_model import ensure_default_model
+from optimum_dpruner.data.calibration import calibration_samples
+from optimum_dpruner.stages.dual_importance import apply_importance_masks, general_importance
+from optimum_dpruner.stages.domain_gradients import collect_dual_importance
+from optimum_dpruner.stages import iter_target_linears
 
 
 VARIANTS = ("granularity", "lambda", "samples", "sgd", "sgd-finetuned")

@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import validation_texts  # noqa: E402
 
 from optimum_dpruner import DPruner, DPrunerConfig  # noqa: E402
-from optimum_dpruner.assets import ensure_default_model  # noqa: E402
+from optimum_dpruner.models.default_model import ensure_default_model  # noqa: E402
 from optimum_dpruner.evaluation import tokenize_corpus  # noqa: E402
 
 
@@ -125,7 +125,7 @@ def _rank_sum_method(config, importance, share):
 
 def _prune_custom(model, tokenizer, config, data, method) -> float:
     """A variant whose method is not a library option: the library's windows and mixing; returns seconds."""
-    from optimum_dpruner.blockwise import prune_blockwise
+    from optimum_dpruner.stages import prune_blockwise
     from optimum_dpruner.pruner import _mix
 
     pruner = DPruner(model, tokenizer, config)

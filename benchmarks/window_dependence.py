@@ -23,8 +23,8 @@ import sys
 import numpy as np
 from common import command_line, write_result
 
-from optimum_dpruner.assets import default_model_path
-from optimum_dpruner.data import window_bos_id
+from optimum_dpruner.models.default_model import default_model_path
+from optimum_dpruner.data.calibration import window_bos_id
 from optimum_dpruner.evaluation import (
     bootstrap_interval,
     group_sums,
@@ -33,7 +33,7 @@ from optimum_dpruner.evaluation import (
     tokenize_documents,
     window_starts,
 )
-from optimum_dpruner.modeling import load_tokenizer
+from optimum_dpruner.models.loading import load_tokenizer
 
 SOURCES = {"general_ppl": "builtin:general", "medical": "builtin:medical", "legal": "builtin:legal"}
 CANDIDATE = "dpruner/general+domain"

@@ -19,8 +19,8 @@ from torch import nn
 from .configuration import DPrunerConfig, MethodName
 from .methods.registry import reconstructs
 from .methods.statistics import GRAM_BLOCK
-from .modeling import find_decoder_blocks, find_target_linears
-from .offload import resolve_device
+from .models.loading import find_decoder_blocks, find_target_linears
+from .runtime.offload import resolve_device
 
 __all__ = ["StageEstimate", "RunEstimate", "estimate", "estimate_run", "measure_rates", "resident_parameter_bytes", "runtime_rss"]
 
@@ -224,7 +224,7 @@ def runtime_rss(model: nn.Module | None = None) -> int:
     of a bare runtime)."""
     import datasets  # noqa: F401
 
-    from .result import current_rss
+    from .runtime.memory import current_rss
 
     return max(current_rss() - (resident_parameter_bytes(model) if model is not None else 0), 0)
 
@@ -387,10 +387,10 @@ def estimate(
         >>> print(estimate(config=DPrunerConfig(method="dpruner")))
         ```
     """
-    from .modeling import load_model_skeleton
+    from .models.loading import load_model_skeleton
 
     if model_or_path is None:
-        from .assets import ensure_default_model
+        from .models.default_model import ensure_default_model
 
         model_or_path = ensure_default_model()
     config = config or DPrunerConfig()
@@ -411,7 +411,7 @@ def estimate_for_device(
     """`estimate_run` with rates probed on `execution` and the process count of the launch; shared by
     `estimate()` (a skeleton) and `DPruner.estimate()` (the loaded model). `model_home` is where the weights
     live between blocks; `runtime_bytes` the process's resident size without them (used when running on CPU)."""
-    from .distributed import current_process_group
+    from .runtime.distributed import current_process_group
 
     on_cpu = execution.type == "cpu"
     return estimate_run(

@@ -10,11 +10,11 @@ from typing import Any
 import torch
 
 from .configuration import DPrunerConfig
-from .data import calibration_samples, window_bos_id
-from .distributed import current_process_group
-from .dual import apply_importance_masks, run_dpruner
+from .data.calibration import calibration_samples, window_bos_id
+from .runtime.distributed import current_process_group
+from .stages.dual_importance import apply_importance_masks, run_dpruner
 from .errors import ConfigError, DataError
-from .guards import (
+from .stages.checks import (
     as_config,
     check_achieved_sparsity,
     check_data_arguments,
@@ -25,10 +25,12 @@ from .checkpoint.importance import load_importance, weights_fingerprint
 from .methods import DPrunerMethod, ObsReconstruction, get_method, reconstructs
 from .methods.dpruner import ImportanceWeightedOBS
 from .methods.statistics import mixture_weights
-from .modeling import load_model, load_tokenizer
-from .blockwise import iter_target_linears, prune_blockwise
-from .profiling import StageTimer
-from .result import PruneReport, PruneResult, StageMonitor, measure_sparsity
+from .models.loading import load_model, load_tokenizer
+from .stages import iter_target_linears, prune_blockwise
+from .runtime.timers import StageTimer
+from .report import PruneReport, measure_sparsity
+from .result import PruneResult
+from .runtime.memory import StageMonitor
 from .checkpoint.metadata import SPARSITY_KEY, sparsity_metadata
 
 __all__ = ["DPruner", "DEFAULT_GENERAL_DATASET"]
@@ -125,7 +127,7 @@ class DPruner:
         """
         config = as_config(config)
         if model_or_path is None:
-            from .assets import ensure_default_model
+            from .models.default_model import ensure_default_model
 
             model_or_path = ensure_default_model()
         group = current_process_group()
@@ -268,10 +270,10 @@ class DPruner:
         Raises:
             `ConfigError`: `seq_len` exceeds the model's maximum positions.
         """
-        from .data import check_seq_len
+        from .data.calibration import check_seq_len
         from .estimation import estimate_for_device, runtime_rss
-        from .offload import resolve_device
-        from .blockwise import execution_device
+        from .runtime.offload import resolve_device
+        from .stages import execution_device
 
         check_seq_len(self.config.seq_len, self.model.config)
         model_home = resolve_device(next(self.model.parameters()).device)

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from optimum_dpruner.assets import ensure_default_model
+from optimum_dpruner.models.default_model import ensure_default_model
 
 torch.set_num_threads(2)
 

@@ -14,8 +14,8 @@ import torch
 from safetensors.torch import save_file
 
 from optimum_dpruner import DPruner, DPrunerConfig
-from optimum_dpruner.distributed import current_process_group
-from optimum_dpruner.blockwise import iter_target_linears
+from optimum_dpruner.runtime.distributed import current_process_group
+from optimum_dpruner.stages import iter_target_linears
 
 
 def main() -> None:

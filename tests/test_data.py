@@ -6,7 +6,7 @@ import torch
 
 from optimum_dpruner import ConfigError, DataError, DPrunerWarning
 from bos_tokenizer import bos_tokenizer
-from optimum_dpruner.data import builtin_path, calibration_samples, load_texts, tokenizer_adds_bos, window_bos_id
+from optimum_dpruner.data.calibration import builtin_path, calibration_samples, load_texts, tokenizer_adds_bos, window_bos_id
 
 
 def _texts(n=40):

@@ -13,10 +13,10 @@ import torch
 from safetensors import safe_open
 
 from optimum_dpruner import DPruner, DPrunerConfig
-from optimum_dpruner.distributed import ProcessGroup, current_process_group
+from optimum_dpruner.runtime.distributed import ProcessGroup, current_process_group
 from optimum_dpruner.errors import ConfigError
-from optimum_dpruner.gradients import collect_dual_importance
-from optimum_dpruner.blockwise import iter_target_linears
+from optimum_dpruner.stages.domain_gradients import collect_dual_importance
+from optimum_dpruner.stages import iter_target_linears
 
 WORKER = os.path.join(os.path.dirname(__file__), "ddp_worker.py")
 

@@ -6,8 +6,8 @@ import torch
 
 from optimum_dpruner import DPruner, DPrunerConfig, estimate
 from optimum_dpruner.estimation import Rates, estimate_run
-from optimum_dpruner.modeling import load_model_skeleton
-from optimum_dpruner.blockwise import iter_target_linears
+from optimum_dpruner.models.loading import load_model_skeleton
+from optimum_dpruner.stages import iter_target_linears
 
 RATES = Rates(matmul_flops=1e10, elementwise=1e9, op_seconds=1e-5)  # fixed, so that seconds are comparable
 
@@ -118,7 +118,7 @@ def test_the_first_check_of_a_run_reads_every_weight(tmp_path):
     from transformers import AutoModelForCausalLM
 
     from optimum_dpruner.estimation import resident_parameter_bytes
-    from optimum_dpruner.guards import check_finite_weights
+    from optimum_dpruner.stages.checks import check_finite_weights
 
     model = _small_llama()
     total = sum(p.numel() * 4 for p in model.parameters())

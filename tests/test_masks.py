@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from optimum_dpruner.errors import ConfigError
-from optimum_dpruner.masks import lowest_k_mask, nm_mask, prune_mask
+from optimum_dpruner.methods.masks import lowest_k_mask, nm_mask, prune_mask
 
 
 def test_layer_granularity_prunes_lowest_of_matrix():

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from optimum_dpruner import DPruner, DPrunerConfig, UnsupportedModelError
-from optimum_dpruner.modeling import find_decoder_blocks, load_model, resolve_dtype
+from optimum_dpruner.models.loading import find_decoder_blocks, load_model, resolve_dtype
 
 
 def test_from_folder_with_dtype(tmp_path, tiny_llama, tokenizer):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from optimum_dpruner.overlap import ngram_overlap
+from optimum_dpruner.evaluation.overlap import ngram_overlap
 
 WORDS = [f"w{i}" for i in range(100)]
 
@@ -23,7 +23,7 @@ def test_overlap_fractions_are_exact():
 
 
 def test_bundled_splits_are_clean():
-    from optimum_dpruner.data import iter_texts, load_texts
+    from optimum_dpruner.data.calibration import iter_texts, load_texts
 
     train = list(iter_texts(load_texts("builtin:medical", split="train")))
     test = list(iter_texts(load_texts("builtin:medical", split="test")))

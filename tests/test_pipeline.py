@@ -5,10 +5,10 @@ import torch
 
 from conftest import ARCHS
 from optimum_dpruner import DPruner, DPrunerConfig, UnsupportedModelError, verify_sparsity
-from optimum_dpruner.data import calibration_samples
+from optimum_dpruner.data.calibration import calibration_samples
 from optimum_dpruner.methods import SparseGPTMethod
-from optimum_dpruner.modeling import find_decoder_blocks
-from optimum_dpruner.blockwise import capture_block_inputs, iter_target_linears, prune_blockwise
+from optimum_dpruner.models.loading import find_decoder_blocks
+from optimum_dpruner.stages import capture_block_inputs, iter_target_linears, prune_blockwise
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -135,7 +135,7 @@ def test_a_model_offloaded_to_disk_by_accelerate_gives_the_in_memory_weights(tmp
     pruned, and written back to the offload folder; forwards, the report and save_pretrained see the pruned weights."""
     from transformers import AutoModelForCausalLM
 
-    from optimum_dpruner.offload import accelerate_offloaded
+    from optimum_dpruner.runtime.offload import accelerate_offloaded
 
     make_tiny("llama").save_pretrained(tmp_path / "dense")
     options = dict(method=method, num_samples=2, seq_len=32, block_size=32, domain_num_samples=2, learning_rate=0.01)

@@ -113,7 +113,7 @@ def test_calibration_fingerprint_records_the_bos_of_the_windows(make_tiny, add_b
     import hashlib
 
     from bos_tokenizer import bos_tokenizer
-    from optimum_dpruner.data import calibration_samples
+    from optimum_dpruner.data.calibration import calibration_samples
 
     tok = bos_tokenizer()  # adds a BOS, so "auto" starts every window with it
     result = _prune(make_tiny("llama"), tok, "builtin:general", method="wanda", num_samples=2, seq_len=16, add_bos=add_bos)

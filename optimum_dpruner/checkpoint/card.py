@@ -219,7 +219,7 @@ def resolve_base_model(model, base_model: str | None = None, license: str | None
     Returns:
         `dict`: `base_model`, `license` and `language` (each possibly `None`).
     """
-    from ..assets import default_model_path
+    from ..models.default_model import default_model_path
 
     source = getattr(model, "name_or_path", "") or getattr(model.config, "_name_or_path", "") or ""
     source = os.fspath(source)

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Iterator
 import torch
 
 from ..errors import ConfigError
-from .metadata import FORMAT_BITMASK, open_safetensors
+from ..models.files import open_safetensors
+from .metadata import FORMAT_BITMASK
 
 __all__ = ["COMPRESSED_PREFIX", "pack_bitmask", "unpack_bitmask", "compress_weight", "decompress_weight", "read_weights",
            "compress_folder", "compressed_files", "DENSE_WEIGHTS", "DENSE_INDEX"]

@@ -15,8 +15,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import ConfigError
-from ..offload import parameter_value
-from .metadata import open_safetensors
+from ..runtime.offload import parameter_value
+from ..models.files import open_safetensors
 
 __all__ = ["save_importance", "load_importance", "importance_metadata", "weights_fingerprint", "IMPORTANCE_NAME"]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from contextlib import contextmanager
 from typing import Any
 
 from ..configuration import DPrunerConfig
@@ -22,7 +21,6 @@ __all__ = [
     "sparsity_metadata",
     "is_hub_id",
     "read_json_file",
-    "open_safetensors",
     "read_sparsity_metadata",
 ]
 
@@ -76,19 +74,6 @@ def read_json_file(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CheckpointError(f"{path!r} holds a JSON {type(data).__name__}, not an object; restore the file or save the model again.")
     return data
-
-
-@contextmanager
-def open_safetensors(path: str):
-    """`safetensors.safe_open(path)`; `CheckpointError` naming the file when it is truncated or corrupt."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        handle = safe_open(path, framework="pt")
-    except SafetensorError as e:
-        raise CheckpointError(f"{path!r} is truncated or corrupt ({describe_error(e)}); download or save it again.") from None
-    with handle as f:
-        yield f
 
 
 def read_sparsity_metadata(folder: str | os.PathLike) -> dict[str, Any] | None:

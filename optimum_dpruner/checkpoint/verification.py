@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from ..offload import parameter_value
+from ..runtime.offload import parameter_value
 from .compression import read_weights
 from .metadata import SPARSITY_KEY, read_sparsity_metadata
 

@@ -115,9 +115,9 @@ class EvaluateCommand(DPrunerCLICommand):
             raise UsageError("nothing to evaluate; pass --dataset (perplexity), --task (downstream tasks) or both.")
         if args.stride is not None and args.window is not None and args.stride > args.window:
             raise UsageError(f"--stride {args.stride} exceeds --window {args.window}; pass a stride of at most the window.")
-        from ..data import BUILTIN_DATASETS, window_bos_id
+        from ..data.calibration import BUILTIN_DATASETS, window_bos_id
         from ..evaluation import evaluate_perplexity, evaluate_task
-        from ..modeling import load_model, load_tokenizer
+        from ..models.loading import load_model, load_tokenizer
         from ..checkpoint.metadata import read_sparsity_metadata
         from ..checkpoint.serialization import load_pretrained
 

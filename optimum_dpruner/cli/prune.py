@@ -176,7 +176,7 @@ class PruneCommand(DPrunerCLICommand):
         if args.importance is not None and not os.path.exists(args.importance):
             raise UsageError(f"--importance {args.importance!r} does not exist; pass a file written by --save-importance.")
 
-        from ..data import BUILTIN_DATASETS
+        from ..data.calibration import BUILTIN_DATASETS
         from ..methods import METHODS, get_method, reconstructs
 
         check_device(args.device)
@@ -218,9 +218,9 @@ class PruneCommand(DPrunerCLICommand):
         from ..pruner import DPruner
 
         if args.dry_run:
-            from ..data import check_seq_len
+            from ..data.calibration import check_seq_len
             from ..estimation import estimate
-            from ..modeling import load_model_config
+            from ..models.loading import load_model_config
 
             check_seq_len(config.seq_len, load_model_or_fail(lambda: load_model_config(args.model), args.model))
             status(f"estimating {config.method} on {args.model} (architecture only, no weights loaded)")

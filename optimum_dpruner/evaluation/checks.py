@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..data import max_sequence_length
+from ..data.calibration import max_sequence_length
 from ..errors import ConfigError
 
 __all__ = ["positive_int", "model_positions", "fit_to_model"]

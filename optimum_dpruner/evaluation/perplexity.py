@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..data import iter_texts, load_texts, window_bos_id
+from ..data.calibration import iter_texts, load_texts, window_bos_id
 from ..errors import ConfigError, DataError, DPrunerWarning
 from .checks import fit_to_model, positive_int
 from .scoring import text_ids
@@ -138,7 +138,7 @@ def evaluate_perplexity(
         progress (`bool`, *optional*, defaults to `True`): show a progress bar.
         add_bos (`str` or `bool`, *optional*, defaults to `"auto"`): start every window with the tokenizer's BOS:
             `"auto"` when the tokenizer adds one to an encoded text (as lm-evaluation-harness does), `True` always,
-            `False` never (see `optimum_dpruner.data.window_bos_id`).
+            `False` never (see `optimum_dpruner.data.calibration.window_bos_id`).
         resamples (`int`, *optional*, defaults to `DEFAULT_RESAMPLES`): bootstrap resamples of the interval.
         seed (`int`, *optional*, defaults to 0): seed of the bootstrap.
         spread (`bool`, *optional*, defaults to `False`): with `limit`, take windows evenly spaced over the whole

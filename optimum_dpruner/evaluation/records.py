@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..data import bundled_path, load_texts
+from ..data.calibration import bundled_path, load_texts
 from ..errors import DataError
 from .checks import positive_int
 from .uncertainty import DEFAULT_RESAMPLES, Statistic, bootstrap_interval, macro_f1_statistic, mean_statistic, point_estimate

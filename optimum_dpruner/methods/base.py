@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import torch
 
 from ..configuration import DPrunerConfig
-from ..masks import prune_mask
-from ..profiling import StageTimer
+from .masks import prune_mask
+from ..runtime.timers import StageTimer
 
 __all__ = ["PruningMethod", "LayerResult"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..configuration import MethodName
-from ..profiling import StageTimer
+from ..runtime.timers import StageTimer
 from .base import LayerResult, PruningMethod
 from .obs import obs_prune, obs_saliency
 from .registry import register_method
@@ -117,7 +117,7 @@ class DPrunerMethod(PruningMethod):
     mask goes to the pretrained weights unless `apply_mask_to="finetuned"`). Reconstructs by default (the library's
     recipe: the pipeline runs `ImportanceWeightedOBS`, or `ObsReconstruction` of this mask with
     `mask_score="importance"`); `DPrunerConfig.paper()` sets `reconstruction="none"`, the authors' method.
-    The stages are run by `optimum_dpruner.dual.run_dpruner`; this class masks each matrix from its I.
+    The stages are run by `optimum_dpruner.stages.dual_importance.run_dpruner`; this class masks each matrix from its I.
 
     Args:
         config (`DPrunerConfig`): the run's options.

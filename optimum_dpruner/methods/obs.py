@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import DPrunerWarning, NumericalError
-from ..masks import nm_mask, prune_mask
-from ..profiling import StageTimer
+from .masks import nm_mask, prune_mask
+from ..runtime.timers import StageTimer
 
 __all__ = ["MaskSpec", "inverse_hessian_factor", "obs_prune", "obs_saliency", "prepare_hessian"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ..profiling import StageTimer
+from ..runtime.timers import StageTimer
 from .base import LayerResult, PruningMethod
 from .obs import obs_prune
 from .sparsegpt import split_rows, stack_rows

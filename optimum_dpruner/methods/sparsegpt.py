@@ -6,7 +6,7 @@ import torch
 
 from ..configuration import MethodName
 from ..errors import ConfigError
-from ..profiling import StageTimer
+from ..runtime.timers import StageTimer
 from .base import LayerResult, PruningMethod
 from .obs import MaskSpec, obs_prune, obs_saliency
 from .registry import register_method

@@ -1,7 +1,7 @@
 """Per-input statistics of a target linear layer, gathered from its inputs during the calibration pass.
 
 One statistic serves every target linear that reads the same input tensor (q/k/v, gate/up), see
-`optimum_dpruner.blockwise.groups`. Each calibration window `s` enters with a per-token weight `c_s`; the
+`optimum_dpruner.stages.groups`. Each calibration window `s` enters with a per-token weight `c_s`; the
 pipeline sets the weights so that they sum to 1 over all tokens of all windows, each calibration set receiving its
 share (`domain_weight`). With a single set, `c_s = 1 / (number of tokens)`: plain means.
 
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 
 from ..errors import DataError
-from ..profiling import StageTimer
+from ..runtime.timers import StageTimer
 from .obs import inverse_hessian_factor, prepare_hessian
 
 __all__ = ["Hessian", "InputNorms", "mixture_weights"]

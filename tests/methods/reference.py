@@ -11,10 +11,10 @@ import math
 
 import torch
 
-from optimum_dpruner.blockwise import capture_block_inputs
-from optimum_dpruner.hooks import HookManager
-from optimum_dpruner.masks import nm_mask, prune_mask
-from optimum_dpruner.modeling import find_decoder_blocks, find_target_linears
+from optimum_dpruner.stages import capture_block_inputs
+from optimum_dpruner.runtime.hooks import HookManager
+from optimum_dpruner.methods.masks import nm_mask, prune_mask
+from optimum_dpruner.models.loading import find_decoder_blocks, find_target_linears
 
 
 def reference_upper(hessian: torch.Tensor, damp: float) -> torch.Tensor:

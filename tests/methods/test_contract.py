@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from optimum_dpruner import DPruner, DPrunerConfig
-from optimum_dpruner.blockwise import iter_target_linears
+from optimum_dpruner.stages import iter_target_linears
 
 # (method, pattern, granularity)
 METHOD_CASES = [

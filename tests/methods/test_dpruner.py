@@ -5,12 +5,12 @@ import torch
 from torch import nn
 
 from optimum_dpruner import DataError, DPruner, DPrunerConfig, UnsupportedModelError, load_importance, save_importance
-from optimum_dpruner.data import calibration_samples
-from optimum_dpruner.dual import general_importance
-from optimum_dpruner.gradients import collect_dual_importance
-from optimum_dpruner.hooks import HookManager
-from optimum_dpruner.blockwise import iter_target_linears
-from optimum_dpruner.masks import prune_mask
+from optimum_dpruner.data.calibration import calibration_samples
+from optimum_dpruner.stages.dual_importance import general_importance
+from optimum_dpruner.stages.domain_gradients import collect_dual_importance
+from optimum_dpruner.runtime.hooks import HookManager
+from optimum_dpruner.stages import iter_target_linears
+from optimum_dpruner.methods.masks import prune_mask
 
 
 def _samples(tokenizer, n, source="builtin:medical", seed=0):

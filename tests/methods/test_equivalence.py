@@ -10,12 +10,12 @@ from torch import nn
 
 from conftest import ARCHS
 from optimum_dpruner import DPruner, DPrunerConfig
-from optimum_dpruner.blockwise import SharedStatistics, iter_target_linears
-from optimum_dpruner.data import calibration_samples
-from optimum_dpruner.hooks import HookManager
+from optimum_dpruner.stages import SharedStatistics, iter_target_linears
+from optimum_dpruner.data.calibration import calibration_samples
+from optimum_dpruner.runtime.hooks import HookManager
 from optimum_dpruner.methods.obs import MaskSpec, inverse_hessian_factor, obs_prune
 from optimum_dpruner.methods.statistics import Hessian
-from optimum_dpruner.modeling import find_decoder_blocks, find_target_linears
+from optimum_dpruner.models.loading import find_decoder_blocks, find_target_linears
 
 from .reference import reference_prune, reference_sparsegpt, reference_upper
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from optimum_dpruner import DPruner, DPrunerConfig
-from optimum_dpruner.blockwise import iter_target_linears
-from optimum_dpruner.data import calibration_samples
-from optimum_dpruner.hooks import HookManager
+from optimum_dpruner.stages import iter_target_linears
+from optimum_dpruner.data.calibration import calibration_samples
+from optimum_dpruner.runtime.hooks import HookManager
 from optimum_dpruner.methods.statistics import Hessian, InputNorms, mixture_weights
 
 COMMON = dict(num_samples=3, domain_num_samples=5, seq_len=64, block_size=32)

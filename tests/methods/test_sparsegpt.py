@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from optimum_dpruner import DPrunerConfig, DPrunerWarning
-from optimum_dpruner.data import calibration_samples
-from optimum_dpruner.hooks import HookManager
+from optimum_dpruner.data.calibration import calibration_samples
+from optimum_dpruner.runtime.hooks import HookManager
 from optimum_dpruner.methods import SparseGPTMethod
 from optimum_dpruner.methods.obs import inverse_hessian_factor
 from optimum_dpruner.methods.statistics import Hessian

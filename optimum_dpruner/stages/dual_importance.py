@@ -7,18 +7,19 @@ import logging
 import torch
 from torch import nn
 
-from .configuration import DPrunerConfig
-from .distributed import current_process_group
-from .errors import ConfigError
-from .gradients import collect_dual_importance
-from .methods.base import LayerResult
-from .methods.dpruner import DPrunerMethod, OBSSaliency
-from .methods.sparsegpt import SparseGPTMethod
-from .offload import accelerate_offloaded, onloaded, parameter_value, writable
-from .blockwise import execution_device, prune_blockwise
-from .profiling import StageTimer
-from .result import PruneReport, StageMonitor
-from .sharding import sharded_replica
+from ..configuration import DPrunerConfig
+from ..runtime.distributed import current_process_group
+from ..errors import ConfigError
+from .domain_gradients import collect_dual_importance
+from ..methods.base import LayerResult
+from ..methods.dpruner import DPrunerMethod, OBSSaliency
+from ..methods.sparsegpt import SparseGPTMethod
+from ..runtime.offload import accelerate_offloaded, onloaded, parameter_value, writable
+from .capture import execution_device
+from .walk import prune_blockwise
+from ..runtime.timers import StageTimer
+from ..runtime.memory import StageMonitor
+from ..runtime.sharding import sharded_replica
 
 __all__ = ["general_importance", "run_dpruner", "apply_importance_masks"]
 
@@ -74,7 +75,7 @@ def run_dpruner(
     general_samples: list[torch.Tensor],
     domain_samples: list[torch.Tensor],
     config: DPrunerConfig,
-    report: PruneReport,
+    report,
     monitor: StageMonitor,
     progress: bool = True,
     timer: StageTimer | None = None,

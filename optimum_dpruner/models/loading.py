@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import CheckpointError, ConfigError, UnsupportedModelError, describe_error
+from ..errors import CheckpointError, ConfigError, UnsupportedModelError, describe_error
 
 __all__ = ["load_model", "load_model_config", "load_model_skeleton", "load_tokenizer", "find_decoder_blocks", "find_target_linears", "resolve_dtype", "DecoderBlocks"]
 
@@ -93,7 +93,7 @@ def _from_pretrained(load, path: str):
 
 def _unreadable_safetensors(folder: str) -> str | None:
     """The first `.safetensors` file of `folder` whose header cannot be read, if any."""
-    from .checkpoint.metadata import open_safetensors
+    from .files import open_safetensors
 
     if not os.path.isdir(folder):
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["prune_mask", "nm_mask", "lowest_k_mask", "count_pruned"]
 

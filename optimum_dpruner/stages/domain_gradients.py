@@ -6,9 +6,9 @@ gradient at once. A full set of gradients is never held: memory is weights + act
 With weight updates and gradient clipping, each step runs two backward passes (as LOMO does): the first
 scores at the current weights and measures the global norm of g~, the second applies the clipped update.
 
-Launched on several processes (`optimum_dpruner.distributed`), each step's batch is split over them and the hook
+Launched on several processes (`optimum_dpruner.runtime.distributed`), each step's batch is split over them and the hook
 averages g over the processes before using it, so every process computes the same I. On an FSDP replica
-(`optimum_dpruner.sharding`) the gradient arrives averaged and sharded by rows: each process scores (and updates)
+(`optimum_dpruner.runtime.sharding`) the gradient arrives averaged and sharded by rows: each process scores (and updates)
 its rows, and the rows are summed into the full I on every process at the end.
 """
 
@@ -23,14 +23,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .configuration import DPrunerConfig
-from .distributed import ProcessGroup, current_process_group
-from .errors import ConfigError, UnsupportedModelError
-from .hooks import HookManager
-from .methods.dpruner import regularised_gradient, taylor_importance
-from .blockwise import model_device
-from .profiling import StageTimer
-from .sharding import local_tensor, shard_rows
+from ..configuration import DPrunerConfig
+from ..runtime.distributed import ProcessGroup, current_process_group
+from ..errors import ConfigError, UnsupportedModelError
+from ..runtime.hooks import HookManager
+from ..methods.dpruner import regularised_gradient, taylor_importance
+from . import model_device
+from ..runtime.timers import StageTimer
+from ..runtime.sharding import local_tensor, shard_rows
 
 __all__ = ["DomainStats", "collect_dual_importance"]
 

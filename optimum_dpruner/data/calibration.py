@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .errors import ConfigError, DataError, DPrunerWarning, describe_error
+from ..errors import ConfigError, DataError, DPrunerWarning, describe_error
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -34,7 +34,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
+_DATA_DIR = os.path.dirname(os.path.abspath(__file__))
 
 #: Bundled corpora (see `optimum_dpruner/data/README.md` for sources and licences): name -> (train file, test file).
 BUILTIN_DATASETS: dict[str, tuple[str, str]] = {

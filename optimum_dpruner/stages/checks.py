@@ -13,12 +13,11 @@ from typing import Any
 
 import torch
 
-from .configuration import DPrunerConfig
-from .errors import ConfigError, DataError, DPrunerWarning, NumericalError, UnsupportedModelError
-from .checkpoint.importance import importance_metadata
-from .offload import parameter_value
-from .result import PruneReport
-from .checkpoint.verification import minimum_zeros
+from ..configuration import DPrunerConfig
+from ..errors import ConfigError, DataError, DPrunerWarning, NumericalError, UnsupportedModelError
+from ..checkpoint.importance import importance_metadata
+from ..runtime.offload import parameter_value
+from ..checkpoint.verification import minimum_zeros
 
 __all__ = [
     "as_config",
@@ -126,7 +125,7 @@ def check_importance_model(importance: Any, fingerprint: str) -> None:
         )
 
 
-def check_achieved_sparsity(report: PruneReport, cfg: DPrunerConfig, granularity: str) -> None:
+def check_achieved_sparsity(report, cfg: DPrunerConfig, granularity: str) -> None:
     """`NumericalError` when a target matrix holds fewer zeros than the requested sparsity less rounding."""
     short = []
     for name, matrix in report.matrices.items():

@@ -4,7 +4,7 @@ No model family's code is patched. A forward pre-hook (with kwargs) on every dec
 model passes to it (hidden states for the first block; attention mask, position embeddings, cache position...
 for all of them, since models like Gemma3 pass different masks to different layers), and the hook on the last
 block stops the forward pass. `BlockInputs` then holds the hidden states entering the current block (replaced
-block after block by `blockwise.walk`) and each block's other arguments.
+block after block by `stages.walk`) and each block's other arguments.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from tqdm.auto import tqdm
 
 from ..configuration import DPrunerConfig
 from ..errors import ConfigError, UnsupportedModelError
-from ..hooks import HookManager
-from ..modeling import DecoderBlocks
-from ..offload import accelerate_offloaded, module_device, non_block_modules, offload_hook, onloaded, resolve_device
+from ..runtime.hooks import HookManager
+from ..models.loading import DecoderBlocks
+from ..runtime.offload import accelerate_offloaded, module_device, non_block_modules, offload_hook, onloaded, resolve_device
 
 __all__ = ["BlockInputs", "capture_block_inputs", "model_device", "execution_device"]
 

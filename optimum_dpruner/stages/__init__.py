@@ -1,5 +1,6 @@
-"""The block-by-block stages: capture each decoder block's inputs, collect statistics per input group, prune,
-propagate the pruned outputs (`walk`), with the capture pass in `capture` and the shared statistics in `groups`."""
+"""How a run walks the model: capture each decoder block's inputs (`capture`), the block walk that calibrates,
+prunes and propagates (`walk`), the statistics shared by linears that read one input (`groups`), D-Pruner's
+model-wide stages (`dual_importance`, `domain_gradients`), and the checks before and after a run (`checks`)."""
 
 from .capture import BlockInputs, capture_block_inputs, execution_device, model_device
 from .groups import InputGroup, SharedStatistics

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..errors import UnsupportedModelError
-from ..profiling import StageTimer
+from ..runtime.timers import StageTimer
 
 __all__ = ["InputGroup", "SharedStatistics"]
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .distributed import ProcessGroup
-from .modeling import find_decoder_blocks
+from ..models.loading import find_decoder_blocks
 
 __all__ = ["sharded_replica", "shard_rows", "local_tensor"]
 

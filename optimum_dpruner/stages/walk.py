@@ -1,10 +1,10 @@
 """The block walk: for each decoder block, collect statistics, prune its target linears, propagate.
 
 For each block in turn: forward hooks on its target linears feed one statistic per input group
-(`blockwise.groups`), each group is pruned by the method (`PruningMethod.prune_group`), and the block is run
+(`stages.groups`), each group is pruned by the method (`PruningMethod.prune_group`), and the block is run
 again with hooks muted to produce the next block's inputs from the *pruned* block. Only one block's statistics
 exist at a time. The stages compute on `execution_device`; a model that lives elsewhere (CPU RAM) has one block
-at a time moved there (`optimum_dpruner.offload`), and the activations between blocks can wait in CPU RAM.
+at a time moved there (`optimum_dpruner.runtime.offload`), and the activations between blocks can wait in CPU RAM.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from tqdm.auto import tqdm
 
 from ..configuration import DPrunerConfig
 from ..errors import UnsupportedModelError
-from ..hooks import HookManager
+from ..runtime.hooks import HookManager
 from ..methods.base import LayerResult, PruningMethod
-from ..modeling import find_decoder_blocks, find_target_linears
-from ..offload import onloaded, storage_device
-from ..profiling import StageTimer
+from ..models.loading import find_decoder_blocks, find_target_linears
+from ..runtime.offload import onloaded, storage_device
+from ..runtime.timers import StageTimer
 from .capture import BlockInputs, capture_block_inputs, execution_device
 from .groups import InputGroup, SharedStatistics
 
