@@ -28,13 +28,20 @@ from optimum_dpruner import DPruner, DPrunerConfig, load_importance, perplexity
 from optimum_dpruner.checkpoint.importance import save_importance
 from optimum_dpruner.models.default_model import ensure_default_model
 from optimum_dpruner.data.calibration import calibration_samples
-from optimum_dpruner.stages.dual_importance import apply_importance_masks, general_importance
+from optimum_dpruner.methods import DPrunerMethod
+from optimum_dpruner.report import PruneReport
+from optimum_dpruner.stages.run import Run
 from optimum_dpruner.stages.domain_gradients import collect_dual_importance
 from optimum_dpruner.stages import iter_target_linears
 
 
 VARIANTS = ("granularity", "lambda", "samples", "sgd", "sgd-finetuned")
 
+
+
+def _run(model, config) -> Run:
+    """A pruning run's stages on `model`, outside `DPruner.prune` (its report is not kept)."""
+    return Run(model, iter_target_linears(model, config), config, PruneReport(config.method, config.pattern, 0.5), progress=False)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -83,7 +90,8 @@ def main() -> None:
         G = saved["G"]
     else:
         start = time.time()
-        G = general_importance(copy.deepcopy(master), general, base, progress=False)
+        model = copy.deepcopy(master)
+        G = DPrunerMethod(base).general_importance(_run(model, base), general)
         print(f"G computed in {time.time() - start:.0f}s", flush=True)
 
     def variant(name: str, domain_samples, granularities=("layer",), finetuned: bool = False, **overrides) -> None:
@@ -102,7 +110,7 @@ def main() -> None:
         for granularity in granularities:
             masked = model if finetuned else copy.deepcopy(master)  # finetuned: the SGD-updated weights (one granularity)
             cfg = DPrunerConfig(**{**overrides, "granularity": granularity})
-            apply_importance_masks(iter_target_linears(masked, cfg), importance, cfg)
+            _run(masked, cfg).walk(DPrunerMethod(cfg, importance=importance), None)  # masks from I, no update
             evaluate(masked, f"{name} / {granularity}", domain_samples=len(domain_samples), domain_seconds=seconds,
                      regulariser_ratio_mean=sum(ratios.values()) / len(ratios), **overrides)
 

@@ -126,13 +126,11 @@ def _rank_sum_method(config, importance, share):
 def _prune_custom(model, tokenizer, config, data, method) -> float:
     """A variant whose method is not a library option: the library's windows and mixing; returns seconds."""
     from optimum_dpruner.stages import prune_blockwise
-    from optimum_dpruner.pruner import _mix
+    from optimum_dpruner.stages.calibration import calibration_windows
 
-    pruner = DPruner(model, tokenizer, config)
     start = time.time()
-    general = pruner._samples(data[0], config.num_samples)
-    domain = pruner._samples(data[1], config.domain_num_samples)
-    samples, weights = _mix(general, domain, config.mixing_weight)
+    windows = calibration_windows(data[0], data[1], tokenizer, model.config, config)
+    samples, weights = windows.statistics(config.mixing_weight)
     prune_blockwise(model, samples, method, config, progress=False, sample_weights=weights)
     return time.time() - start
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import ConfigError, DPrunerWarning
 
-__all__ = ["DPrunerConfig", "MethodName", "Granularity", "CONFIG_NAME"]
+__all__ = ["DPrunerConfig", "MethodName", "Granularity", "CONFIG_NAME", "parse_pattern"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,23 @@ def _library_version() -> str | None:
     except PackageNotFoundError:
         return None
 
+
+
+def parse_pattern(pattern: Any) -> tuple[int, int] | None:
+    """`(N, M)` of an `"N:M"` sparsity pattern, `None` for `"unstructured"`.
+
+    Raises:
+        `ConfigError`: anything else, or N:M without 0 < N < M.
+    """
+    if pattern == "unstructured":
+        return None
+    try:
+        n, m = (int(p) for p in str(pattern).split(":"))
+    except ValueError:
+        raise ConfigError(f"pattern={pattern!r} must be 'unstructured' or 'N:M' with integers N < M, e.g. '2:4'.") from None
+    if not 0 < n < m:
+        raise ConfigError(f"pattern={pattern!r} needs 0 < N < M, e.g. '2:4' or '4:8'.")
+    return n, m
 
 @dataclass
 class DPrunerConfig:
@@ -333,18 +350,7 @@ class DPrunerConfig:
     @property
     def nm(self) -> tuple[int, int] | None:
         """`(N, M)` for an N:M pattern, `None` for unstructured. Raises `ConfigError` on a malformed pattern."""
-        if self.pattern == "unstructured":
-            return None
-        parts = str(self.pattern).split(":")
-        try:
-            n, m = (int(p) for p in parts)
-        except ValueError:
-            raise ConfigError(
-                f"pattern={self.pattern!r} must be 'unstructured' or 'N:M' with integers N < M, e.g. '2:4'."
-            ) from None
-        if not 0 < n < m:
-            raise ConfigError(f"pattern={self.pattern!r} needs 0 < N < M, e.g. '2:4' or '4:8'.")
-        return n, m
+        return parse_pattern(self.pattern)
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:

@@ -2,80 +2,34 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from typing import Any
 
 import torch
 
+from .checkpoint.metadata import SPARSITY_KEY, sparsity_metadata
 from .configuration import DPrunerConfig
-from .data.calibration import calibration_samples, window_bos_id
+from .errors import ConfigError
+from .methods import build_method
+from .models.loading import load_model, load_tokenizer
+from .report import PruneReport, measure_sparsity
+from .result import PruneResult
 from .runtime.distributed import current_process_group
-from .stages.dual_importance import apply_importance_masks, run_dpruner
-from .errors import ConfigError, DataError
+from .stages import iter_target_linears
+from .stages.calibration import DEFAULT_GENERAL_DATASET, CalibrationWindows, calibration_windows
 from .stages.checks import (
     as_config,
     check_achieved_sparsity,
     check_data_arguments,
     check_finite_weights,
-    check_importance_model,
+    needs_calibration_windows,
 )
-from .checkpoint.importance import load_importance, weights_fingerprint
-from .methods import DPrunerMethod, ObsReconstruction, get_method, reconstructs
-from .methods.dpruner import ImportanceWeightedOBS
-from .methods.statistics import mixture_weights
-from .models.loading import load_model, load_tokenizer
-from .stages import iter_target_linears, prune_blockwise
-from .runtime.timers import StageTimer
-from .report import PruneReport, measure_sparsity
-from .result import PruneResult
-from .runtime.memory import StageMonitor
-from .checkpoint.metadata import SPARSITY_KEY, sparsity_metadata
+from .stages.run import Run
 
 __all__ = ["DPruner", "DEFAULT_GENERAL_DATASET"]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_GENERAL_DATASET = "builtin:general"
-
-
-def _describe_source(source: Any) -> str:
-    """A short name for a calibration source (a path, hub id or builtin id as given; else its type)."""
-    if isinstance(source, (str, os.PathLike)):
-        return os.fspath(source)
-    if isinstance(source, (list, tuple)):
-        return f"list of {len(source)} texts"
-    info = getattr(source, "info", None)
-    return getattr(info, "dataset_name", None) or type(source).__name__
-
-
-def _mix(
-    general: list[torch.Tensor], domain: list[torch.Tensor] | None, domain_weight: float
-) -> tuple[list[torch.Tensor], list[float] | None]:
-    """The windows of a calibration pass and their per-token weights (`None`: equal), the domain windows taking a
-    `domain_weight` share; a side with no share is left out (so 0 and 1 are general-only and domain-only runs)."""
-    if not domain or domain_weight == 0:
-        return general, None
-    if domain_weight == 1:
-        return domain, None
-    tokens = [s.numel() for s in general], [s.numel() for s in domain]
-    return general + domain, mixture_weights(*tokens, domain_weight)
-
-
-def _fingerprint(samples: list[torch.Tensor], source: Any, bos_token_id: int | None) -> dict[str, Any]:
-    """What a calibration set was: source, size, the BOS each window starts with (`None`: none) and a hash."""
-    digest = hashlib.sha256()
-    for s in samples:
-        digest.update(s.numpy().tobytes())
-    return {
-        "source": _describe_source(source),
-        "num_samples": len(samples),
-        "seq_len": int(samples[0].shape[-1]),
-        "add_bos": bos_token_id is not None,
-        "bos_token_id": bos_token_id,
-        "sha256": digest.hexdigest(),
-    }
 
 
 class DPruner:
@@ -136,21 +90,6 @@ class DPruner:
         model = load_model(model_or_path, dtype=dtype, device=device, **load_kwargs)
         return cls(model, load_tokenizer(model_or_path, tokenizer), config)
 
-    def _samples(self, source: Any, num_samples: int, argument: str = "general_ds") -> list[torch.Tensor]:
-        cfg = self.config
-        try:
-            return calibration_samples(
-                source, self.tokenizer, num_samples, cfg.seq_len, cfg.seed, cfg.text_column, self.model.config,
-                cfg.add_bos,
-            )
-        except DataError as e:  # name the argument the data came from
-            shown = repr(source) if isinstance(source, (str, os.PathLike)) else _describe_source(source)
-            raise DataError(f"{argument}={shown}: {e}") from None
-
-    def _window_bos(self) -> int | None:
-        """The BOS id the calibration windows start with (`None`: none), for the fingerprint."""
-        return window_bos_id(self.tokenizer, self.config.add_bos)
-
     def prune(
         self,
         general_ds: Any = None,
@@ -184,72 +123,23 @@ class DPruner:
             (beyond rounding), so no result is returned.
         """
         cfg = self.config
-        method_cls = get_method(cfg.method)
-        reconstruct = reconstructs(cfg)
-        check_data_arguments(method_cls, general_ds, domain_ds, importance, DEFAULT_GENERAL_DATASET, reconstruct)
+        method = build_method(cfg)
+        check_data_arguments(method, general_ds, domain_ds, importance, DEFAULT_GENERAL_DATASET)
         check_finite_weights(self.model)
         report = PruneReport(method=cfg.method, pattern=cfg.pattern, target_sparsity=cfg.sparsity)
-        monitor = StageMonitor()
-        timer = StageTimer()
-        targets = iter_target_linears(self.model, cfg)
-        scores = None
-        calibration: dict[str, Any] = {}
-        if method_cls.requires_domain_data and importance is None and domain_ds is None:
-            raise DataError(
-                f"method={cfg.method!r} needs both a general and a domain dataset; pass domain_ds= "
-                "(e.g. 'builtin:medical'), or pick a baseline that takes one dataset."
-            )
-        uses_data = method_cls.requires_data or reconstruct
-        if domain_ds is not None and not uses_data:
-            raise DataError(f"method={cfg.method!r} uses no calibration data; drop domain_ds, or use a method that "
-                            "calibrates (wanda, sparsegpt, dpruner) or reconstruction='obs'.")
-        needs_windows = uses_data and (importance is None or reconstruct)
-        general = domain = None
-        if needs_windows:
-            general_ds = DEFAULT_GENERAL_DATASET if general_ds is None else general_ds
-            bos = self._window_bos()
-            with monitor.measure(report, "calibration_data"):
-                general = self._samples(general_ds, cfg.num_samples)
-                domain = self._samples(domain_ds, cfg.domain_num_samples, "domain_ds") if domain_ds is not None else None
-            calibration["general"] = _fingerprint(general, general_ds, bos)
-            if domain is not None:
-                calibration["domain"] = _fingerprint(domain, domain_ds, bos)
-        if method_cls.requires_domain_data:
-            fingerprint = weights_fingerprint(targets)
-            report.extra["model_fingerprint"] = {"sha256": fingerprint}
-            if importance is not None:
-                check_importance_model(importance, fingerprint)
-                scores = load_importance(importance) if not isinstance(importance, dict) else importance
-            else:
-                scores = run_dpruner(self.model, targets, general, domain, cfg, report, monitor, progress, timer)
-            if cfg.dual_mask_score == "saliency_x_importance":
-                method = ImportanceWeightedOBS(cfg, importance=scores["I"])
-            else:
-                method = DPrunerMethod(cfg, importance=scores["I"])
-            if not reconstruct:
-                with monitor.measure(report, "masking"):
-                    apply_importance_masks(targets, scores["I"], cfg)
-        else:
-            method = method_cls(cfg)
-        if reconstruct or not method_cls.requires_domain_data:
-            if reconstruct and not method.updates_weights:
-                method = ObsReconstruction(method)
-            samples, weights = _mix(general, domain, cfg.mixing_weight) if general is not None else (None, None)
-            if domain is not None and samples is not None:  # the share of each set in the block-wise statistics
-                calibration["general"]["statistics_share"] = 1.0 - cfg.mixing_weight
-                calibration["domain"]["statistics_share"] = cfg.mixing_weight
-            stage = "reconstruction" if method_cls.requires_domain_data else "prune"
-            with monitor.measure(report, stage):
-                prune_blockwise(self.model, samples, method, cfg, progress=progress, sample_weights=weights, timer=timer)
-        report.breakdown = {
-            **{k: report.stage_seconds[k] for k in ("calibration_data",) if k in report.stage_seconds},
-            **timer.seconds,
-            **{k: report.stage_seconds[k] for k in ("masking",) if k in report.stage_seconds},
-        }
-        report.matrices = measure_sparsity(targets)
+        run = Run(self.model, iter_target_linears(self.model, cfg), cfg, report, progress)
+        windows = CalibrationWindows()
+        if needs_calibration_windows(method, importance):
+            with run.monitor.measure(report, "calibration_data"):
+                windows = calibration_windows(general_ds, domain_ds, self.tokenizer, self.model.config, cfg)
+        scores = method.prepare(run, windows.general, windows.domain, importance)
+        samples, weights = windows.statistics(cfg.mixing_weight) if method.requires_data else (None, None)
+        run.walk(method, samples, weights)
+        report.breakdown = {**{k: v for k, v in report.stage_seconds.items() if k == "calibration_data"}, **run.timer.seconds}
+        report.matrices = measure_sparsity(run.targets)
         check_achieved_sparsity(report, cfg, method.granularity)
         report.fill_model_totals(self.model)
-        report.extra["calibration"] = calibration
+        report.extra["calibration"] = windows.record
         # the metadata travels with the model, so that a plain model.save_pretrained keeps it and
         # verify_sparsity(model) works straight away
         setattr(self.model.config, SPARSITY_KEY, sparsity_metadata(report, cfg))

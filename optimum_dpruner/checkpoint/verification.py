@@ -15,7 +15,9 @@ from typing import Any
 
 import torch
 
+from ..configuration import parse_pattern
 from ..errors import ConfigError
+from ..methods.masks import comparison_groups
 from ..runtime.offload import parameter_value
 from .compression import read_weights
 from .metadata import SPARSITY_KEY, read_sparsity_metadata
@@ -97,23 +99,6 @@ class SparsityCheck:
         return self.table(max_rows=40)
 
 
-def _nm(pattern: str | None) -> tuple[int, int] | None:
-    if not pattern or pattern == "unstructured":
-        return None
-    n, m = (int(p) for p in pattern.split(":"))
-    return n, m
-
-
-def _comparison_groups(d_out: int, d_in: int, granularity: str | None, block_size: int) -> int:
-    """How many groups a matrix's mask is chosen in (see `masks.prune_mask` and SparseGPT's per-block masks)."""
-    blocks = math.ceil(d_in / block_size)
-    if granularity == "layer":
-        return 1
-    if granularity == "block":
-        return blocks
-    return d_out * blocks  # "row" (SparseGPT picks per row within each block), or unknown: the loosest bound
-
-
 def minimum_zeros(
     shape: tuple[int, ...],
     sparsity: float,
@@ -136,11 +121,11 @@ def minimum_zeros(
     d_out = shape[0] if shape else 1
     numel = math.prod(shape)
     d_in = numel // d_out if d_out else 0
-    nm = _nm(pattern)
+    nm = parse_pattern(pattern or "unstructured")
     if nm is not None:
         n, m = nm
         return numel // m * (m - n)
-    return max(0, math.floor(sparsity * numel) - _comparison_groups(d_out, d_in, granularity, block_size))
+    return max(0, math.floor(sparsity * numel) - comparison_groups(d_out, d_in, granularity, block_size))
 
 
 def _model_weights(model, names: list[str]) -> Iterator[tuple[str, torch.Tensor | None]]:
@@ -242,7 +227,7 @@ def verify_sparsity(model_or_dir: Any, tolerance: float = 1e-6) -> "SparsityChec
         )
     check = SparsityCheck(source, metadata.get("method"), metadata.get("pattern"))
     expected = metadata["per_matrix_sparsity"]
-    nm = _nm(metadata.get("pattern"))
+    nm = parse_pattern(metadata.get("pattern") or "unstructured")
     for name, weight in weights(list(expected)):
         row = _check_matrix(name, weight, float(expected[name]), nm, tolerance, metadata)
         check.rows.append(row)

@@ -1,7 +1,7 @@
 """Pruning methods, one per module, registered by name (see `registry.py`)."""
 
 from .base import LayerResult, PruningMethod
-from .registry import METHODS, get_method, reconstructs, register_method
+from .registry import METHODS, build_method, get_method, reconstructs, register_method
 
 # Each import registers its method.
 from .magnitude import MagnitudeMethod  # noqa: E402
@@ -13,6 +13,7 @@ from .reconstruction import ObsReconstruction  # noqa: E402
 __all__ = [
     "METHODS",
     "get_method",
+    "build_method",
     "reconstructs",
     "register_method",
     "PruningMethod",

@@ -1,9 +1,10 @@
 """The interface every pruning method implements: a statistic per input, then scores -> masks (-> new weights).
 
-One method instance serves a whole run. The block-wise pipeline gives each group of target linears that read the
+One method instance serves a whole run. The block walk (`stages.walk`) gives each group of target linears that read the
 same input (q/k/v, gate/up, or a linear alone) one statistic of the method's `statistic` class, feeds it the
-group's inputs, then calls `prune_group` once with the group's weights and writes the returned weights. Methods
-never see a hook or a module; they receive tensors and return tensors.
+group's inputs, then calls `prune_group` once with the group's weights and writes the returned weights:
+`prune_group` sees no hook and no module, only tensors. A method that needs a model-wide stage first (D-Pruner's
+importance scores) runs it in `prepare`, through the stages the run hands it.
 """
 
 from __future__ import annotations
@@ -40,18 +41,25 @@ class LayerResult:
 class PruningMethod(ABC):
     """Base class of the pruning methods.
 
+    A run builds one instance from the config (`methods.registry.build_method`), calls `prepare` once for any
+    model-wide stage the method needs before the block walk, then walks the blocks, calling `prune_group` for each
+    group of target linears that read one input.
+
     Class attributes (capability flags the pipeline reads instead of method names):
         name: registry name (a `MethodName` value).
         statistic: class of the per-input statistic (`methods.statistics`), `None` for data-free scores.
-        requires_data: needs calibration inputs; magnitude does not.
+        requires_data: the block walk needs calibration windows (the statistic's inputs); magnitude's does not.
+        requires_domain_data: `prepare` reads a domain dataset as well as a general one.
+        accepts_scores: `prepare` can take saved scores (`importance=`) instead of computing them from data.
         updates_weights: changes surviving weights (the OBS update).
         default_granularity: comparison group when the config leaves `granularity` unset.
-        requires_domain_data: needs a domain dataset as well as a general one (D-Pruner).
         changes_weights: `prune_group` returns different weights (False only for score-only stages); when False,
-            the pipeline reuses the calibration pass's outputs instead of running the block a second time.
+            the block walk reuses the calibration pass's outputs instead of running the block a second time.
         default_reconstruction: `"obs"` when the surviving weights are updated unless the config says otherwise
             (SparseGPT, D-Pruner's recipe), else `"none"`; a method that does not update weights itself is wrapped in
             `methods.reconstruction.ObsReconstruction` when it reconstructs.
+        stage_name: the report's name of the block walk's stage; `reconstructed_stage_name` when
+            `ObsReconstruction` wraps the method.
 
     Args:
         config (`DPrunerConfig`): the run's options.
@@ -61,16 +69,38 @@ class PruningMethod(ABC):
     name: ClassVar[str]
     statistic: ClassVar[type | None] = None
     requires_data: ClassVar[bool] = True
+    requires_domain_data: ClassVar[bool] = False
+    accepts_scores: ClassVar[bool] = False
     updates_weights: ClassVar[bool] = False
     default_granularity: ClassVar[str] = "layer"
-    requires_domain_data: ClassVar[bool] = False
     changes_weights: ClassVar[bool] = True
     default_reconstruction: ClassVar[str] = "none"
+    stage_name: ClassVar[str] = "prune"
+    reconstructed_stage_name: ClassVar[str] = "prune"
 
     def __init__(self, config: DPrunerConfig, keep_saliency: bool = False) -> None:
         self.config = config
         self.keep_saliency = keep_saliency
         self.granularity = config.granularity or self.default_granularity
+
+    @classmethod
+    def from_config(cls, config: DPrunerConfig) -> "PruningMethod":
+        """The instance a run with `config` prunes with (a method with variants picks one here)."""
+        return cls(config)
+
+    def prepare(self, run: Any, general: Any, domain: Any, importance: Any = None) -> Any:
+        """The model-wide stage before the block walk; the baselines have none.
+
+        Args:
+            run (`stages.run.Run`): the run's model, targets, config, report and the stages it offers.
+            general (`list[torch.Tensor]`, *optional*): general calibration windows.
+            domain (`list[torch.Tensor]`, *optional*): domain calibration windows.
+            importance (*optional*): saved scores (only for a method with `accepts_scores`).
+
+        Returns:
+            What the stage computed that the result keeps (D-Pruner's scores), or `None`.
+        """
+        return None
 
     def score(self, name: str, weight: torch.Tensor, statistic: Any) -> torch.Tensor:
         """Importance of each weight of matrix `name`, `(d_out, d_in)` fp32, higher is more important."""

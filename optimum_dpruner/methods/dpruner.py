@@ -19,9 +19,9 @@ import torch
 from ..configuration import MethodName
 from ..runtime.timers import StageTimer
 from .base import LayerResult, PruningMethod
-from .obs import obs_prune, obs_saliency
-from .registry import register_method
-from .sparsegpt import SparseGPTMethod, split_rows, stack_rows
+from .obs import factor_and_stack, obs_prune, obs_saliency, split_rows
+from .registry import reconstructs, register_method
+from .sparsegpt import SparseGPTMethod
 
 __all__ = ["DPrunerMethod", "ImportanceWeightedOBS", "regularised_gradient", "taylor_importance", "OBSSaliency"]
 
@@ -58,8 +58,7 @@ class OBSSaliency(SparseGPTMethod):
 
     def prune_group(self, weights, statistic, timer=None):
         timer = timer or StageTimer()
-        upper, dead = statistic.inverse_factor(self.config.damp, timer)
-        stacked, slices = stack_rows(weights, upper.device, dead)
+        upper, stacked, slices = factor_and_stack(weights, statistic, self.config.damp, timer)
         saliency = obs_saliency(stacked, upper)
         return {
             name: LayerResult(weight, torch.zeros_like(weight, dtype=torch.bool), saliency[rows])
@@ -67,25 +66,64 @@ class OBSSaliency(SparseGPTMethod):
         }
 
 
-class ImportanceWeightedOBS(SparseGPTMethod):
+class DualImportance:
+    """D-Pruner's model-wide stage, shared by its variants: the general importance G (SparseGPT's or OBS saliency on
+    the general windows, weights put back afterwards), then the dual importance I from regularised gradients on the
+    domain windows; or both read from saved scores. The block walk then masks (and updates) from I.
+
+    Args:
+        importance (`dict[str, torch.Tensor]`, *optional*): I per target matrix name, when it is known already.
+    """
+
+    requires_domain_data = True
+    accepts_scores = True
+
+    def _set_importance(self, importance: dict[str, torch.Tensor] | None) -> None:
+        self.importance = importance or {}
+
+    def prepare(self, run, general, domain, importance=None) -> dict[str, dict[str, torch.Tensor]]:
+        """Compute (or read) G and I; returns `{"G": ..., "I": ...}` for the result and `save_importance`."""
+        config = self.config
+        fingerprint = run.record_weights_fingerprint()
+        if importance is not None:
+            scores = run.saved_scores(importance, fingerprint)
+        else:
+            general_scores = self.general_importance(run, general)
+            scores = {"G": general_scores or {}, "I": run.domain_importance(domain, general_scores)}
+        self._set_importance(scores["I"])
+        return scores
+
+    def general_importance(self, run, general) -> dict[str, torch.Tensor] | None:
+        """G of every target from the general windows: SparseGPT's saliency as its OBS updates reach each block
+        (`general_importance="sparsegpt"`) or the saliency of the unmodified weights (`"obs"`); `None` with
+        `"none"`. The model's weights are unchanged."""
+        config = self.config
+        if config.general_importance == "none":
+            return None
+        saliency = SparseGPTMethod if config.general_importance == "sparsegpt" else OBSSaliency
+        return run.saliency(saliency(config, keep_saliency=True), general, "general_importance")
+
+
+class ImportanceWeightedOBS(DualImportance, SparseGPTMethod):
     """D-Pruner's reconstruction pass (`mask_score="saliency_x_importance"`): SparseGPT on the (mixed) calibration
     Hessian whose adaptive mask choice weighs each weight's OBS saliency by its domain importance,
     W^2 / U_jj^2 * (I / mean I)^gamma (gamma = `importance_exponent`; 0 is plain SparseGPT on the mixed windows).
 
     The saliency carries the general side (the mixed Hessian of the partially pruned model) and I the domain side;
     the product keeps weights that matter for either, and N:M choices stay local comparisons. Not registered: the
-    "dpruner" method runs it when its config asks for it.
+    "dpruner" method builds it when its config asks for it (`DPrunerMethod.from_config`).
 
     Args:
         config (`DPrunerConfig`): the run's options.
-        importance (`dict[str, torch.Tensor]`): I per target matrix name.
+        importance (`dict[str, torch.Tensor]`, *optional*): I per target matrix name; else `prepare` computes it.
     """
 
     name = MethodName.DPRUNER.value
+    stage_name = "reconstruction"
 
-    def __init__(self, config, importance: dict[str, torch.Tensor], keep_saliency: bool = False) -> None:
+    def __init__(self, config, importance: dict[str, torch.Tensor] | None = None, keep_saliency: bool = False) -> None:
         super().__init__(config, keep_saliency)
-        self.importance = importance
+        self._set_importance(importance)
 
     def prior(self, names, device: torch.device) -> torch.Tensor:
         """(I / mean I)^gamma of each matrix, stacked by rows."""
@@ -98,8 +136,7 @@ class ImportanceWeightedOBS(SparseGPTMethod):
 
     def prune_group(self, weights, statistic, timer=None):
         timer = timer or StageTimer()
-        upper, dead = statistic.inverse_factor(self.config.damp, timer)
-        stacked, slices = stack_rows(weights, upper.device, dead)
+        upper, stacked, slices = factor_and_stack(weights, statistic, self.config.damp, timer)
         new, mask, saliency = obs_prune(stacked, upper, spec=self.mask_spec(), block_size=self.config.block_size,
                                         row_groups=slices, return_saliency=self.keep_saliency, timer=timer,
                                         prior=self.prior(weights, upper.device))
@@ -107,31 +144,43 @@ class ImportanceWeightedOBS(SparseGPTMethod):
 
 
 @register_method
-class DPrunerMethod(PruningMethod):
+class DPrunerMethod(DualImportance, PruningMethod):
     """D-Pruner (Zhang et al., NAACL 2024 Findings, arXiv 2405.06275).
 
     Statistics: G (general importance, one fp32 tensor the size of each target matrix, from SparseGPT on
     general data) and I (dual importance, the same size, accumulated from regularised gradients on domain
-    data). Score: I. Comparison group: the whole matrix by default (`granularity="layer"`, as the authors);
-    `"block"` is the authors' "iterative blocking". Updates weights: only if `learning_rate > 0` (and then the
-    mask goes to the pretrained weights unless `apply_mask_to="finetuned"`). Reconstructs by default (the library's
-    recipe: the pipeline runs `ImportanceWeightedOBS`, or `ObsReconstruction` of this mask with
-    `mask_score="importance"`); `DPrunerConfig.paper()` sets `reconstruction="none"`, the authors' method.
-    The stages are run by `optimum_dpruner.stages.dual_importance.run_dpruner`; this class masks each matrix from its I.
+    data), both computed by `prepare` before the block walk. Score: I. Comparison group: the whole matrix by
+    default (`granularity="layer"`, as the authors); `"block"` is the authors' "iterative blocking". Updates
+    weights: only if `learning_rate > 0` (and then the mask goes to the pretrained weights unless
+    `apply_mask_to="finetuned"`).
+
+    Variants, chosen from the config by `from_config`: the library's recipe reconstructs (`reconstruction="obs"`,
+    the default), with `ImportanceWeightedOBS` (`mask_score="saliency_x_importance"`, the default) or with this
+    class's mask from I kept and the surviving weights updated by `ObsReconstruction` (`mask_score="importance"`);
+    `DPrunerConfig.paper()` sets `reconstruction="none"`, the authors' method: this class alone, masks from I and
+    no calibration pass in the block walk.
 
     Args:
         config (`DPrunerConfig`): the run's options.
-        importance (`dict[str, torch.Tensor]`, *optional*): I per target matrix name.
+        importance (`dict[str, torch.Tensor]`, *optional*): I per target matrix name; else `prepare` computes it.
     """
 
     name = MethodName.DPRUNER.value
-    requires_domain_data = True
+    requires_data = False  # the block walk masks from I; the windows feed `prepare`
     default_granularity = "layer"
     default_reconstruction = "obs"
+    stage_name = "masking"
+    reconstructed_stage_name = "reconstruction"
 
     def __init__(self, config, importance: dict[str, torch.Tensor] | None = None, keep_saliency: bool = False) -> None:
         super().__init__(config, keep_saliency)
-        self.importance = importance or {}
+        self._set_importance(importance)
+
+    @classmethod
+    def from_config(cls, config) -> PruningMethod:
+        if reconstructs(config) and config.dual_mask_score == "saliency_x_importance":
+            return ImportanceWeightedOBS(config)
+        return cls(config)
 
     def score(self, name: str, weight: torch.Tensor, statistic: None) -> torch.Tensor:
         if name not in self.importance:

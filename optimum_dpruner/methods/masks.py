@@ -8,11 +8,13 @@ Ties are broken deterministically: among equal scores the entry with the lower f
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..errors import ConfigError
 
-__all__ = ["prune_mask", "nm_mask", "lowest_k_mask", "count_pruned"]
+__all__ = ["prune_mask", "nm_mask", "lowest_k_mask", "comparison_groups"]
 
 
 def _num_to_prune(sparsity: float, n: int) -> int:
@@ -87,6 +89,16 @@ def prune_mask(
     raise ConfigError(f"granularity={granularity!r} is unknown; choose 'layer', 'row' or 'block'.")
 
 
-def count_pruned(weight: torch.Tensor) -> int:
-    """Number of exact zeros in `weight`."""
-    return int((weight == 0).sum().item())
+def comparison_groups(d_out: int, d_in: int, granularity: str | None, block_size: int) -> int:
+    """The most comparison groups a `(d_out, d_in)` matrix's mask is chosen in, each rounding its pruned count.
+
+    `"layer"`: the matrix; `"block"`: each block of `block_size` input columns; `"row"`: each output row, and with
+    an adaptive OBS mask (`methods.obs`) each row within each block, the larger count, which also bounds an unknown
+    granularity.
+    """
+    blocks = math.ceil(d_in / block_size)
+    if granularity == "layer":
+        return 1
+    if granularity == "block":
+        return blocks
+    return d_out * blocks

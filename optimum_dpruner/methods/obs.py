@@ -28,8 +28,18 @@ import torch
 from ..errors import DPrunerWarning, NumericalError
 from .masks import nm_mask, prune_mask
 from ..runtime.timers import StageTimer
+from .base import LayerResult
 
-__all__ = ["MaskSpec", "inverse_hessian_factor", "obs_prune", "obs_saliency", "prepare_hessian"]
+__all__ = [
+    "MaskSpec",
+    "inverse_hessian_factor",
+    "obs_prune",
+    "obs_saliency",
+    "prepare_hessian",
+    "stack_rows",
+    "split_rows",
+    "factor_and_stack",
+]
 
 _MAX_DAMP_ESCALATIONS = 6
 
@@ -190,3 +200,38 @@ def obs_prune(
     wt.masked_fill_(mask_t, 0.0)
     saliency = saliency_t.t() if saliency_t is not None else None
     return wt.t(), mask_t.t(), saliency
+
+
+def stack_rows(weights: dict[str, torch.Tensor], device: torch.device, dead: torch.Tensor) -> tuple[torch.Tensor, list[slice]]:
+    """The matrices of one input group stacked by rows, fp32 on `device`, dead input columns zeroed; and each
+    matrix's row slice."""
+    stacked = torch.cat([w.detach().to(device=device, dtype=torch.float32) for w in weights.values()])
+    if dead.any():
+        stacked[:, dead] = 0.0
+    slices, start = [], 0
+    for w in weights.values():
+        slices.append(slice(start, start + w.shape[0]))
+        start += w.shape[0]
+    return stacked, slices
+
+
+def split_rows(
+    weights: dict[str, torch.Tensor], slices: list[slice], new: torch.Tensor, mask: torch.Tensor,
+    saliency: torch.Tensor | None,
+) -> dict[str, LayerResult]:
+    """`LayerResult` per matrix from stacked results (views of the stacked rows)."""
+    return {
+        name: LayerResult(new[rows], mask[rows], saliency[rows] if saliency is not None else None)
+        for name, rows in zip(weights, slices)
+    }
+
+
+def factor_and_stack(
+    weights: dict[str, torch.Tensor], hessian, damp: float, timer: StageTimer | None = None
+) -> tuple[torch.Tensor, torch.Tensor, list[slice]]:
+    """What every OBS `prune_group` starts from: `(U, W, slices)`, the upper Cholesky factor of the group's damped
+    H^-1 (`methods.statistics.Hessian.inverse_factor`, computed once per group), the group's rows stacked with dead
+    input columns zeroed, and each matrix's row slice."""
+    upper, dead = hessian.inverse_factor(damp, timer)
+    stacked, slices = stack_rows(weights, upper.device, dead)
+    return upper, stacked, slices

@@ -14,8 +14,7 @@ import torch
 
 from ..runtime.timers import StageTimer
 from .base import LayerResult, PruningMethod
-from .obs import obs_prune
-from .sparsegpt import split_rows, stack_rows
+from .obs import factor_and_stack, obs_prune, split_rows
 from .statistics import Hessian, InputNorms
 
 __all__ = ["ObsReconstruction"]
@@ -39,6 +38,13 @@ class ObsReconstruction(PruningMethod):
         self.base = base
         self.name = base.name
         self.granularity = base.granularity
+        self.requires_domain_data = base.requires_domain_data
+        self.accepts_scores = base.accepts_scores
+        self.stage_name = base.reconstructed_stage_name
+
+    def prepare(self, run, general, domain, importance=None):
+        """The wrapped method's model-wide stage (D-Pruner's scores), if it has one."""
+        return self.base.prepare(run, general, domain, importance)
 
     def _base_statistic(self, hessian: Hessian):
         if self.base.statistic is Hessian:
@@ -51,9 +57,8 @@ class ObsReconstruction(PruningMethod):
         self, weights: dict[str, torch.Tensor], statistic: Hessian, timer: StageTimer | None = None
     ) -> dict[str, LayerResult]:
         timer = timer or StageTimer()
-        upper, dead = statistic.inverse_factor(self.config.damp, timer)
+        upper, stacked, slices = factor_and_stack(weights, statistic, self.config.damp, timer)
         chosen = self.base.prune_group(weights, self._base_statistic(statistic), timer)
-        stacked, slices = stack_rows(weights, upper.device, dead)
         mask = torch.cat([chosen[name].mask.to(upper.device) for name in weights])
         new, mask, _ = obs_prune(stacked, upper, mask=mask, block_size=self.config.block_size, row_groups=slices,
                                  timer=timer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..configuration import MethodName
 from ..errors import ConfigError
 
-__all__ = ["METHODS", "register_method", "get_method", "reconstructs"]
+__all__ = ["METHODS", "register_method", "get_method", "reconstructs", "build_method"]
 
 METHODS: dict[str, type] = {}
 
@@ -32,3 +32,14 @@ def get_method(name: str) -> type:
 def reconstructs(config) -> bool:
     """Whether a run with `config` updates the surviving weights by OBS: `config.reconstruction`, or the method's default."""
     return (config.reconstruction or get_method(config.method).default_reconstruction) == "obs"
+
+
+def build_method(config):
+    """The method instance a run with `config` prunes with: the registered class's choice for the config, wrapped in
+    `ObsReconstruction` when the run reconstructs and the method does not update weights itself."""
+    from .reconstruction import ObsReconstruction  # it wraps the registered classes: imported once they exist
+
+    method = get_method(config.method).from_config(config)
+    if reconstructs(config) and not method.updates_weights:
+        method = ObsReconstruction(method)
+    return method

@@ -8,35 +8,11 @@ from ..configuration import MethodName
 from ..errors import ConfigError
 from ..runtime.timers import StageTimer
 from .base import LayerResult, PruningMethod
-from .obs import MaskSpec, obs_prune, obs_saliency
+from .obs import MaskSpec, factor_and_stack, obs_prune, split_rows
 from .registry import register_method
 from .statistics import Hessian
 
-__all__ = ["SparseGPTMethod", "stack_rows", "split_rows"]
-
-
-def stack_rows(weights: dict[str, torch.Tensor], device: torch.device, dead: torch.Tensor) -> tuple[torch.Tensor, list[slice]]:
-    """The matrices of one input group stacked by rows, fp32 on `device`, dead input columns zeroed; and each
-    matrix's row slice."""
-    stacked = torch.cat([w.detach().to(device=device, dtype=torch.float32) for w in weights.values()])
-    if dead.any():
-        stacked[:, dead] = 0.0
-    slices, start = [], 0
-    for w in weights.values():
-        slices.append(slice(start, start + w.shape[0]))
-        start += w.shape[0]
-    return stacked, slices
-
-
-def split_rows(
-    weights: dict[str, torch.Tensor], slices: list[slice], new: torch.Tensor, mask: torch.Tensor,
-    saliency: torch.Tensor | None,
-) -> dict[str, LayerResult]:
-    """`LayerResult` per matrix from stacked results (views of the stacked rows)."""
-    return {
-        name: LayerResult(new[rows], mask[rows], saliency[rows] if saliency is not None else None)
-        for name, rows in zip(weights, slices)
-    }
+__all__ = ["SparseGPTMethod"]
 
 
 @register_method
@@ -75,14 +51,7 @@ class SparseGPTMethod(PruningMethod):
         self, weights: dict[str, torch.Tensor], statistic: Hessian, timer: StageTimer | None = None
     ) -> dict[str, LayerResult]:
         timer = timer or StageTimer()
-        upper, dead = statistic.inverse_factor(self.config.damp, timer)
-        stacked, slices = stack_rows(weights, upper.device, dead)
+        upper, stacked, slices = factor_and_stack(weights, statistic, self.config.damp, timer)
         new, mask, saliency = obs_prune(stacked, upper, spec=self.mask_spec(), block_size=self.config.block_size,
                                         row_groups=slices, return_saliency=self.keep_saliency, timer=timer)
         return split_rows(weights, slices, new, mask, saliency)
-
-    def score(self, name: str, weight: torch.Tensor, statistic: Hessian) -> torch.Tensor:
-        """OBS saliency of the unmodified weights (D-Pruner's `general_importance="obs"`)."""
-        upper, dead = statistic.inverse_factor(self.config.damp)
-        stacked, _ = stack_rows({name: weight}, upper.device, dead)
-        return obs_saliency(stacked, upper)

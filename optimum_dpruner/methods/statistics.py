@@ -98,7 +98,7 @@ class InputNorms:
         norms.num_tokens = hessian.num_tokens
         return norms
 
-    def __init__(self, d_in: int, device: torch.device, home: torch.device | None = None) -> None:
+    def __init__(self, d_in: int, device: torch.device) -> None:
         self.device = device
         self.squares = torch.zeros(d_in, dtype=torch.float32, device=device)
         self.num_tokens = 0

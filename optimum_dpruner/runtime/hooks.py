@@ -6,8 +6,7 @@ manager records every handle and removes them all on exit, even when the work in
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -17,48 +16,30 @@ __all__ = ["HookManager"]
 
 
 class HookManager:
-    """Registers hooks, mutes them on demand (`disabled()`), and removes them all on `__exit__`.
+    """Registers hooks and removes them all on `__exit__`.
+
+    The block walk's propagation pass runs after the `with` block that collected statistics, so it needs no muting.
 
     Example:
         ```python
         with HookManager() as hooks:
             hooks.add_forward_hook(linear, lambda module, args, output: stats.add_batch(args[0]))
             block(hidden_states)          # statistics collected
-            with hooks.disabled():
-                block(hidden_states)      # hooks muted
         # every hook is removed here
         ```
     """
 
     def __init__(self) -> None:
         self._handles: list[Any] = []
-        self._enabled = True
-
-    def _guard(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def hook(*args: Any, **kwargs: Any) -> Any:
-            if self._enabled:
-                return fn(*args, **kwargs)
-            return None
-
-        return hook
 
     def add_forward_pre_hook(self, module: nn.Module, fn: Callable[..., Any], with_kwargs: bool = False) -> None:
-        self._handles.append(module.register_forward_pre_hook(self._guard(fn), with_kwargs=with_kwargs))
+        self._handles.append(module.register_forward_pre_hook(fn, with_kwargs=with_kwargs))
 
     def add_forward_hook(self, module: nn.Module, fn: Callable[..., Any]) -> None:
-        self._handles.append(module.register_forward_hook(self._guard(fn)))
+        self._handles.append(module.register_forward_hook(fn))
 
     def add_post_accumulate_grad_hook(self, param: torch.Tensor, fn: Callable[[torch.Tensor], None]) -> None:
-        self._handles.append(param.register_post_accumulate_grad_hook(self._guard(fn)))
-
-    @contextlib.contextmanager
-    def disabled(self) -> Iterator[None]:
-        """Mute every hook of this manager inside the `with` block."""
-        previous, self._enabled = self._enabled, False
-        try:
-            yield
-        finally:
-            self._enabled = previous
+        self._handles.append(param.register_post_accumulate_grad_hook(fn))
 
     def remove(self) -> None:
         for handle in self._handles:

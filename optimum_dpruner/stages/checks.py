@@ -22,6 +22,8 @@ from ..checkpoint.verification import minimum_zeros
 __all__ = [
     "as_config",
     "check_data_arguments",
+    "needs_calibration_windows",
+    "check_scores_fit",
     "check_finite_weights",
     "check_importance_model",
     "check_achieved_sparsity",
@@ -49,13 +51,14 @@ def _is_empty(source: Any) -> bool:
     return isinstance(num_rows, int) and num_rows == 0
 
 
-def check_data_arguments(
-    method_cls, general_ds: Any, domain_ds: Any, importance: Any, default_general: str, reconstruct: bool = False
-) -> None:
-    """Reject data and score arguments the method would ignore or that hold nothing, before any work.
+def check_data_arguments(method, general_ds: Any, domain_ds: Any, importance: Any, default_general: str) -> None:
+    """Reject data and score arguments that `method` would ignore, that hold nothing or that it lacks, before any work.
 
-    Only `None` means "the default" (`default_general` for `general_ds`); empty data is an error, never replaced.
-    Saved scores with data are accepted only when the data feeds a reconstruction pass (`reconstruct`).
+    The rules, from the method's flags: only `None` means "the default" (`default_general` for `general_ds`), and
+    empty data is an error, never replaced; a method that reads no data anywhere takes no `domain_ds`; a method that
+    `requires_domain_data` needs `domain_ds` unless saved scores (`importance=`) replace its `prepare` stage; saved
+    scores go only to a method that `accepts_scores`, and come with data only when the block walk calibrates on it
+    (`requires_data`, a reconstruction), which then needs the domain windows too.
     """
     for argument, source in (("general_ds", general_ds), ("domain_ds", domain_ds)):
         if source is not None and _is_empty(source):
@@ -63,26 +66,55 @@ def check_data_arguments(
             default = f", or leave {argument} out for the default {default_general!r}" if argument == "general_ds" else ""
             raise DataError(f"{argument}={shown} is empty; pass calibration texts{default}.")
     if importance is None:
+        if method.requires_domain_data and domain_ds is None:
+            raise DataError(
+                f"method={method.name!r} needs both a general and a domain dataset; pass domain_ds= "
+                "(e.g. 'builtin:medical'), or pick a baseline that takes one dataset."
+            )
+        if domain_ds is not None and not (method.requires_data or method.requires_domain_data):
+            raise DataError(f"method={method.name!r} uses no calibration data; drop domain_ds, or use a method that "
+                            "calibrates (wanda, sparsegpt, dpruner) or reconstruction='obs'.")
         return
     if not isinstance(importance, (str, os.PathLike, dict)):
         raise ConfigError(f"importance={importance!r} must be a path written by save_importance or the dict result.importance.")
-    if not method_cls.requires_domain_data:
+    if not method.accepts_scores:
         raise ConfigError(
-            f"importance= holds D-Pruner scores, which method={method_cls.name!r} does not use; drop importance, or "
+            f"importance= holds D-Pruner scores, which method={method.name!r} does not use; drop importance, or "
             "set method='dpruner' to extract masks from the scores."
         )
-    if (general_ds is not None or domain_ds is not None) and not reconstruct:
+    if (general_ds is not None or domain_ds is not None) and not method.requires_data:
         raise ConfigError(
             "importance= and calibration data were both given; drop general_ds/domain_ds to extract the masks from the "
             "saved scores, drop importance to compute new scores from the data, or set reconstruction='obs' to "
             "reconstruct the surviving weights on that data."
         )
-    if reconstruct and domain_ds is None:
+    if method.requires_data and domain_ds is None:
         raise DataError(
             "importance= with reconstruction: the reconstruction pass mixes general and domain windows, so pass "
             "domain_ds= (the data the scores came from) as well, or set reconstruction='none' (the paper's "
             "DPrunerConfig.paper()) to take the masks from the saved scores alone."
         )
+
+
+def needs_calibration_windows(method, importance: Any) -> bool:
+    """Whether a run cuts calibration windows: the block walk calibrates, or `prepare` computes scores from data."""
+    return method.requires_data or (method.requires_domain_data and importance is None)
+
+
+def check_scores_fit(importance: dict[str, torch.Tensor], targets: dict[str, Any]) -> None:
+    """`ConfigError` when scores lack a target matrix or have another shape (they belong to another model)."""
+    missing = [n for n in targets if n not in importance]
+    if missing:
+        raise ConfigError(
+            f"the importance scores lack {len(missing)} target matrices (e.g. {missing[0]}); they were computed for "
+            "another model or other targets: recompute them or match `targets`/`ignore`."
+        )
+    for name, module in targets.items():
+        if tuple(importance[name].shape) != tuple(module.weight.shape):
+            raise ConfigError(
+                f"importance for {name} has shape {tuple(importance[name].shape)}, the weight {tuple(module.weight.shape)}; "
+                "the scores belong to another model."
+            )
 
 
 def check_finite_weights(model) -> None:
@@ -115,7 +147,7 @@ def check_importance_model(importance: Any, fingerprint: str) -> None:
             f"importance={os.fspath(importance)!r} records no model fingerprint (saved by an older version): it cannot "
             "be checked to belong to this model.",
             DPrunerWarning,
-            stacklevel=3,
+            stacklevel=5,  # the caller of DPruner.prune (through prepare and Run.saved_scores)
         )
     elif recorded != fingerprint:
         raise ConfigError(

@@ -19,6 +19,7 @@ from ..configuration import DPrunerConfig
 from ..errors import UnsupportedModelError
 from ..runtime.hooks import HookManager
 from ..methods.base import LayerResult, PruningMethod
+from ..methods.statistics import Hessian
 from ..models.loading import find_decoder_blocks, find_target_linears
 from ..runtime.offload import onloaded, storage_device
 from ..runtime.timers import StageTimer
@@ -54,12 +55,11 @@ def _calibrate(
 
     When the method leaves weights as they are, the block's outputs become the next block's inputs here.
     """
-    home = torch.device("cpu") if config.offload_hessians else inputs.device
-    shared = SharedStatistics(
-        {name: module.weight.shape[1] for name, module in targets.items()},
-        lambda d_in: method.statistic(d_in, inputs.device, home),
-        timer,
-    )
+    if config.offload_hessians and method.statistic is Hessian:  # kept in CPU RAM between batches
+        make = lambda d_in: Hessian(d_in, inputs.device, home=torch.device("cpu"))  # noqa: E731
+    else:
+        make = lambda d_in: method.statistic(d_in, inputs.device)  # noqa: E731
+    shared = SharedStatistics({name: module.weight.shape[1] for name, module in targets.items()}, make, timer)
     keep_outputs = not method.changes_weights  # then the dense outputs are the next block's inputs
     outputs = []
     statistics_before = timer.seconds.get("statistics", 0.0)

@@ -6,7 +6,9 @@ from torch import nn
 
 from optimum_dpruner import DataError, DPruner, DPrunerConfig, UnsupportedModelError, load_importance, save_importance
 from optimum_dpruner.data.calibration import calibration_samples
-from optimum_dpruner.stages.dual_importance import general_importance
+from optimum_dpruner.methods import DPrunerMethod
+from optimum_dpruner.report import PruneReport
+from optimum_dpruner.stages.run import Run
 from optimum_dpruner.stages.domain_gradients import collect_dual_importance
 from optimum_dpruner.runtime.hooks import HookManager
 from optimum_dpruner.stages import iter_target_linears
@@ -44,7 +46,9 @@ def test_general_importance_is_the_obs_saliency(tiny_llama, tokenizer, mode):
     expected = (layer.weight.double().pow(2) / upper.diagonal().pow(2)).float()
     weights_before = {n: p.detach().clone() for n, p in tiny_llama.named_parameters()}
 
-    scores = general_importance(tiny_llama, samples, config, progress=False)
+    run = Run(tiny_llama, iter_target_linears(tiny_llama, config), config, PruneReport("dpruner", "unstructured", 0.5),
+              progress=False)
+    scores = DPrunerMethod(config).general_importance(run, samples)
 
     assert set(scores) == set(iter_target_linears(tiny_llama, config))
     # the first column block is scored before any OBS update; with "obs" the whole matrix is
