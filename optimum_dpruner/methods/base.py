@@ -102,6 +102,11 @@ class PruningMethod(ABC):
         """
         return None
 
+    def preparation(self) -> list[tuple[str, "PruningMethod | None"]]:
+        """The stages `prepare` runs from data, in order, for estimates made before any work: `(stage name, method)`, the method
+        of a saliency walk over the blocks (weights put back), or `None` for the domain-gradient pass."""
+        return []
+
     def score(self, name: str, weight: torch.Tensor, statistic: Any) -> torch.Tensor:
         """Importance of each weight of matrix `name`, `(d_out, d_in)` fp32, higher is more important."""
         raise NotImplementedError

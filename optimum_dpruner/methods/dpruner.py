@@ -93,15 +93,23 @@ class DualImportance:
         self._set_importance(scores["I"])
         return scores
 
-    def general_importance(self, run, general) -> dict[str, torch.Tensor] | None:
-        """G of every target from the general windows: SparseGPT's saliency as its OBS updates reach each block
-        (`general_importance="sparsegpt"`) or the saliency of the unmodified weights (`"obs"`); `None` with
-        `"none"`. The model's weights are unchanged."""
-        config = self.config
-        if config.general_importance == "none":
+    def _saliency_method(self) -> PruningMethod | None:
+        """The walk that gives G: SparseGPT's saliency as its OBS updates reach each block (`general_importance=
+        "sparsegpt"`), the saliency of the unmodified weights (`"obs"`), or none (`"none"`)."""
+        choice = self.config.general_importance
+        if choice == "none":
             return None
-        saliency = SparseGPTMethod if config.general_importance == "sparsegpt" else OBSSaliency
-        return run.saliency(saliency(config, keep_saliency=True), general, "general_importance")
+        return (SparseGPTMethod if choice == "sparsegpt" else OBSSaliency)(self.config, keep_saliency=True)
+
+    def preparation(self):
+        saliency = self._saliency_method()
+        return ([("general_importance", saliency)] if saliency is not None else []) + [("domain_importance", None)]
+
+    def general_importance(self, run, general) -> dict[str, torch.Tensor] | None:
+        """G of every target from the general windows (`None` with `general_importance="none"`); the model's weights
+        are unchanged."""
+        saliency = self._saliency_method()
+        return run.saliency(saliency, general, "general_importance") if saliency is not None else None
 
 
 class ImportanceWeightedOBS(DualImportance, SparseGPTMethod):

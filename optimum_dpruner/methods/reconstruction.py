@@ -42,6 +42,9 @@ class ObsReconstruction(PruningMethod):
         self.accepts_scores = base.accepts_scores
         self.stage_name = base.reconstructed_stage_name
 
+    def preparation(self):
+        return self.base.preparation()
+
     def prepare(self, run, general, domain, importance=None):
         """The wrapped method's model-wide stage (D-Pruner's scores), if it has one."""
         return self.base.prepare(run, general, domain, importance)
