@@ -150,7 +150,7 @@ def _single(args: argparse.Namespace) -> dict:
                 result.save_importance(scores)
         elif calibration == "mixed":
             result = pruner.prune(*both, progress=False)
-            row["domain_weight"] = config.mixing_weight
+            row["domain_weight"] = config.domain_weight
         else:
             result = pruner.prune(f"builtin:{domain}" if calibration == "domain" else "builtin:general", progress=False)
         report = result.report

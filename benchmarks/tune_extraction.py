@@ -130,7 +130,7 @@ def _prune_custom(model, tokenizer, config, data, method) -> float:
 
     start = time.time()
     windows = calibration_windows(data[0], data[1], tokenizer, model.config, config)
-    samples, weights = windows.statistics(config.mixing_weight)
+    samples, weights = windows.statistics(config.domain_weight)
     prune_blockwise(model, samples, method, config, progress=False, sample_weights=weights)
     return time.time() - start
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import ConfigError, DPrunerWarning
 
-__all__ = ["DPrunerConfig", "MethodName", "Granularity", "CONFIG_NAME", "parse_pattern"]
+__all__ = ["DPrunerConfig", "MethodName", "Granularity", "CONFIG_NAME", "RUNTIME_FIELDS", "parse_pattern"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,15 +98,15 @@ class DPrunerConfig:
         seq_len (`int`, *optional*, defaults to 512):
             Tokens per calibration sequence (general and domain).
         domain_num_samples (`int`, *optional*, defaults to 32):
-            Number of domain calibration sequences (D-Pruner's gradient stage). 32 rather than 16: on SmolLM2
-            validation text it lowered both medical and general perplexity by 7-10% (benchmarks/README.md).
+            Number of domain calibration sequences (D-Pruner's gradient stage, and the domain side of mixed
+            statistics); chosen on validation text (benchmarks/README.md).
         text_column (`str`, *optional*, defaults to `"text"`):
             Column holding the text in calibration datasets.
         add_bos (`str` or `bool`, *optional*, defaults to `"auto"`):
             Start every calibration sequence with the tokenizer's BOS token (followed by `seq_len - 1` text tokens):
             `"auto"` when the tokenizer puts one before an encoded text (LLaMA, Mistral, Gemma; not SmolLM2, whose
             windows are unchanged), `True` always, `False` never. Models trained with a BOS at position 0 get one
-            there in use; calibration statistics should be gathered on such inputs (benchmarks/results/bos_effect.md).
+            there in use, so calibration statistics are gathered on such inputs.
         seed (`int`, *optional*, defaults to 0):
             Seed for calibration sampling and everything random in the run.
         damp (`float`, *optional*, defaults to 0.01):
@@ -114,30 +114,27 @@ class DPrunerConfig:
         general_importance (`str`, *optional*, defaults to `"none"`):
             D-Pruner's separate general stage G (used only by the paper's regulariser): `"sparsegpt"` (saliency taken
             while SparseGPT prunes, as the authors), `"obs"` (the same saliency on the unmodified weights, no OBS
-            updates) or `"none"` (no general stage; then `lambda_reg` must be 0). The default recipe takes the
-            general side from the mixed Hessian of the reconstruction pass instead; on validation text the paper's
-            G stage and regulariser added nothing (benchmarks/results/tune_extraction_*.md).
-        domain_weight (`float`, *optional*):
+            updates) or `"none"` (no general stage; then `lambda_reg` must be 0). The default recipe needs no G: it
+            takes the general side from the mixed Hessian of the reconstruction pass.
+        domain_weight (`float`, *optional*, defaults to 0.75):
             Share of the domain windows in the mixed calibration statistics (Hessian, input norms), per token: 0 =
             general windows only, 1 = domain windows only. Used when a baseline gets `domain_ds` as well (calibration
-            mixing, MixCal) and by D-Pruner's reconstruction pass. Defaults to 0.75: on validation text (medical and
-            legal at 50%, medical 2:4) it gave lower domain perplexity than 0.5 with general perplexity no more than
-            0.3% higher (benchmarks/README.md, "The domain-extraction recipe").
+            mixing, MixCal) and by D-Pruner's reconstruction pass; chosen on validation text (benchmarks/README.md).
         reconstruction (`str`, *optional*):
             `"obs"`: after the mask is chosen, the surviving weights of each block are updated by OBS on the (mixed)
             Hessian, pruned outputs propagated (fixed-mask reconstruction); `"none"`: the mask is applied alone.
             Defaults to the method's: SparseGPT and D-Pruner reconstruct, Wanda and magnitude do not.
-        mask_score (`str`, *optional*):
-            D-Pruner's mask: `"importance"`, the lowest domain importance I per comparison group (the paper; with
-            `reconstruction="obs"` the survivors are then updated), or `"saliency_x_importance"`, chosen inside the
-            reconstruction pass as SparseGPT does, from the OBS saliency under the mixed Hessian times
-            (I / mean I)^`importance_exponent`. Defaults to `"saliency_x_importance"` when D-Pruner reconstructs,
-            else `"importance"`.
+        mask_score (`str`, *optional*, defaults to `"saliency_x_importance"`):
+            D-Pruner's mask when it reconstructs: `"saliency_x_importance"`, chosen inside the reconstruction pass as
+            SparseGPT does, from the OBS saliency under the mixed Hessian times (I / mean I)^`importance_exponent`;
+            or `"importance"`, the lowest domain importance I per comparison group, the survivors then updated.
+            Without reconstruction (`reconstruction="none"`, the paper) the mask is always I's.
         importance_exponent (`float`, *optional*, defaults to 1.0):
-            gamma of the `"saliency_x_importance"` score; 0 makes the pass plain SparseGPT on the mixed windows.
-            1.0 was best or tied on medical validation text among 0.25, 0.5, 1, 2.
+            gamma of the `"saliency_x_importance"` score; 0 makes the pass plain SparseGPT on the mixed windows;
+            chosen on validation text (benchmarks/README.md).
         lambda_reg (`float`, *optional*, defaults to 0.0):
-            Weight of the generality-preserving regulariser (hint for legal text: 0.001).
+            Weight of the paper's generality-preserving regulariser; at this library's gradient scale its term is
+            about 1e-12 of the gradient (the report's `regulariser_ratio_mean` says how large it is in a run).
         alpha (`float`, *optional*, defaults to 1e-4):
             Step size in the regulariser when weights are not updated (`learning_rate=0`).
         learning_rate (`float`, *optional*, defaults to 0.0):
@@ -148,12 +145,15 @@ class DPrunerConfig:
             Gradient-norm clipping of the SGD updates (0 disables it).
         apply_mask_to (`str`, *optional*, defaults to `"pretrained"`):
             Which weights D-Pruner's mask zeroes: `"pretrained"` or `"finetuned"`.
-        gradient_checkpointing (`bool`, *optional*, defaults to `True`):
-            Use gradient checkpointing in the domain stage.
         domain_batch_size (`int`, *optional*, defaults to 1):
             Sequences per step in the domain stage.
         importance_dtype (`str`, *optional*, defaults to `"float32"`):
             Storage dtype of D-Pruner's G and I: `"float32"` or `"bfloat16"`.
+
+    Run-time placement (where and how a run executes, not what it computes; never saved with a checkpoint or
+    scores, see `RUNTIME_FIELDS`):
+        gradient_checkpointing (`bool`, *optional*, defaults to `True`):
+            Use gradient checkpointing in the domain stage.
         importance_device (`str`, *optional*):
             Device of G and I; defaults to each weight's device (`"cpu"` saves accelerator memory).
         execution_device (`str`, *optional*):
@@ -199,16 +199,16 @@ class DPrunerConfig:
         default="none",
         metadata={"help": "D-Pruner's general stage G: 'sparsegpt' (with OBS updates), 'obs' (no updates) or 'none'."},
     )
-    domain_weight: float | None = field(
-        default=None, metadata={"help": "Share of the domain windows in mixed calibration statistics, in [0, 1]; default 0.75."}
+    domain_weight: float = field(
+        default=0.75, metadata={"help": "Share of the domain windows in mixed calibration statistics, in [0, 1]."}
     )
     reconstruction: str | None = field(
         default=None, metadata={"help": "'obs' (OBS update of the surviving weights) or 'none'; default: the method's."}
     )
-    mask_score: str | None = field(
-        default=None,
-        metadata={"help": "D-Pruner's mask: 'importance' (I alone) or 'saliency_x_importance' (needs reconstruction obs); "
-                          "default: the latter when D-Pruner reconstructs."},
+    mask_score: str = field(
+        default="saliency_x_importance",
+        metadata={"help": "D-Pruner's mask when it reconstructs: 'saliency_x_importance' or 'importance' (I alone); "
+                          "without reconstruction it is I's."},
     )
     importance_exponent: float = field(
         default=1.0, metadata={"help": "gamma in D-Pruner's saliency x (I / mean I)^gamma mask score."}
@@ -221,21 +221,21 @@ class DPrunerConfig:
     apply_mask_to: str = field(
         default="pretrained", metadata={"help": "Weights the D-Pruner mask zeroes: 'pretrained' or 'finetuned'."}
     )
-    gradient_checkpointing: bool = field(default=True, metadata={"help": "Gradient checkpointing in the domain stage."})
+    gradient_checkpointing: bool = field(default=True, metadata={"runtime": True, "help": "Gradient checkpointing in the domain stage."})
     domain_batch_size: int = field(default=1, metadata={"help": "Sequences per step in the domain stage."})
     importance_dtype: str = field(default="float32", metadata={"help": "Dtype of G and I: 'float32' or 'bfloat16'."})
     importance_device: str | None = field(
-        default=None, metadata={"help": "Device of G and I; default: the weight's device."}
+        default=None, metadata={"runtime": True, "help": "Device of G and I; default: the weight's device."}
     )
     execution_device: str | None = field(
-        default=None, metadata={"help": "Device the block-wise stages compute on; blocks are moved there one at a time."}
+        default=None, metadata={"runtime": True, "help": "Device the block-wise stages compute on; blocks are moved there one at a time."}
     )
     offload_activations: bool = field(
-        default=False, metadata={"help": "Keep calibration activations in CPU RAM between blocks."}
+        default=False, metadata={"runtime": True, "help": "Keep calibration activations in CPU RAM between blocks."}
     )
-    offload_hessians: bool = field(default=False, metadata={"help": "Keep SparseGPT Hessians in CPU RAM between batches."})
+    offload_hessians: bool = field(default=False, metadata={"runtime": True, "help": "Keep SparseGPT Hessians in CPU RAM between batches."})
     domain_parallelism: str = field(
-        default="ddp", metadata={"help": "Several processes in the domain stage: 'ddp' (whole model each) or 'fsdp' (sharded)."}
+        default="ddp", metadata={"runtime": True, "help": "Several processes in the domain stage: 'ddp' (whole model each) or 'fsdp' (sharded)."}
     )
 
     def __post_init__(self) -> None:
@@ -274,8 +274,9 @@ class DPrunerConfig:
         if self.general_importance not in ("sparsegpt", "obs", "none"):
             raise ConfigError(f"general_importance={self.general_importance!r} must be 'sparsegpt', 'obs' or 'none'.")
         value = self.domain_weight
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
             raise ConfigError(f"domain_weight={value!r} must be a number in [0, 1], e.g. 0.5.")
+        self.domain_weight = float(value)
         if isinstance(self.importance_exponent, bool) or not isinstance(self.importance_exponent, (int, float)) or \
                 not math.isfinite(self.importance_exponent) or self.importance_exponent < 0:
             raise ConfigError(f"importance_exponent={self.importance_exponent!r} must be a finite number >= 0, e.g. 0.5.")
@@ -288,11 +289,8 @@ class DPrunerConfig:
             if self.general_importance == "none" and self.lambda_reg > 0:
                 raise ConfigError(f"lambda_reg={self.lambda_reg} needs the general stage G; set lambda_reg=0 or "
                                   "general_importance='sparsegpt'.")
-            if self.mask_score not in (None, "importance", "saliency_x_importance"):
+            if self.mask_score not in ("importance", "saliency_x_importance"):
                 raise ConfigError(f"mask_score={self.mask_score!r} must be 'importance' or 'saliency_x_importance'.")
-            if self.mask_score == "saliency_x_importance" and self.reconstruction == "none":
-                raise ConfigError("mask_score='saliency_x_importance' is chosen inside the reconstruction pass; set "
-                                  "reconstruction='obs' or mask_score='importance'.")
         if self.apply_mask_to not in ("pretrained", "finetuned"):
             raise ConfigError(f"apply_mask_to={self.apply_mask_to!r} must be 'pretrained' or 'finetuned'.")
         if self.domain_parallelism not in ("ddp", "fsdp"):
@@ -336,18 +334,6 @@ class DPrunerConfig:
         return cls(**values)
 
     @property
-    def dual_mask_score(self) -> str:
-        """D-Pruner's `mask_score`, or its default: the saliency x importance product when it reconstructs."""
-        if self.mask_score is not None:
-            return self.mask_score
-        return "importance" if self.reconstruction == "none" else "saliency_x_importance"
-
-    @property
-    def mixing_weight(self) -> float:
-        """`domain_weight`, or its default."""
-        return 0.75 if self.domain_weight is None else float(self.domain_weight)
-
-    @property
     def nm(self) -> tuple[int, int] | None:
         """`(N, M)` for an N:M pattern, `None` for unstructured. Raises `ConfigError` on a malformed pattern."""
         return parse_pattern(self.pattern)
@@ -357,8 +343,14 @@ class DPrunerConfig:
         """The options as a plain dict (JSON-serialisable)."""
         return dataclasses.asdict(self)
 
+    def to_recipe_dict(self) -> dict[str, Any]:
+        """The options that decide what a run computes: `to_dict()` less the run-time placement (`RUNTIME_FIELDS`).
+        This is what a checkpoint and saved scores record."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
+
     def to_json_string(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        """The recipe (`to_recipe_dict`) as sorted JSON."""
+        return json.dumps(self.to_recipe_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], strict: bool = True) -> "DPrunerConfig":
@@ -439,3 +431,4 @@ class DPrunerConfig:
 
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(DPrunerConfig)}
+RUNTIME_FIELDS = frozenset(f.name for f in dataclasses.fields(DPrunerConfig) if f.metadata.get("runtime"))

@@ -305,7 +305,7 @@ def estimate_run(
     stages = [StageEstimate("calibration_data", dict(base), 0.0)]
     reconstruct = reconstructs(config)
     # windows of a block-wise pass over general (and domain) data; a set with no share is left out
-    beta = config.mixing_weight
+    beta = config.domain_weight
     both = method == MethodName.DPRUNER.value or domain_data
     mixed_windows = (config.num_samples if not both or beta < 1 else 0) + (config.domain_num_samples if both and beta > 0 else 0)
     if method == MethodName.DPRUNER.value:

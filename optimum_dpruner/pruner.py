@@ -133,7 +133,7 @@ class DPruner:
             with run.monitor.measure(report, "calibration_data"):
                 windows = calibration_windows(general_ds, domain_ds, self.tokenizer, self.model.config, cfg)
         scores = method.prepare(run, windows.general, windows.domain, importance)
-        samples, weights = windows.statistics(cfg.mixing_weight) if method.requires_data else (None, None)
+        samples, weights = windows.statistics(cfg.domain_weight) if method.requires_data else (None, None)
         run.walk(method, samples, weights)
         report.breakdown = {**{k: v for k, v in report.stage_seconds.items() if k == "calibration_data"}, **run.timer.seconds}
         report.matrices = measure_sparsity(run.targets)

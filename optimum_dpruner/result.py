@@ -138,6 +138,6 @@ class PruneResult:
         with _main_process_writes() as is_main:
             if is_main:
                 fingerprint = (self.report.extra.get("model_fingerprint") or {}).get("sha256")  # checked on reuse
-                metadata = {"config": self.config.to_dict(), "model_fingerprint": fingerprint}
+                metadata = {"config": self.config.to_recipe_dict(), "model_fingerprint": fingerprint}
                 return save_importance(path, self.importance, metadata)
         return os.fspath(path)

@@ -4,23 +4,37 @@ import re
 import pytest
 
 from optimum_dpruner import ConfigError, DPrunerConfig, DPrunerWarning, MethodName
-from optimum_dpruner.methods import METHODS
+from optimum_dpruner.configuration import RUNTIME_FIELDS
+from optimum_dpruner.methods import METHODS, DPrunerMethod, ObsReconstruction, build_method
+from optimum_dpruner.methods.dpruner import ImportanceWeightedOBS
 
 
 def test_defaults_are_the_validated_recipe_and_the_paper_preset_follows_the_method_page():
     cfg = DPrunerConfig()
     assert cfg.method == "dpruner" and cfg.sparsity == 0.5 and cfg.pattern == "unstructured"
     assert cfg.general_importance == "none" and cfg.lambda_reg == 0.0 and cfg.reconstruction is None
-    assert cfg.dual_mask_score == "saliency_x_importance" and cfg.importance_exponent == 1.0
-    assert cfg.mixing_weight == 0.75 and cfg.damp == 0.01 and cfg.apply_mask_to == "pretrained"
+    assert cfg.mask_score == "saliency_x_importance" and cfg.importance_exponent == 1.0
+    assert cfg.domain_weight == 0.75 and cfg.damp == 0.01 and cfg.apply_mask_to == "pretrained"
     assert cfg.gradient_checkpointing is True and cfg.block_size == 128
     paper = DPrunerConfig.paper()
     assert paper.general_importance == "sparsegpt" and paper.lambda_reg == 0.1 and paper.alpha == 1e-4
-    assert paper.reconstruction == "none" and paper.dual_mask_score == "importance"
-    # without reconstruction the mask can only come from I
-    assert DPrunerConfig(reconstruction="none").dual_mask_score == "importance"
-    with pytest.raises(ConfigError, match="reconstruction='obs'"):
-        DPrunerConfig(reconstruction="none", mask_score="saliency_x_importance")
+    assert paper.reconstruction == "none" and paper.mask_score == "importance"
+    # without reconstruction the mask can only come from I: the paper's class alone, whatever mask_score says
+    for config in (paper, DPrunerConfig(reconstruction="none")):
+        assert type(build_method(config)) is DPrunerMethod
+    assert type(build_method(cfg)) is ImportanceWeightedOBS
+    assert type(build_method(DPrunerConfig(mask_score="importance"))) is ObsReconstruction
+
+
+def test_run_time_placement_is_not_saved_as_the_recipe():
+    assert RUNTIME_FIELDS == {"execution_device", "importance_device", "offload_activations", "offload_hessians",
+                              "domain_parallelism", "gradient_checkpointing"}
+    config = DPrunerConfig(execution_device="cpu", offload_activations=True, domain_parallelism="fsdp", sparsity=0.6)
+    saved = json.loads(config.to_json_string())
+    assert saved["sparsity"] == 0.6 and not RUNTIME_FIELDS & set(saved)
+    assert set(saved) | RUNTIME_FIELDS == set(config.to_dict())
+    # a recipe read back runs with the default placement
+    assert DPrunerConfig.from_dict(saved).execution_device is None
 
 
 @pytest.mark.parametrize("sparsity", [-0.1, 1.0, 1.5, "half"], ids=["negative", "one", "above-one", "string"])

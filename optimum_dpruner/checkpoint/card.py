@@ -247,7 +247,7 @@ def _dpruner_lines(cfg: dict) -> list[str]:
     from ..methods import reconstructs
 
     config = DPrunerConfig.from_dict(cfg, strict=False)  # the same defaults as the run that wrote it
-    if config.dual_mask_score == "saliency_x_importance":
+    if config.mask_score == "saliency_x_importance":
         mask = f"OBS saliency x (domain importance I / mean)^{config.importance_exponent}, chosen block by block"
     else:
         mask = "lowest domain importance I"

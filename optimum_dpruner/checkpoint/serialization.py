@@ -107,7 +107,7 @@ def save_pruned(
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         side_car = {
-            "config": config.to_dict(),
+            "config": config.to_recipe_dict(),
             "format": metadata["format"],
             "library_versions": library_versions(),
             "calibration": report.extra.get("calibration", {}),

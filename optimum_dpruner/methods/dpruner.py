@@ -186,7 +186,7 @@ class DPrunerMethod(DualImportance, PruningMethod):
 
     @classmethod
     def from_config(cls, config) -> PruningMethod:
-        if reconstructs(config) and config.dual_mask_score == "saliency_x_importance":
+        if reconstructs(config) and config.mask_score == "saliency_x_importance":
             return ImportanceWeightedOBS(config)
         return cls(config)
 
