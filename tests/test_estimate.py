@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from optimum_dpruner import DPruner, DPrunerConfig, estimate
@@ -128,3 +129,32 @@ def test_the_first_check_of_a_run_reads_every_weight(tmp_path):
     assert resident_parameter_bytes(mapped) < total  # loaded memory-mapped: not all read yet
     check_finite_weights(mapped)
     assert resident_parameter_bytes(mapped) >= total
+
+
+NO_DATA, GENERAL, BOTH = (), ("builtin:general",), ("builtin:general", "builtin:medical")
+STAGE_CASES = [  # (id, config options, the data prune() gets)
+    ("magnitude", dict(method="magnitude"), NO_DATA),
+    ("magnitude-obs", dict(method="magnitude", reconstruction="obs"), GENERAL),
+    ("wanda-mixed", dict(method="wanda"), BOTH),
+    ("sparsegpt-2:4", dict(method="sparsegpt", pattern="2:4"), GENERAL),
+    ("dpruner", dict(method="dpruner"), BOTH),
+    ("dpruner-importance", dict(method="dpruner", mask_score="importance"), BOTH),
+    ("dpruner-obs-general", dict(method="dpruner", general_importance="obs"), BOTH),
+    ("paper", dict(method="dpruner", general_importance="sparsegpt", lambda_reg=0.1, reconstruction="none",
+                   mask_score="importance"), BOTH),
+    ("paper-no-general", dict(method="dpruner", reconstruction="none", mask_score="importance"), BOTH),
+]
+
+
+@pytest.mark.parametrize("options, data", [c[1:] for c in STAGE_CASES], ids=[c[0] for c in STAGE_CASES])
+def test_the_estimated_stages_are_those_the_run_reports(tiny_llama, tokenizer, options, data):
+    config = DPrunerConfig(seq_len=32, num_samples=2, domain_num_samples=2, **options)
+    estimated = [s.stage for s in estimate_run(tiny_llama, config, rates=RATES, domain_data=data == BOTH).stages]
+    report = DPruner(tiny_llama, tokenizer, config).prune(*data, progress=False).report
+    assert estimated == list(report.stage_seconds)
+
+
+def test_the_masking_pass_holds_the_scores_the_run_computed(tiny_llama):
+    numel = sum(m.weight.numel() for m in iter_target_linears(tiny_llama, DPrunerConfig()).values())
+    assert _stages(tiny_llama)["masking"].parts["scores"] == 2 * numel * 4  # G and I
+    assert _stages(tiny_llama, general_importance="none", lambda_reg=0.0)["masking"].parts["scores"] == numel * 4  # I only
