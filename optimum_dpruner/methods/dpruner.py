@@ -54,6 +54,7 @@ class OBSSaliency(SparseGPTMethod):
     Not registered: it is a stage of D-Pruner, not a pruning method of its own.
     """
 
+    updates_weights = False
     changes_weights = False
 
     def prune_group(self, weights, statistic, timer=None):
