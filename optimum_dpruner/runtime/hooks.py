@@ -51,6 +51,10 @@ class HookManager:
     def add_post_accumulate_grad_hook(self, param: torch.Tensor, fn: Callable[[torch.Tensor], None]) -> None:
         self._handles.append(param.register_post_accumulate_grad_hook(self._guard(fn)))
 
+    def add_grad_hook(self, tensor: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor | None]) -> None:
+        """`fn(grad)` may return a replacement gradient, before it is accumulated into `.grad` (muted: unchanged)."""
+        self._handles.append(tensor.register_hook(self._guard(fn)))
+
     @contextlib.contextmanager
     def disabled(self) -> Iterator[None]:
         """Mute every hook of this manager inside the `with` block."""
