@@ -129,6 +129,7 @@ def recover(
     prune_config: DPrunerConfig | None = None,
     calibration: dict[str, Any] | None = None,
     base_model: str | None = None,
+    callbacks: list | None = None,
 ) -> RecoveryResult:
     """Fine-tune a pruned model on a mix of general and domain windows while every pruned weight stays exactly zero.
 
@@ -155,6 +156,7 @@ def recover(
         progress (`bool`, *optional*, defaults to `True`): show the Trainer's progress bar.
         prune_config, calibration, base_model (*optional*): what is known of the pruning run, for the saved
             checkpoint (read from the checkpoint when `model_or_path` is a folder; `PruneResult.recover` passes them).
+        callbacks (`list[TrainerCallback]`, *optional*): more callbacks for the Trainer (logging, early stopping...).
 
     Returns:
         `RecoveryResult`: `.model` (a plain transformers model, in eval mode), `.tokenizer`, `.report`,
@@ -218,7 +220,8 @@ def recover(
         params = _trainable(model, config, targets)
         keeper = MaskKeeper(model, masks)
     curve = LossCurve()
-    callbacks = [curve, FiniteGradients(params)] + ([keeper] if isinstance(keeper, MaskKeeper) else [])
+    # the mask keeper first: any other callback's on_optimizer_step already sees the re-zeroed weights
+    callbacks = ([keeper] if isinstance(keeper, MaskKeeper) else []) + [curve, FiniteGradients(params), *(callbacks or [])]
     with contextlib.ExitStack() as stack:
         folder = os.fspath(output_dir) if output_dir is not None else stack.enter_context(
             tempfile.TemporaryDirectory(prefix="dpruner-recovery-"))
