@@ -165,6 +165,8 @@ class RecoverCommand(DPrunerCLICommand):
         out.add_argument("--push-to-hub", default=None, metavar="REPO", help="Push the output folder to this Hub repo.")
         add_hub_arguments(parser, title="Hub options (with --push-to-hub)")
         add_model_loading_arguments(parser)
+        parser.add_argument("--gradient-checkpointing", action="store_true",
+                            help="Recompute activations in the backward pass (less memory, more time).")
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bars.")
         DPrunerCLICommand.add_common_arguments(parser)
 
@@ -210,7 +212,7 @@ class RecoverCommand(DPrunerCLICommand):
             result = recover(args.model, args.general_dataset, args.domain_dataset, config, teacher=args.teacher,
                              eval_ds=eval_ds, output_dir=args.training_dir, resume_from_checkpoint=args.resume,
                              allow_dense=args.allow_dense, dtype=args.dtype, device=args.device,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, gradient_checkpointing=args.gradient_checkpointing)
         except NumericalError as e:
             hint = (f" Resume from the last checkpoint in {args.training_dir} with a lower --learning-rate."
                     if args.training_dir else "")

@@ -1,8 +1,8 @@
 """`RecoveryConfig`: the recipe of a recovery run (mask-preserving fine-tuning after pruning), validated and saved.
 
 Like `DPrunerConfig`, this module imports only the standard library, so that the CLI can build its flags without
-torch. Where a run executes (device, output folder for training checkpoints, resuming) is not part of the recipe:
-those are arguments of `recover()`, never saved.
+torch. Where and how a run executes (device, gradient checkpointing, output folder for training checkpoints,
+resuming) is not part of the recipe: those are arguments of `recover()`, never saved.
 """
 
 from __future__ import annotations
@@ -86,8 +86,6 @@ class RecoveryConfig:
             Dropout on the adapter's input, in [0, 1).
         lora_targets (`list[str]`, *optional*):
             fnmatch patterns among the pruned target linears that get an adapter; default: all of them.
-        gradient_checkpointing (`bool`, *optional*, defaults to `False`):
-            Recompute activations in the backward pass (less memory, about a third more time).
         seed (`int`, *optional*, defaults to 0):
             Seed of the windows' order, the adapter's initialisation and the Trainer.
         logging_steps (`int`, *optional*, defaults to 8):
@@ -133,7 +131,6 @@ class RecoveryConfig:
     lora_targets: list[str] | None = field(
         default=None, metadata={"help": "fnmatch patterns of pruned linears given an adapter; default: all."}
     )
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations in the backward pass."})
     seed: int = field(default=0, metadata={"help": "Seed of the windows' order, the adapter and the Trainer."})
     logging_steps: int = field(default=8, metadata={"help": "Log the loss every N steps."})
     eval_steps: int = field(default=0, metadata={"help": "Evaluate on eval_ds every N steps (0: never)."})
@@ -186,8 +183,6 @@ class RecoveryConfig:
             )
         if not (isinstance(self.add_bos, bool) or self.add_bos == "auto"):
             raise ConfigError(f"add_bos={self.add_bos!r} must be 'auto', True or False.")
-        if not isinstance(self.gradient_checkpointing, bool):
-            raise ConfigError(f"gradient_checkpointing={self.gradient_checkpointing!r} must be True or False.")
         if self.lora_targets is not None and (isinstance(self.lora_targets, str) or not all(isinstance(t, str) for t in self.lora_targets)):
             raise ConfigError(f"lora_targets={self.lora_targets!r} must be a list of module-name patterns, e.g. ['*.mlp.*'].")
         if not isinstance(self.text_column, str) or not self.text_column:

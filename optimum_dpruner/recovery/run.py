@@ -126,6 +126,7 @@ def recover(
     device: str | None = None,
     progress: bool = True,
     eval_windows: int = 8,
+    gradient_checkpointing: bool = False,
     prune_config: DPrunerConfig | None = None,
     calibration: dict[str, Any] | None = None,
     base_model: str | None = None,
@@ -154,6 +155,8 @@ def recover(
         allow_dense (`bool`, *optional*, defaults to `False`): fine-tune a model with no pruned zeros anyway.
         dtype, device (*optional*): dtype to load in; device to train on (default: the Trainer's choice).
         progress (`bool`, *optional*, defaults to `True`): show the Trainer's progress bar.
+        gradient_checkpointing (`bool`, *optional*, defaults to `False`): recompute activations in the backward pass
+            (less memory, about a third more time; how the run executes, not recorded with the recipe).
         prune_config, calibration, base_model (*optional*): what is known of the pruning run, for the saved
             checkpoint (read from the checkpoint when `model_or_path` is a folder; `PruneResult.recover` passes them).
         callbacks (`list[TrainerCallback]`, *optional*): more callbacks for the Trainer (logging, early stopping...).
@@ -211,7 +214,7 @@ def recover(
 
         train_model = add_masked_lora(model, select(targets, config.lora_targets), config.lora_r, config.lora_alpha,
                                       config.lora_dropout)
-        if config.gradient_checkpointing:
+        if gradient_checkpointing:
             train_model.enable_input_require_grads()
         params = [p for p in train_model.parameters() if p.requires_grad]
         keeper = contextlib.nullcontext()
@@ -226,7 +229,7 @@ def recover(
         folder = os.fspath(output_dir) if output_dir is not None else stack.enter_context(
             tempfile.TemporaryDirectory(prefix="dpruner-recovery-"))
         args = training_arguments(config, folder, num_processes=group.num_processes, device=device, progress=progress,
-                                  has_eval=evaluation is not None)
+                                  has_eval=evaluation is not None, gradient_checkpointing=gradient_checkpointing)
         trainer = RecoveryTrainer(model=train_model, args=args, train_dataset=stream, eval_dataset=evaluation,
                                   callbacks=callbacks, teacher=teacher_model, recovery_config=config)
         if not progress:

@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 
 
 def training_arguments(config: RecoveryConfig, output_dir: str, *, num_processes: int = 1, device: str | None = None,
-                       progress: bool = True, has_eval: bool = False) -> TrainingArguments:
+                       progress: bool = True, has_eval: bool = False, gradient_checkpointing: bool = False
+                       ) -> TrainingArguments:
     """The `TrainingArguments` of a run: the recipe from `config`, where it runs from the other arguments."""
     save = config.save_steps > 0
     evaluate = has_eval and config.eval_steps > 0
@@ -52,8 +53,8 @@ def training_arguments(config: RecoveryConfig, output_dir: str, *, num_processes
         save_strategy="steps" if save else "no",
         save_steps=config.save_steps if save else None,
         save_only_model=False,
-        **{checkpointing: config.gradient_checkpointing,
-           f"{checkpointing}_kwargs": {"use_reentrant": False} if config.gradient_checkpointing else None},
+        **{checkpointing: gradient_checkpointing,
+           f"{checkpointing}_kwargs": {"use_reentrant": False} if gradient_checkpointing else None},
         report_to="none",
         disable_tqdm=not progress,
         dataloader_num_workers=0,

@@ -53,7 +53,7 @@ class HookManager:
 
     def add_grad_hook(self, tensor: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor | None]) -> None:
         """`fn(grad)` may return a replacement gradient, before it is accumulated into `.grad` (muted: unchanged)."""
-        self._handles.append(tensor.register_hook(self._guard(fn)))
+        self._handles.append(tensor.register_hook(fn))
 
     @contextlib.contextmanager
     def disabled(self) -> Iterator[None]:

@@ -107,10 +107,10 @@ def test_loss_falls_on_repeated_text(prune_tiny):
     assert result.report.tokens == 8 * 2 * 32 and result.report.seconds > 0 and result.report.peak_memory_bytes > 0
 
 
-def test_distillation_from_the_dense_model(prune_tiny, make_tiny):
+def test_distillation_from_the_dense_model_with_gradient_checkpointing(prune_tiny, make_tiny):
     teacher = make_tiny("llama")  # the dense model the pruned one came from (same seed)
     config = RecoveryConfig(**{**FAST, "max_steps": 2, "distill_weight": 0.5, "distill_temperature": 2.0})
-    result = prune_tiny().recover([GENERAL], [TEXT], config, teacher=teacher, progress=False)
+    result = prune_tiny().recover([GENERAL], [TEXT], config, teacher=teacher, progress=False, gradient_checkpointing=True)
     assert verify_sparsity(result.model).ok and len(result.report.losses) == 2
     assert all(not p.requires_grad for p in teacher.parameters())
 
