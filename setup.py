@@ -18,6 +18,7 @@ INSTALL_REQUIRES = [
     "datasets>=5.2.0",
     "safetensors>=0.8.0",
     "accelerate>=1.15.0",
+    "peft>=0.21",  # recovery's masked LoRA
     "tqdm>=4.66",
     "rouge-score>=0.1.2",  # BillSum ROUGE (the implementation HF evaluate wraps)
 ]

@@ -41,6 +41,10 @@ _EXPORTS = {
     "ensure_default_model": "models.default_model",
     "estimate": "estimation",
     "RunEstimate": "estimation",
+    "recover": "recovery.run",
+    "RecoveryConfig": "recovery.config",
+    "RecoveryResult": "recovery.result",
+    "RecoveryReport": "recovery.report",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

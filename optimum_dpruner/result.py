@@ -129,6 +129,16 @@ class PruneResult:
                 max_retries=max_retries,
             )
 
+    def recover(self, general_ds: Any = None, domain_ds: Any = None, config: Any = None, **kwargs: Any):
+        """Fine-tune the pruned model (in place) while every pruned weight stays zero: `optimum_dpruner.recover` with
+        this result's model, tokenizer and pruning record. Returns a `RecoveryResult` (`.model`, `.report`,
+        `save_pretrained`, `push_to_hub`); `kwargs` go to `recover` (`teacher`, `eval_ds`, `output_dir`, ...)."""
+        from .recovery.run import recover
+
+        kwargs.setdefault("base_model", getattr(self.model.config, "_name_or_path", None) or None)
+        return recover(self.model, general_ds, domain_ds, config, tokenizer=self.tokenizer, prune_config=self.config,
+                       calibration=self.report.extra.get("calibration", {}), **kwargs)
+
     def save_importance(self, path: str | os.PathLike) -> str:
         """Save D-Pruner's G and I so that other sparsities or patterns need no new pass over data."""
         from .checkpoint.importance import save_importance

@@ -28,6 +28,7 @@ from ..errors import ConfigError
 from .compression import compress_folder, compressed_files, read_weights
 from .folders import MANIFEST_KEY, check_output_folder, replace_folder, signals_deferred
 from .metadata import FORMAT_BITMASK, FORMAT_DENSE, SPARSITY_KEY, is_hub_id, library_versions, sparsity_metadata
+from .recovery_card import append_recovery_section, recovery_summary
 
 __all__ = ["save_pruned", "load_pretrained"]
 
@@ -57,6 +58,7 @@ def save_pruned(
     base_model: str | None = None,
     license: str | None = None,
     evaluation: dict[str, dict[str, float]] | None = None,
+    recovery: dict[str, Any] | None = None,
 ) -> str:
     """Write a pruned model to `save_directory` atomically (temporary sibling folder, then rename).
 
@@ -81,6 +83,8 @@ def save_pruned(
         license (`str`, *optional*): licence for the card; read from the base model's card otherwise.
         evaluation (`dict[str, dict[str, float]]`, *optional*): perplexities for the card,
             `{set name: {"dense": ppl, "pruned": ppl}}`; defaults to `report.extra["evaluation"]` when present.
+        recovery (`dict`, *optional*): what a recovery run after the pruning did (`RecoveryResult.recovery_record`):
+            stored under `"recovery"` in `dpruner_config.json`, summarised in the sparsity metadata and the card.
 
     Returns:
         `str`: the folder written.
@@ -98,6 +102,8 @@ def save_pruned(
         with signals_deferred():  # a Ctrl-C while the folder is made lands after `tmp` names it, so it is removed
             tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=parent)
         metadata = sparsity_metadata(report, config)
+        if recovery is not None:
+            metadata["recovery"] = recovery_summary(recovery)
         setattr(model.config, SPARSITY_KEY, metadata)
         model.save_pretrained(tmp, max_shard_size=max_shard_size)
         if compressed:
@@ -115,6 +121,8 @@ def save_pruned(
             or getattr(model.config, "_name_or_path", None)
             or getattr(model, "name_or_path", None),
         }
+        if recovery is not None:
+            side_car["recovery"] = recovery
         if model_card:
             from .card import write_model_card
 
@@ -129,6 +137,8 @@ def save_pruned(
                 model_name=os.path.basename(target),
             )
             side_car["base_model"] = card_info.get("base_model") or side_car["base_model"]
+            if recovery is not None:
+                append_recovery_section(os.path.join(tmp, "README.md"), recovery)
         side_car[MANIFEST_KEY] = sorted({*os.listdir(tmp), CONFIG_NAME})  # what a later overwrite may delete
         with open(os.path.join(tmp, CONFIG_NAME), "w", encoding="utf-8") as f:
             json.dump(side_car, f, indent=2, sort_keys=True)

@@ -1,4 +1,4 @@
-"""`optimum-cli dpruner`: prune, evaluate, inspect and push from the shell.
+"""`optimum-cli dpruner`: prune, recover, evaluate, inspect and push from the shell.
 
 Registered with optimum-cli by `optimum/commands/register/register_dpruner.py`. Importing this package loads only
 the standard library, `optimum.commands.base` and `optimum_dpruner.configuration`: torch, transformers and the
@@ -12,6 +12,7 @@ from .base import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, DPrunerCLICommand
 from .checkpoint import InspectCommand, PushCommand
 from .evaluate import EvaluateCommand
 from .prune import PruneCommand
+from .recover import RecoverCommand
 
 __all__ = [
     "DPrunerCommand",
@@ -19,6 +20,7 @@ __all__ = [
     "EvaluateCommand",
     "InspectCommand",
     "PushCommand",
+    "RecoverCommand",
     "EXIT_OK",
     "EXIT_FAILURE",
     "EXIT_USAGE",
@@ -35,6 +37,7 @@ class DPrunerCommand(DPrunerCLICommand):
     )
     EXAMPLES = """
   optimum-cli dpruner prune -m HuggingFaceTB/SmolLM2-135M-Instruct --domain-dataset builtin:medical -o out
+  optimum-cli dpruner recover -m out --domain-dataset builtin:medical -o out-recovered
   optimum-cli dpruner evaluate -m out --dataset builtin:medical builtin:general
   optimum-cli dpruner inspect out
   optimum-cli dpruner push out me/smollm2-medical-50
@@ -46,4 +49,5 @@ Run 'optimum-cli dpruner <command> --help' for the options of a command.
         CommandInfo("evaluate", help="Perplexity of a model on data sets.", subcommand_class=EvaluateCommand),
         CommandInfo("inspect", help="Sparsity table and metadata check of a pruned folder.", subcommand_class=InspectCommand),
         CommandInfo("push", help="Push a pruned folder to the Hugging Face Hub.", subcommand_class=PushCommand),
+        CommandInfo("recover", help="Fine-tune a pruned model, keeping every pruned zero.", subcommand_class=RecoverCommand),
     )

@@ -1,0 +1,87 @@
+"""Masked LoRA through peft: the adapter's update is delta W * M in training and at the merge (SQFT / LoRS style).
+
+A plain LoRA adapter adds B A (dense) to a pruned W, so `merge_and_unload` fills every pruned position in (wanda
+#83: 40% -> 32.7% sparsity). `MaskedLoraLinear` is a peft `lora.Linear` whose update is masked by the pruned
+positions of its base weight: the forward pass adds `x (s * B A * M)^T`, and `get_delta_weight` (which peft's
+`merge`, `unmerge` and `merge_and_unload` use) returns the same masked update. The merged weight `W + s B A * M`
+therefore has exactly the pruned zeros and computes what the adapter model computed, up to float rounding.
+
+The masked forward builds the d_out x d_in update once per call (the price of masking: one extra matmul of the
+layer's size, like SQFT's); the memory of a LoRA run is otherwise peft's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+
+__all__ = ["MaskedLoraLinear", "add_masked_lora", "merge_masked_lora"]
+
+
+try:
+    import peft
+    from peft.tuners.lora.layer import Linear as _LoraLinear
+except ImportError:  # pragma: no cover - peft is an install requirement
+    raise ImportError("recovery with mode='lora' needs peft: pip install 'peft>=0.21'") from None
+
+
+class MaskedLoraLinear(_LoraLinear):
+    """A peft LoRA linear whose update is masked by the pruned positions of its base weight (`== 0` at creation).
+
+    Registered with `LoraConfig._register_custom_module({nn.Linear: MaskedLoraLinear})`, peft's documented hook for
+    custom LoRA layers; everything else (adapters, dropout, scaling, saving, merging) is peft's.
+    """
+
+    def __init__(self, base_layer: nn.Module, adapter_name: str, **kwargs: Any) -> None:
+        super().__init__(base_layer, adapter_name, **kwargs)
+        weight = self.get_base_layer().weight
+        self.register_buffer("dpruner_pruned", weight.detach().eq(0), persistent=False)
+
+    def get_delta_weight(self, adapter: str) -> torch.Tensor:
+        delta = super().get_delta_weight(adapter)
+        return delta.masked_fill(self.dpruner_pruned.to(delta.device), 0)
+
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if self.disable_adapters or self.merged or kwargs.get("adapter_names") is not None:
+            return super().forward(x, *args, **kwargs)
+        result = self.base_layer(x, *args, **kwargs)
+        dtype = result.dtype
+        for adapter in self.active_adapters:
+            if adapter not in self.lora_A:
+                continue
+            delta = self.get_delta_weight(adapter)
+            result = result + F.linear(self.lora_dropout[adapter](self._cast_input_dtype(x, delta.dtype)), delta)
+        return result.to(dtype)
+
+    def __repr__(self) -> str:
+        return "masked_" + super().__repr__()
+
+
+def add_masked_lora(model: nn.Module, targets: list[str], r: int, alpha: float, dropout: float, masked: bool = True):
+    """Wrap `model` in a peft model with a (masked) LoRA adapter on each of `targets` (full module names).
+
+    Args:
+        masked (`bool`, *optional*, defaults to `True`): `False` gives peft's plain LoRA (whose merge fills the
+            zeros in; kept for the comparison in the tests and docs).
+
+    Returns:
+        `peft.PeftModel`: only the adapters are trainable.
+    """
+    if not targets:
+        raise ConfigError("lora_targets matched none of the pruned target linears; widen the patterns or drop them.")
+    config = peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets), bias="none",
+                             task_type="CAUSAL_LM")
+    if masked:
+        config._register_custom_module({nn.Linear: MaskedLoraLinear})
+    return peft.get_peft_model(model, config)
+
+
+def merge_masked_lora(peft_model) -> nn.Module:
+    """Merge the masked adapters into the base weights and return the plain transformers model (peft's
+    `merge_and_unload`, which goes through `MaskedLoraLinear.get_delta_weight`)."""
+    return peft_model.merge_and_unload()

@@ -1,0 +1,162 @@
+"""The pruned positions of a model and what keeps them zero while it trains (full mode).
+
+A mask is the set of pruned positions of a target linear (`weight == 0` when training starts), held as a bool
+tensor that is `True` where the weight is pruned. `MaskKeeper` keeps them exact in a `transformers.Trainer`:
+
+- a gradient hook on each target weight zeroes the pruned entries of every gradient *before* it is accumulated,
+  so gradient accumulation, clipping and the DDP all-reduce only ever see masked gradients;
+- after every optimizer step (`on_optimizer_step`) the pruned weights are set to zero again and the optimizer's
+  state of the same shape (AdamW's `exp_avg`, `exp_avg_sq`) is zeroed there. With masked gradients AdamW leaves
+  a zero weight at zero on its own (its moments stay zero, decoupled weight decay scales zero), so this is the
+  guarantee for any optimizer, not a correction of AdamW.
+
+An N:M pattern stays valid because no pruned position can become non-zero.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import TrainerCallback
+
+from ..checkpoint.metadata import SPARSITY_KEY
+from ..checkpoint.verification import verify_sparsity
+from ..errors import CheckpointError, NumericalError, UnsupportedModelError
+from ..runtime.hooks import HookManager
+
+__all__ = ["target_names", "capture_masks", "check_masks", "count_unmasked", "MaskKeeper", "FiniteGradients"]
+
+logger = logging.getLogger(__name__)
+
+
+def target_names(model: nn.Module) -> list[str]:
+    """The pruned target linears of `model`: those its `dpruner_sparsity` metadata lists, else the default targets
+    (every `nn.Linear` inside the decoder blocks)."""
+    metadata = getattr(model.config, SPARSITY_KEY, None)
+    if isinstance(metadata, dict) and metadata.get("targets"):
+        return list(metadata["targets"])
+    from ..configuration import DPrunerConfig
+    from ..stages import iter_target_linears
+
+    return list(iter_target_linears(model, DPrunerConfig()))
+
+
+@torch.no_grad()
+def capture_masks(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
+    """`{name: weight == 0}` of each target linear (bool, on the weight's device)."""
+    masks = {}
+    for name in names:
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            raise UnsupportedModelError(f"target {name!r} of the sparsity metadata is not a module of {type(model).__name__}; "
+                                        "pass the pruned model the metadata was written for.") from None
+        masks[name] = module.weight.detach().eq(0)
+    return masks
+
+
+def check_masks(model: nn.Module, masks: dict[str, torch.Tensor], allow_dense: bool = False) -> float:
+    """Refuse a model that has nothing to keep or whose mask was lost; return the fraction of pruned target weights.
+
+    Raises:
+        `UnsupportedModelError`: no target weight is zero (not pruned) and `allow_dense` is `False`;
+        `CheckpointError`: the `dpruner_sparsity` metadata records more zeros than the weights hold (the mask was
+        lost, e.g. by fine-tuning or a LoRA merge that did not keep it).
+    """
+    zeros = sum(int(m.sum()) for m in masks.values())
+    numel = sum(m.numel() for m in masks.values())
+    sparsity = zeros / numel if numel else 0.0
+    if isinstance(getattr(model.config, SPARSITY_KEY, None), dict):
+        check = verify_sparsity(model)
+        if not check.ok:
+            raise CheckpointError(
+                f"the model's mask was lost: {check.problems[0]} ({len(check.problems)} matrices differ from the "
+                "dpruner_sparsity metadata); recover from the checkpoint the pruner saved, or prune again."
+            )
+    if zeros == 0 and not allow_dense:
+        raise UnsupportedModelError(
+            f"the {len(masks)} target matrices hold no zero weights: this model is not pruned, so recovery has no mask "
+            "to keep; prune it first, or pass allow_dense=True to fine-tune it as it is."
+        )
+    return sparsity
+
+
+@torch.no_grad()
+def count_unmasked(model: nn.Module, masks: dict[str, torch.Tensor]) -> int:
+    """Pruned positions that hold a non-zero weight (0 when the mask is intact)."""
+    return sum(int(model.get_submodule(n).weight.detach()[m].ne(0).sum()) for n, m in masks.items())
+
+
+def select(names: list[str], patterns: list[str] | None) -> list[str]:
+    """The names matching any fnmatch pattern (all of them when `patterns` is `None`)."""
+    if patterns is None:
+        return list(names)
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+
+class MaskKeeper(TrainerCallback):
+    """Keeps every pruned weight of a full fine-tuning run at exactly zero (see the module docstring).
+
+    Use as a context manager around `trainer.train()`: the gradient hooks are registered on enter (through
+    `HookManager`) and removed on exit, even on error.
+
+    Args:
+        model (`nn.Module`): the model being trained (not wrapped).
+        masks (`dict[str, torch.Tensor]`): `{target name: pruned positions}` from `capture_masks`.
+    """
+
+    def __init__(self, model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+        self.weights = {name: model.get_submodule(name).weight for name in masks}
+        self.masks = masks
+        self._hooks = HookManager()
+
+    def __enter__(self) -> "MaskKeeper":
+        for name, weight in self.weights.items():
+            if weight.requires_grad:
+                mask = self.masks[name]
+                self._hooks.add_grad_hook(weight, lambda grad, _m=mask: grad.masked_fill(_m, 0))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._hooks.remove()
+
+    @torch.no_grad()
+    def apply(self, optimizer: Any = None) -> None:
+        """Zero the pruned weights and the optimizer state at the same positions."""
+        state = getattr(getattr(optimizer, "optimizer", optimizer), "state", None) or {}
+        for name, weight in self.weights.items():
+            mask = self.masks[name]
+            weight.masked_fill_(mask, 0)
+            for value in state.get(weight, {}).values():
+                if torch.is_tensor(value) and value.shape == weight.shape:
+                    value.masked_fill_(mask, 0)
+
+    def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        self.apply(optimizer)
+
+
+class FiniteGradients(TrainerCallback):
+    """Stops a run before the optimizer step that would write non-finite values: the model keeps the weights of the
+    last good step and a `NumericalError` names the step (every process sees the same all-reduced gradients, so all
+    of them stop together).
+
+    Args:
+        params (`list[torch.nn.Parameter]`): the trained parameters.
+    """
+
+    def __init__(self, params: list[torch.nn.Parameter]) -> None:
+        self.params = params
+
+    @torch.no_grad()
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if grads and not bool(torch.stack(torch._foreach_norm(grads)).isfinite().all()):
+            step = state.global_step + 1
+            raise NumericalError(
+                f"the loss or its gradient became NaN or infinite at step {step} of {state.max_steps}; the model keeps the "
+                f"weights after step {step - 1}; lower learning_rate, raise warmup_steps or check the data."
+            )

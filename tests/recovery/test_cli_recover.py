@@ -1,0 +1,53 @@
+"""`optimum-cli dpruner recover` as a user runs it: a subprocess (`python -m optimum_dpruner.cli.recover`, the same
+command class optimum-cli registers), then the output reloaded with plain transformers and its zeros counted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from optimum_dpruner import verify_sparsity
+from optimum_dpruner.recovery.masking import target_names
+
+from .conftest import GENERAL, TEXT, assert_zeros_kept, pruned_positions
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, cwd: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONPATH")}
+    env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    return subprocess.run([sys.executable, "-m", "optimum_dpruner.cli.recover", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=600)
+
+
+def test_recover_command_end_to_end_and_its_errors(prune_tiny, tmp_path):
+    pruned = prune_tiny("2:4")
+    pruned_dir = pruned.save_pretrained(tmp_path / "pruned")
+    before = pruned_positions(pruned.model, target_names(pruned.model))
+    (tmp_path / "general.jsonl").write_text(json.dumps({"text": GENERAL}) + "\n")
+    (tmp_path / "domain.jsonl").write_text(json.dumps({"text": TEXT}) + "\n")
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("keep me")
+    common = ["-m", pruned_dir, "--general-dataset", tmp_path / "general.jsonl", "--domain-dataset",
+              tmp_path / "domain.jsonl", "--max-steps", "2", "--seq-len", "32", "--batch-size", "2", "--warmup-steps", "0",
+              "--no-progress"]
+
+    done = _run(*common, "--mode", "lora", "--lora-r", "4", "-o", tmp_path / "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "summary" in done.stdout and "0 pruned weights made non-zero" in done.stdout
+    from transformers import AutoModelForCausalLM
+
+    assert verify_sparsity(str(tmp_path / "out")).ok
+    assert_zeros_kept(AutoModelForCausalLM.from_pretrained(tmp_path / "out"), before)
+
+    # errors: one line each, exit 2 for the command line, before any work
+    refused = _run(*common, "-o", foreign, "--overwrite", cwd=tmp_path)
+    assert refused.returncode == 2 and "is not a checkpoint written by optimum-dpruner" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and os.listdir(foreign) == ["mine.txt"]
+    bad_lr = _run(*common, "--learning-rate", "0", "-o", tmp_path / "x", cwd=tmp_path)
+    assert bad_lr.returncode == 2 and "--learning-rate=0.0 must be a finite number > 0" in bad_lr.stderr
