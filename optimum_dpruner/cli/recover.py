@@ -2,7 +2,7 @@
 
 Every `RecoveryConfig` field is a flag named after it with dashes (`learning_rate` -> `--learning-rate`); `--config`
 loads a saved recipe (a JSON file, or a recovered folder) and the flags typed override it. Registered in
-`optimum_dpruner.cli.DPrunerCommand.SUBCOMMANDS`; `python -m optimum_dpruner.cli.recover ...` runs the same command.
+`optimum_dpruner.cli.DPrunerCommand.SUBCOMMANDS`.
 """
 
 from __future__ import annotations
@@ -244,18 +244,3 @@ class RecoverCommand(DPrunerCLICommand):
         print(format_pairs(rows, title="\nsummary"))
         return 0
 
-
-def main(argv: list[str] | None = None) -> None:
-    """Run the command outside optimum-cli (`python -m optimum_dpruner.cli.recover ...`)."""
-    from optimum.commands.base import CommandInfo
-
-    parser = argparse.ArgumentParser("optimum-cli dpruner")
-    subparsers = parser.add_subparsers()
-    RecoverCommand(subparsers, command=CommandInfo("recover", help="Fine-tune a pruned model, keeping its zeros.",
-                                                   subcommand_class=RecoverCommand))
-    args = parser.parse_args(["recover", *(argv if argv is not None else __import__("sys").argv[1:])])
-    args.func(args).run()
-
-
-if __name__ == "__main__":
-    main()

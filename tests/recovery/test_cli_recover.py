@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 def _run(*args: str, cwd: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONPATH")}
     env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    return subprocess.run([sys.executable, "-m", "optimum_dpruner.cli.recover", *map(str, args)], capture_output=True,
+    cli = Path(sys.executable).with_name("optimum-cli")
+    return subprocess.run([str(cli), "dpruner", "recover", *map(str, args)], capture_output=True,
                           text=True, env=env, cwd=cwd, timeout=600)
 
 
