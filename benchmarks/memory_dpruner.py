@@ -25,7 +25,7 @@ from optimum_dpruner.models.default_model import ensure_default_model
 from optimum_dpruner.data.calibration import calibration_samples
 from optimum_dpruner.stages.domain_gradients import collect_dual_importance
 from optimum_dpruner.stages import iter_target_linears
-from optimum_dpruner.report import PruneReport
+from optimum_dpruner.stages.report import PruneReport
 from optimum_dpruner.runtime.memory import StageMonitor, current_rss
 
 MIB = 2**20

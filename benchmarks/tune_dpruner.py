@@ -29,7 +29,7 @@ from optimum_dpruner.checkpoint.importance import save_importance
 from optimum_dpruner.models.default_model import ensure_default_model
 from optimum_dpruner.data.calibration import calibration_samples
 from optimum_dpruner.methods import DPrunerMethod
-from optimum_dpruner.report import PruneReport
+from optimum_dpruner.stages.report import PruneReport
 from optimum_dpruner.stages.run import Run
 from optimum_dpruner.stages.domain_gradients import collect_dual_importance
 from optimum_dpruner.stages import iter_target_linears

@@ -15,7 +15,7 @@ _EXPORTS = {
     "MethodName": "configuration",
     "DPruner": "pruner",
     "PruneResult": "result",
-    "PruneReport": "report",
+    "PruneReport": "stages.report",
     "perplexity": "evaluation",
     "evaluate_task": "evaluation",
     "TaskResult": "evaluation",

@@ -13,7 +13,7 @@ from .configuration import DPrunerConfig
 from .errors import ConfigError
 from .methods import build_method
 from .models.loading import load_model, load_tokenizer
-from .report import PruneReport, measure_sparsity
+from .stages.report import PruneReport, measure_sparsity
 from .result import PruneResult
 from .runtime.distributed import current_process_group
 from .stages import iter_target_linears

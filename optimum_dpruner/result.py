@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from .report import PruneReport
-from .runtime.distributed import current_process_group
+from .stages.report import PruneReport
+from .checkpoint.publishing import SavesCheckpoint
+from .runtime.distributed import main_process_writes
 
 __all__ = ["PruneResult"]
 
 
-@contextlib.contextmanager
-def _main_process_writes() -> Iterator[bool]:
-    """Yield whether this process should write; on exit (error or not) every process waits for the main one."""
-    group = current_process_group()
-    try:
-        yield group.is_main_process
-    finally:
-        group.barrier()
-
-
 @dataclass
-class PruneResult:
-    """The outcome of `DPruner.prune`: the pruned `model`, its `tokenizer`, the `report` and the `config` used.
+class PruneResult(SavesCheckpoint):
+    """The outcome of `DPruner.prune`: the pruned `model`, its `tokenizer`, the `report` and the `config` used;
+    `save_pretrained` and `push_to_hub` write it (`checkpoint.publishing.SavesCheckpoint`).
 
     `importance` holds D-Pruner's scores (`{"G": {...}, "I": {...}}`) when the method computed them.
     """
@@ -42,92 +32,11 @@ class PruneResult:
     def __str__(self) -> str:
         return str(self.report)
 
-    def save_pretrained(
-        self, save_directory: str | os.PathLike, overwrite: bool = False, *, compressed: bool = False, **kwargs: Any
-    ) -> str:
-        """Write the pruned model as a plain transformers checkpoint with sparsity metadata (atomically).
-
-        The folder also holds the tokenizer, `dpruner_config.json`, a model card (`README.md`) and the per-layer
-        sparsity plot.
-
-        Args:
-            save_directory (`str`): output folder; must not exist unless `overwrite=True`.
-            overwrite (`bool`, *optional*, defaults to `False`): replace an existing folder.
-            compressed (`bool`, *optional*, defaults to `False`): store target matrices as bitmask + values (smaller
-                on disk; load with `optimum_dpruner.load_pretrained`).
-            kwargs: passed to `optimum_dpruner.checkpoint.serialization.save_pruned` (`model_card`, `base_model`, `license`,
-                `evaluation`, `max_shard_size`).
-
-        Returns:
-            `str`: the folder written.
-
-        Raises:
-            `ConfigError`: the folder exists and `overwrite` is `False`.
-
-        Launched on several processes, only the main one writes; the others wait for it.
-        """
+    def _save(self, save_directory, overwrite, compressed, **kwargs) -> str:
         from .checkpoint.serialization import save_pruned
 
-        with _main_process_writes() as is_main:
-            if is_main:
-                return save_pruned(
-                    save_directory, self.model, self.tokenizer, self.config, self.report, overwrite=overwrite,
-                    compressed=compressed, **kwargs
-                )
-        return os.fspath(save_directory)
-
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        private: bool | None = None,
-        token: str | None = None,
-        revision: str | None = None,
-        create_pr: bool = False,
-        commit_message: str | None = None,
-        compressed: bool = False,
-        max_retries: int = 5,
-        **save_kwargs: Any,
-    ) -> str:
-        """Save to a temporary folder, then upload weights, metadata, card and plot to the Hub in one commit.
-
-        Args:
-            repo_id (`str`): `"namespace/name"`; the repository is created if needed.
-            private (`bool`, *optional*): visibility of a newly created repository.
-            token (`str`, *optional*): a write token; defaults to `HF_TOKEN` or the token of `hf auth login`.
-            revision (`str`, *optional*): branch to commit to; default `main`.
-            create_pr (`bool`, *optional*, defaults to `False`): open a pull request instead.
-            commit_message (`str`, *optional*): defaults to a summary of the method and sparsity.
-            compressed (`bool`, *optional*, defaults to `False`): upload the compressed format.
-            max_retries (`int`, *optional*, defaults to 5): retries after 5xx answers or connection errors.
-            save_kwargs: passed to `save_pretrained` (`base_model`, `license`, `evaluation`...).
-
-        Returns:
-            `str`: the URL of the commit (or of the pull request); empty on processes other than the main one.
-
-        Raises:
-            `HubError`: 401/403 or errors left after the retries.
-        """
-        import tempfile
-
-        from .checkpoint.hub import push_to_hub
-
-        if not current_process_group().is_main_process:
-            return ""
-        with tempfile.TemporaryDirectory(prefix="dpruner-push-") as tmp:
-            folder = self.save_pretrained(
-                os.path.join(tmp, repo_id.split("/")[-1]), compressed=compressed, **save_kwargs
-            )
-            return push_to_hub(
-                folder,
-                repo_id,
-                private=private,
-                token=token,
-                revision=revision,
-                create_pr=create_pr,
-                commit_message=commit_message,
-                max_retries=max_retries,
-            )
+        return save_pruned(save_directory, self.model, self.tokenizer, self.config, self.report, overwrite=overwrite,
+                           compressed=compressed, **kwargs)
 
     def recover(self, general_ds: Any = None, domain_ds: Any = None, config: Any = None, **kwargs: Any):
         """Fine-tune the pruned model (in place) while every pruned weight stays zero: `optimum_dpruner.recover` with
@@ -145,7 +54,7 @@ class PruneResult:
 
         if self.importance is None:
             raise ValueError(f"method={self.report.method!r} computes no importance scores to save; use method='dpruner'.")
-        with _main_process_writes() as is_main:
+        with main_process_writes() as is_main:
             if is_main:
                 fingerprint = (self.report.extra.get("model_fingerprint") or {}).get("sha256")  # checked on reuse
                 metadata = {"config": self.config.to_recipe_dict(), "model_fingerprint": fingerprint}

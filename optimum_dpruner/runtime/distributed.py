@@ -13,12 +13,14 @@ accelerator the processes talk over gloo.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["ProcessGroup", "current_process_group"]
+__all__ = ["ProcessGroup", "current_process_group", "main_process_writes"]
 
 
 @dataclass(frozen=True)
@@ -102,3 +104,13 @@ def current_process_group() -> ProcessGroup:
 
     state = PartialState(cpu=not torch.accelerator.is_available())
     return ProcessGroup(state.process_index, state.num_processes, state.device)
+
+
+@contextlib.contextmanager
+def main_process_writes() -> Iterator[bool]:
+    """Yield whether this process should write (the main one); on exit, error or not, every process waits for it."""
+    group = current_process_group()
+    try:
+        yield group.is_main_process
+    finally:
+        group.barrier()

@@ -7,7 +7,7 @@ from torch import nn
 from optimum_dpruner import DataError, DPruner, DPrunerConfig, UnsupportedModelError, load_importance, save_importance
 from optimum_dpruner.data.calibration import calibration_samples
 from optimum_dpruner.methods import DPrunerMethod
-from optimum_dpruner.report import PruneReport
+from optimum_dpruner.stages.report import PruneReport
 from optimum_dpruner.stages.run import Run
 from optimum_dpruner.stages.domain_gradients import collect_dual_importance
 from optimum_dpruner.runtime.hooks import HookManager

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from .runtime.offload import parameter_value
+from ..runtime.offload import parameter_value
 
 __all__ = ["PruneReport", "MatrixSparsity", "measure_sparsity"]
 
