@@ -22,6 +22,8 @@ from typing import Any, NoReturn
 
 from optimum.commands.base import BaseOptimumCLICommand
 
+from ..tables import format_pairs, format_table
+
 __all__ = [
     "EXIT_OK",
     "EXIT_FAILURE",
@@ -152,32 +154,6 @@ def check_device(device: str | None) -> None:
         raise UsageError(f"--device {device!r} is not a device; pass e.g. 'cpu', 'cuda' or 'cuda:0'.") from None
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {device!r} needs CUDA, which is not available here; pass --device cpu.")
-
-
-def format_table(rows: Iterable[Sequence[Any]], header: Sequence[str] | None = None) -> str:
-    """Rows as a plain-text table: first column left-aligned, the others right-aligned."""
-    rows = [[str(c) for c in row] for row in rows]
-    if header is not None:
-        rows.insert(0, [str(h) for h in header])
-    if not rows:
-        return ""
-    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(max(len(r) for r in rows))]
-    lines = []
-    for n, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(widths[i + 1]) for i, c in enumerate(row[1:])]
-        lines.append("  ".join(cells).rstrip())
-        if header is not None and n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def format_pairs(rows: Iterable[tuple[str, Any]], title: str | None = None) -> str:
-    """`(key, value)` rows as an aligned two-column block, under an optional title."""
-    rows = list(rows)
-    width = max((len(k) for k, _ in rows), default=0) + 2
-    lines = [title] if title else []
-    lines += [f"{k:<{width}}{v}" for k, v in rows]
-    return "\n".join(lines)
 
 
 def disable_progress_bars() -> None:
