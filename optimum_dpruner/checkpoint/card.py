@@ -15,7 +15,7 @@ import struct
 import zlib
 from typing import Any
 
-from .metadata import is_hub_id
+from ..models.hub_ids import is_hub_id
 
 __all__ = [
     "PLOT_NAME",

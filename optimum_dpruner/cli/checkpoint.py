@@ -6,6 +6,7 @@ import argparse
 import os
 
 from ..configuration import CONFIG_NAME
+from ..models.hub_ids import is_repo_id
 from .base import (
     DPrunerCLICommand,
     RunFailure,
@@ -108,7 +109,7 @@ class PushCommand(DPrunerCLICommand):
 
     def execute(self) -> int:
         folder = require_folder("DIR", self.args.folder)
-        if self.args.repo_id.count("/") > 1 or not self.args.repo_id.strip("/"):
+        if not is_repo_id(self.args.repo_id):
             raise UsageError(f"REPO {self.args.repo_id!r} is not a repo id; pass 'name' or 'owner/name'.")
         _read_checkpoint(folder)
         _check_sparsity(folder, self.args.folder)
