@@ -42,7 +42,7 @@ def test_an_existing_local_path_is_never_a_hub_id(tmp_path, monkeypatch):
 
 
 def test_the_cli_the_card_and_the_loader_use_the_same_rule():
-    from optimum_dpruner.checkpoint import card, serialization
+    from optimum_dpruner.checkpoint import base_model, card, serialization
     from optimum_dpruner.cli import prune
 
-    assert prune.is_hub_id is card.is_hub_id is serialization.is_hub_id is is_hub_id
+    assert prune.is_hub_id is base_model.is_hub_id is card.is_hub_id is serialization.is_hub_id is is_hub_id
