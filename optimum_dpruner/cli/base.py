@@ -40,7 +40,6 @@ __all__ = [
     "format_pairs",
     "status",
     "disable_progress_bars",
-    "check_device",
     "push_folder",
     "flagify",
     "DTYPE_CHOICES",
@@ -140,20 +139,6 @@ def require_folder(flag: str, path: str, must_contain: str | None = "config.json
     if must_contain and not os.path.isfile(os.path.join(full, must_contain)):
         raise UsageError(f"{flag} {path!r} holds no {must_contain}; pass the folder written by 'optimum-cli dpruner prune'.")
     return full
-
-
-def check_device(device: str | None) -> None:
-    """`UsageError` for a device torch does not know or cannot use (imports torch)."""
-    if device is None:
-        return
-    import torch
-
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"--device {device!r} is not a device; pass e.g. 'cpu', 'cuda' or 'cuda:0'.") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {device!r} needs CUDA, which is not available here; pass --device cpu.")
 
 
 def disable_progress_bars() -> None:

@@ -11,7 +11,6 @@ from .base import (
     RunFailure,
     UsageError,
     add_model_loading_arguments,
-    check_device,
     disable_progress_bars,
     format_table,
     status,
@@ -125,7 +124,10 @@ class EvaluateCommand(DPrunerCLICommand):
             if value.startswith("builtin:") and value[8:] not in BUILTIN_DATASETS:
                 choices = ", ".join(f"builtin:{n}" for n in BUILTIN_DATASETS)
                 raise UsageError(f"--dataset {value!r} is not a bundled dataset; choose one of {choices}.")
-        check_device(args.device)
+        if args.device is not None:
+            from ..runtime.devices import check_device
+
+            check_device(args.device, "--device", fix="pass --device cpu, or leave --device out.")
         if args.no_progress:
             disable_progress_bars()
         status(f"loading {args.model}")

@@ -11,7 +11,6 @@ from .base import (
     UsageError,
     add_hub_arguments,
     add_model_loading_arguments,
-    check_device,
     disable_progress_bars,
     format_pairs,
     push_folder,
@@ -175,7 +174,10 @@ class PruneCommand(DPrunerCLICommand):
         from ..data.calibration import BUILTIN_DATASETS
         from ..methods import METHODS, get_method, reconstructs
 
-        check_device(args.device)
+        if args.device is not None:
+            from ..runtime.devices import check_device
+
+            check_device(args.device, "--device", fix="pass --device cpu, or leave --device out.")
         method_cls = get_method(config.method)
         two_sets = sorted(n for n, c in METHODS.items() if c.requires_domain_data)
         if method_cls.requires_domain_data:

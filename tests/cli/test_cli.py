@@ -223,6 +223,8 @@ BAD_ARGUMENTS = [
     ("output-exists", ["prune", "-m", "org/m", "-o", "{tmp}"], "--overwrite"),
     ("missing-model", ["prune", "-m", "{tmp}/missing", "-o", "{out}", "--method", "magnitude"], "--model"),
     ("bad-dtype", ["prune", "-m", "org/m", "-o", "{out}", "--dtype", "int3"], "--dtype"),
+    ("bad-device", ["prune", "-m", "org/m", "-o", "{out}", "--method", "magnitude", "--device", "gpu0"], "--device='gpu0' is not a device"),
+    ("evaluate-bad-device", ["evaluate", "-m", "org/m", "--dataset", "builtin:medical", "--device", "gpu0"], "--device='gpu0' is not a device"),
     ("bad-window", ["evaluate", "-m", "org/m", "--dataset", "builtin:medical", "--window", "0"], "--window"),
     ("bad-add-bos", ["prune", "-m", "org/m", "-o", "{out}", "--add-bos", "yes"], "argument --add-bos: 'yes' is not auto, true or false"),
     ("evaluate-bad-add-bos", ["evaluate", "-m", "org/m", "--dataset", "builtin:medical", "--add-bos", "1"], "argument --add-bos: '1' is not auto, true or false"),
