@@ -7,17 +7,11 @@ import os
 
 from ..configuration import CONFIG_NAME
 from ..models.hub_ids import is_repo_id
-from .base import (
-    DPrunerCLICommand,
-    RunFailure,
-    UsageError,
-    add_hub_arguments,
-    format_pairs,
-    one_line,
-    push_folder,
-    require_folder,
-    status,
-)
+from ..tables import format_pairs
+from .arguments import add_hub_arguments, push_folder, require_folder
+from .base import DPrunerCLICommand
+from .exits import RunFailure, UsageError, one_line
+from .output import status
 
 __all__ = ["InspectCommand", "PushCommand"]
 

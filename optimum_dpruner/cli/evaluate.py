@@ -6,16 +6,12 @@ import argparse
 import json
 import os
 
-from .base import (
-    DPrunerCLICommand,
-    RunFailure,
-    UsageError,
-    add_model_loading_arguments,
-    disable_progress_bars,
-    format_table,
-    status,
-)
+from ..tables import format_table
+from .arguments import add_model_loading_arguments
+from .base import DPrunerCLICommand
+from .exits import RunFailure, UsageError
 from .flags import auto_or_bool
+from .output import disable_progress_bars, status
 from .prune import check_model_argument, load_model_or_fail
 
 __all__ = ["EvaluateCommand", "TASK_NAMES", "RESAMPLING_UNITS"]

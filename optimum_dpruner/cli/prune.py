@@ -5,19 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 
-from .base import (
-    DPrunerCLICommand,
-    RunFailure,
-    UsageError,
-    add_hub_arguments,
-    add_model_loading_arguments,
-    disable_progress_bars,
-    format_pairs,
-    push_folder,
-    status,
-)
 from ..models.hub_ids import is_hub_id, is_repo_id
+from ..tables import format_pairs
+from .arguments import add_hub_arguments, add_model_loading_arguments, push_folder
+from .base import DPrunerCLICommand
+from .exits import RunFailure, UsageError
 from .flags import CONFIG_FLAGS, add_config_arguments, config_from_args
+from .output import disable_progress_bars, status
 
 __all__ = ["PruneCommand", "load_model_or_fail", "check_model_argument"]
 
