@@ -285,19 +285,18 @@ def test_overwrite_never_deletes_files_the_library_did_not_write(tmp_path, tiny_
         result.save_pretrained(work / "config.json", overwrite=True)
 
 
-def test_checkpoint_saved_before_the_file_list_is_replaced_by_its_known_names(tmp_path, tiny_llama, tokenizer):
+def test_a_side_car_without_the_file_list_is_never_replaced(tmp_path, tiny_llama, tokenizer):
+    """Every save of this library lists its files; a folder whose side car does not is not ours to delete."""
     result = _prune(tiny_llama, tokenizer)
-    legacy = tmp_path / "legacy"
-    result.save_pretrained(legacy)
-    side_car = json.loads((legacy / "dpruner_config.json").read_text())
+    unlisted = tmp_path / "unlisted"
+    result.save_pretrained(unlisted)
+    side_car = json.loads((unlisted / "dpruner_config.json").read_text())
     del side_car["written_files"]
-    (legacy / "dpruner_config.json").write_text(json.dumps(side_car))
-    (legacy / "scores.safetensors").write_text("not ours")
-    with pytest.raises(ConfigError, match=r"did not write \(scores.safetensors\)"):
-        result.save_pretrained(legacy, overwrite=True)
-    os.remove(legacy / "scores.safetensors")
-    result.save_pretrained(legacy, overwrite=True)
-    assert "written_files" in json.loads((legacy / "dpruner_config.json").read_text())
+    (unlisted / "dpruner_config.json").write_text(json.dumps(side_car))
+    before = _snapshot(unlisted)
+    with pytest.raises(ConfigError, match=r"is not a checkpoint written by optimum-dpruner \(no dpruner_config.json listing"):
+        result.save_pretrained(unlisted, overwrite=True)
+    assert _snapshot(unlisted) == before
 
 
 def test_overwrite_never_replaces_the_folder_the_model_was_loaded_from(tmp_path, tiny_llama, tokenizer):
