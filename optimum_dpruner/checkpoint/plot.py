@@ -80,6 +80,6 @@ def write_sparsity_plot(
     axes.set_ylabel("sparsity (%)")
     axes.grid(axis="y", color="0.85")
     axes.set_axisbelow(True)
-    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)  # beside the bars, never on them
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)  # beside the bars, not on them
     figure.savefig(os.fspath(path), format="png")
     return os.fspath(path)

@@ -10,7 +10,9 @@ from ..errors import ConfigError
 __all__ = ["check_device"]
 
 
-def check_device(device: str | torch.device, argument: str = "device", fix: str = "use 'cpu' or a device this machine has.") -> torch.device:
+def check_device(
+    device: str | torch.device, argument: str = "device", fix: str = "use 'cpu' or a device this machine has."
+) -> torch.device:
     """`device` as a `torch.device`, checked to exist here.
 
     Args:
@@ -36,5 +38,7 @@ def check_device(device: str | torch.device, argument: str = "device", fix: str 
         raise ConfigError(f"{argument}={device!r}, but no {parsed.type} device is available here; {fix}")
     count = backend.device_count() if hasattr(backend, "device_count") else None
     if parsed.index is not None and count is not None and parsed.index >= count:
-        raise ConfigError(f"{argument}={device!r}, but this machine has {count} {parsed.type} device(s) (0 to {count - 1}); {fix}")
+        raise ConfigError(
+            f"{argument}={device!r}, but this machine has {count} {parsed.type} device(s) (0 to {count - 1}); {fix}"
+        )
     return parsed
