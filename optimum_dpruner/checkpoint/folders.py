@@ -6,9 +6,8 @@ Rules (checked before any work by the CLI, and again by `save_pretrained` before
 - an existing folder is replaced (`overwrite=True`) only when it is empty, or when it is a checkpoint this
   library wrote and holds nothing else: its `config.json` has the `dpruner_sparsity` block, its
   `dpruner_config.json` lists the files of the save (`"written_files"`), and every entry of the folder is one of
-  them. For a checkpoint saved before that list existed, the names a save can write are the list
-  (`_LEGACY_FILES`). Any other file or folder (notes, scores, a `.git`, ...) makes the folder refused: nothing the
-  library did not write is deleted;
+  them. Any other file or folder (notes, scores, a `.git`, ...), or a side car without that list, makes the folder
+  refused: nothing the library did not write is deleted;
 - never the current directory, one of its parents, or the folder of the model being pruned (nor a parent of it);
 - the new folder replaces the old one in a single atomic step (Linux `renameat2(RENAME_EXCHANGE)`; elsewhere two
   renames, the old folder put back if the second fails or is interrupted), so the target path always holds a
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fnmatch
 import json
 import os
 import shutil
@@ -37,13 +35,6 @@ __all__ = ["check_output_folder", "check_creatable", "replace_folder", "signals_
 
 #: key of `dpruner_config.json` listing the files a save wrote (the only ones an overwrite may delete)
 MANIFEST_KEY = "written_files"
-#: what a save wrote before `written_files` was recorded: transformers' model and tokenizer files, ours, the card
-_LEGACY_FILES = (
-    "config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
-    "dpruner-compressed*.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-    "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json",
-    "README.md", "sparsity_per_layer.png", CONFIG_NAME,
-)
 
 
 def _nearest_existing(path: str) -> str:
@@ -70,18 +61,13 @@ def _read_json(path: str) -> dict | None:
 
 
 def written_files(folder: str) -> list[str] | None:
-    """The files a save of this library wrote into `folder`, or `None` when it is not such a save.
-
-    The list recorded in `dpruner_config.json`; for a checkpoint saved before it was recorded, the entries of
-    `folder` that match `_LEGACY_FILES`.
-    """
+    """The files a save of this library wrote into `folder` (the list recorded in `dpruner_config.json`), or `None`
+    when it is not such a save."""
     side_car = _read_json(os.path.join(folder, CONFIG_NAME))
     config = _read_json(os.path.join(folder, "config.json"))
     if side_car is None or config is None or SPARSITY_KEY not in config or not isinstance(side_car.get("config"), dict):
         return None
     files = side_car.get(MANIFEST_KEY)
-    if files is None:
-        return [e for e in os.listdir(folder) if any(fnmatch.fnmatchcase(e, p) for p in _LEGACY_FILES)]
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         return None
     return files
@@ -110,9 +96,9 @@ def _check_replaceable(argument: str, target: str, protected: Iterable[str]) -> 
     if manifest is None:
         raise _refuse(
             argument, target,
-            f"is not a checkpoint written by optimum-dpruner (no {CONFIG_NAME} beside a config.json with "
-            f"{SPARSITY_KEY}); overwrite replaces only such a checkpoint or an empty folder: choose another folder, "
-            "or empty it yourself.",
+            f"is not a checkpoint written by optimum-dpruner (no {CONFIG_NAME} listing its {MANIFEST_KEY} beside a "
+            f"config.json with {SPARSITY_KEY}); overwrite replaces only such a checkpoint or an empty folder: choose "
+            "another folder, or empty it yourself.",
         )
     foreign = sorted(e for e in entries if e not in manifest or not os.path.isfile(os.path.join(target, e)))
     if foreign:

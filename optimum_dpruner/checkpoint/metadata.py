@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any
 
 from ..configuration import DPrunerConfig
@@ -19,7 +18,6 @@ __all__ = [
     "FORMAT_BITMASK",
     "library_versions",
     "sparsity_metadata",
-    "is_hub_id",
     "read_json_file",
     "read_sparsity_metadata",
 ]
@@ -27,7 +25,6 @@ __all__ = [
 SPARSITY_KEY = "dpruner_sparsity"
 FORMAT_DENSE = "dense"
 FORMAT_BITMASK = "bitmask"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def library_versions() -> dict[str, str]:
@@ -57,11 +54,6 @@ def sparsity_metadata(report, config: DPrunerConfig) -> dict[str, Any]:
         "targets": sorted(report.matrices),
         "per_matrix_sparsity": {n: round(m.sparsity, 6) for n, m in report.matrices.items()},
     }
-
-
-def is_hub_id(name: str) -> bool:
-    """Whether `name` reads as a Hub repository id (`"namespace/name"`) and is not a local path."""
-    return bool(_HUB_ID.match(name)) and not os.path.exists(name)
 
 
 def read_json_file(path: str) -> dict[str, Any]:

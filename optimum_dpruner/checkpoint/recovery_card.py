@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .metadata import is_hub_id
+from ..models.hub_ids import is_hub_id
 
 __all__ = ["recovery_summary", "recovery_card_lines", "append_recovery_section"]
 

@@ -27,7 +27,8 @@ from ..configuration import CONFIG_NAME, DPrunerConfig
 from ..errors import ConfigError
 from .compression import compress_folder, compressed_files, read_weights
 from .folders import MANIFEST_KEY, check_output_folder, replace_folder, signals_deferred
-from .metadata import FORMAT_BITMASK, FORMAT_DENSE, SPARSITY_KEY, is_hub_id, library_versions, sparsity_metadata
+from ..models.hub_ids import is_hub_id
+from .metadata import FORMAT_BITMASK, FORMAT_DENSE, SPARSITY_KEY, library_versions, sparsity_metadata
 from .recovery_card import append_recovery_section, recovery_summary
 
 __all__ = ["save_pruned", "load_pretrained"]
@@ -186,7 +187,7 @@ def load_pretrained(
     """Load a folder written by `save_pretrained`, dense or compressed, as an ordinary transformers model.
 
     Args:
-        path (`str`): the folder, or a hub id (`"namespace/name"`, downloaded with `snapshot_download`; `token`,
+        path (`str`): the folder, or a hub id (`"namespace/name"`, see `models.hub_ids`; downloaded with `snapshot_download`; `token`,
             `revision` and `cache_dir` in `load_kwargs` go there).
         dtype (`str` or `torch.dtype`, *optional*): dtype to load in; defaults to the dtype stored.
         device (`str` or `torch.device`, *optional*): device to move the model to.

@@ -19,6 +19,7 @@ from ..configuration import parse_pattern
 from ..errors import ConfigError
 from ..methods.masks import comparison_groups
 from ..runtime.offload import parameter_value
+from ..tables import format_table
 from .compression import read_weights
 from .metadata import SPARSITY_KEY, read_sparsity_metadata
 
@@ -79,16 +80,15 @@ class SparsityCheck:
         """A plain-text table: one row per matrix (problems first when rows are cut), then the verdict."""
         rows = sorted(self.rows, key=lambda r: r.ok) if max_rows is not None else self.rows
         shown = rows if max_rows is None else rows[:max_rows]
-        width = max([len(r.name) for r in shown] + [6])
+        cells = [
+            (r.name, f"{r.expected:.4f}", f"{r.actual:.4f}" if r.actual is not None else "-", r.nm_violations,
+             "ok" if r.ok else "LOST")
+            for r in shown
+        ]
         lines = [
             f"source={self.source} method={self.method} pattern={self.pattern}",
-            f"{'matrix':<{width}}  {'expected':>8}  {'actual':>8}  {'N:M broken':>10}  status",
+            format_table(cells, ("matrix", "expected", "actual", "N:M broken", "status"), align="lrrrl", rule=False),
         ]
-        for r in shown:
-            actual = f"{r.actual:.4f}" if r.actual is not None else "-"
-            lines.append(
-                f"{r.name:<{width}}  {r.expected:>8.4f}  {actual:>8}  {r.nm_violations:>10}  {'ok' if r.ok else 'LOST'}"
-            )
         if len(shown) < len(rows):
             lines.append(f"... {len(rows) - len(shown)} more matrices")
         lines.append("OK: every target matrix matches the metadata." if self.ok else f"{len(self.problems)} problem(s):")

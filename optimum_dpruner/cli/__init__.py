@@ -1,15 +1,22 @@
 """`optimum-cli dpruner`: prune, recover, evaluate, inspect and push from the shell.
 
 Registered with optimum-cli by `optimum/commands/register/register_dpruner.py`. Importing this package loads only
-the standard library, `optimum.commands.base` and `optimum_dpruner.configuration`: torch, transformers and the
-pruning code are imported inside each command's `run()`, so that `optimum-cli --help` stays fast and a broken
-heavy dependency cannot break the other optimum-cli commands.
+the standard library, `optimum.commands.base` and the standard-library-only modules `optimum_dpruner.configuration`,
+`.tables` and `.models.hub_ids`: torch, transformers and the pruning code are imported inside each command's
+`run()`, so that `optimum-cli --help` stays fast and a broken heavy dependency cannot break the other optimum-cli
+commands.
+
+- `base`: `DPrunerCLICommand`, whose `run()` turns errors into exit codes; `exits`: the codes and one-line errors;
+- `parsing`: argparse set up for one-line usage errors; `arguments`: flags shared by several commands;
+- `flags`: one flag per `DPrunerConfig` field; `output`: progress and warnings on stderr; `interrupts`: Ctrl-C;
+- `prune`, `evaluate`, `checkpoint` (`inspect`, `push`): the commands.
 """
 
 from optimum.commands.base import CommandInfo
 
-from .base import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, DPrunerCLICommand
+from .base import DPrunerCLICommand
 from .checkpoint import InspectCommand, PushCommand
+from .exits import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from .evaluate import EvaluateCommand
 from .prune import PruneCommand
 from .recover import RecoverCommand

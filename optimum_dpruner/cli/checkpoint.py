@@ -6,17 +6,12 @@ import argparse
 import os
 
 from ..configuration import CONFIG_NAME
-from .base import (
-    DPrunerCLICommand,
-    RunFailure,
-    UsageError,
-    add_hub_arguments,
-    format_pairs,
-    one_line,
-    push_folder,
-    require_folder,
-    status,
-)
+from ..models.hub_ids import is_repo_id
+from ..tables import format_pairs
+from .arguments import add_hub_arguments, push_folder, require_folder
+from .base import DPrunerCLICommand
+from .exits import RunFailure, UsageError, one_line
+from .output import status
 
 __all__ = ["InspectCommand", "PushCommand"]
 
@@ -108,7 +103,7 @@ class PushCommand(DPrunerCLICommand):
 
     def execute(self) -> int:
         folder = require_folder("DIR", self.args.folder)
-        if self.args.repo_id.count("/") > 1 or not self.args.repo_id.strip("/"):
+        if not is_repo_id(self.args.repo_id):
             raise UsageError(f"REPO {self.args.repo_id!r} is not a repo id; pass 'name' or 'owner/name'.")
         _read_checkpoint(folder)
         _check_sparsity(folder, self.args.folder)

@@ -6,17 +6,12 @@ import argparse
 import json
 import os
 
-from .base import (
-    DPrunerCLICommand,
-    RunFailure,
-    UsageError,
-    add_model_loading_arguments,
-    check_device,
-    disable_progress_bars,
-    format_table,
-    status,
-)
+from ..tables import format_table
+from .arguments import add_model_loading_arguments
+from .base import DPrunerCLICommand
+from .exits import RunFailure, UsageError
 from .flags import auto_or_bool
+from .output import disable_progress_bars, status
 from .prune import check_model_argument, load_model_or_fail
 
 __all__ = ["EvaluateCommand", "TASK_NAMES", "RESAMPLING_UNITS"]
@@ -125,7 +120,10 @@ class EvaluateCommand(DPrunerCLICommand):
             if value.startswith("builtin:") and value[8:] not in BUILTIN_DATASETS:
                 choices = ", ".join(f"builtin:{n}" for n in BUILTIN_DATASETS)
                 raise UsageError(f"--dataset {value!r} is not a bundled dataset; choose one of {choices}.")
-        check_device(args.device)
+        if args.device is not None:
+            from ..runtime.devices import check_device
+
+            check_device(args.device, "--device", fix="pass --device cpu, or leave --device out.")
         if args.no_progress:
             disable_progress_bars()
         status(f"loading {args.model}")

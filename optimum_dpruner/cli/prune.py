@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 
-from .base import (
-    DPrunerCLICommand,
-    RunFailure,
-    UsageError,
-    add_hub_arguments,
-    add_model_loading_arguments,
-    check_device,
-    disable_progress_bars,
-    format_pairs,
-    push_folder,
-    status,
-)
+from ..models.hub_ids import is_hub_id, is_repo_id
+from ..tables import format_pairs
+from .arguments import add_hub_arguments, add_model_loading_arguments, push_folder
+from .base import DPrunerCLICommand
+from .exits import RunFailure, UsageError
 from .flags import CONFIG_FLAGS, add_config_arguments, config_from_args
+from .output import disable_progress_bars, status
 
 __all__ = ["PruneCommand", "load_model_or_fail", "check_model_argument"]
 
@@ -40,17 +33,13 @@ file (optionally .gz), a folder, or a Hub dataset id.
 """
 
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # 'name' or 'owner/name'
-
-
 def check_model_argument(model: str) -> None:
     """`UsageError` when `--model` is a local path that does not exist and cannot be a Hub id either.
 
-    A missing path that reads as a Hub id (`name`, `owner/name`) is tried on the Hub; if that fails too, the error
-    says that nothing is at the local path.
+    A missing path that reads as a Hub id (`name`, `owner/name`: `models.hub_ids.is_hub_id`) is tried on the Hub;
+    if that fails too, the error says that nothing is at the local path.
     """
-    looks_local = model.startswith((os.sep, ".", "~")) or model.endswith(".gguf") or not _HUB_ID.match(model)
-    if looks_local and not os.path.exists(os.path.expanduser(model)):
+    if not is_hub_id(model) and not os.path.exists(os.path.expanduser(model)):
         raise UsageError(
             f"--model {model!r} does not exist (nothing at {os.path.abspath(os.path.expanduser(model))!r}); pass a "
             "model folder, a .gguf file or a Hub model id."
@@ -179,7 +168,10 @@ class PruneCommand(DPrunerCLICommand):
         from ..data.calibration import BUILTIN_DATASETS
         from ..methods import METHODS, get_method, reconstructs
 
-        check_device(args.device)
+        if args.device is not None:
+            from ..runtime.devices import check_device
+
+            check_device(args.device, "--device", fix="pass --device cpu, or leave --device out.")
         method_cls = get_method(config.method)
         two_sets = sorted(n for n, c in METHODS.items() if c.requires_domain_data)
         if method_cls.requires_domain_data:
@@ -207,7 +199,7 @@ class PruneCommand(DPrunerCLICommand):
             if isinstance(value, str) and value.startswith("builtin:") and value[8:] not in BUILTIN_DATASETS:
                 choices = ", ".join(f"builtin:{n}" for n in BUILTIN_DATASETS)
                 raise UsageError(f"{flag} {value!r} is not a bundled dataset; choose one of {choices}.")
-        if args.push_to_hub is not None and args.push_to_hub.count("/") > 1:
+        if args.push_to_hub is not None and not is_repo_id(args.push_to_hub):
             raise UsageError(f"--push-to-hub {args.push_to_hub!r} is not a repo id; pass 'name' or 'owner/name'.")
         return config, output
 

@@ -16,21 +16,14 @@ import typing
 from typing import Any
 
 from ..recovery.config import RECOVERY_MODES, SCHEDULERS, RecoveryConfig
-from .base import (
-    DPrunerCLICommand,
-    RunFailure,
-    UsageError,
-    add_hub_arguments,
-    add_model_loading_arguments,
-    check_device,
-    disable_progress_bars,
-    format_pairs,
-    push_folder,
-    status,
-)
+from ..tables import format_pairs
+from .arguments import add_hub_arguments, add_model_loading_arguments, push_folder
+from .base import DPrunerCLICommand
+from .exits import RunFailure, UsageError
+from .output import disable_progress_bars, status
 from .flags import auto_or_bool
 
-__all__ = ["RecoverCommand", "RECOVERY_FLAGS", "recovery_config_from_args", "main"]
+__all__ = ["RecoverCommand", "RECOVERY_FLAGS", "recovery_config_from_args"]
 
 #: field name -> flag, for every `RecoveryConfig` field
 RECOVERY_FLAGS: dict[str, str] = {f.name: "--" + f.name.replace("_", "-") for f in dataclasses.fields(RecoveryConfig)}
@@ -195,7 +188,10 @@ class RecoverCommand(DPrunerCLICommand):
 
         output = check_output_folder(args.output, args.overwrite, protected=[source] if os.path.exists(source) else [],
                                      argument="--output")
-        check_device(args.device)
+        if args.device is not None:
+            from ..runtime.devices import check_device
+
+            check_device(args.device, "--device", fix="pass --device cpu, or leave --device out.")
         return config, output
 
     def execute(self) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..tables import format_table
+
 __all__ = ["StageEstimate", "RunEstimate", "MIB"]
 
 MIB = 2**20
@@ -54,10 +56,10 @@ class RunEstimate:
         }
 
     def __str__(self) -> str:
-        lines = [f"{'stage':<20} {'peak MiB':>10} {'seconds':>9}  largest parts"]
-        for s in self.stages:
-            top = sorted(s.parts.items(), key=lambda kv: -kv[1])[:3]
-            parts = ", ".join(f"{k} {v / MIB:.0f}" for k, v in top)
-            lines.append(f"{s.stage:<20} {s.peak_bytes / MIB:>10.0f} {s.seconds:>9.0f}  {parts}")
-        lines.append(f"{'run':<20} {self.peak_bytes / MIB:>10.0f} {self.seconds:>9.0f}  (peak of the stages; total time)")
-        return "\n".join(lines)
+        rows = [
+            (s.stage, f"{s.peak_bytes / MIB:.0f}", f"{s.seconds:.0f}",
+             ", ".join(f"{k} {v / MIB:.0f}" for k, v in sorted(s.parts.items(), key=lambda kv: -kv[1])[:3]))
+            for s in self.stages
+        ]
+        rows.append(("run", f"{self.peak_bytes / MIB:.0f}", f"{self.seconds:.0f}", "(peak of the stages; total time)"))
+        return format_table(rows, ("stage", "peak MiB", "seconds", "largest parts"), align="lrrl", rule=False)

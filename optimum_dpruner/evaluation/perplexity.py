@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from ..data.calibration import iter_texts, load_texts, window_bos_id
 from ..errors import ConfigError, DataError, DPrunerWarning
+from ..tables import format_table
 from .checks import fit_to_model, positive_int
 from .scoring import text_ids
 from .uncertainty import DEFAULT_RESAMPLES, bootstrap_interval, group_sums, perplexity_statistic
@@ -242,9 +243,6 @@ def perplexities(model, tokenizer, sets: dict[str, Any], window: int | None = No
 
 def format_comparison(before: dict[str, float], after: dict[str, float]) -> str:
     """A before/after perplexity table as plain text."""
-    width = max(len(k) for k in before) + 2
-    lines = [f"{'perplexity':<{width}}{'dense':>10}{'pruned':>10}{'change':>9}"]
-    for label, dense in before.items():
-        pruned = after[label]
-        lines.append(f"{label:<{width}}{dense:>10.2f}{pruned:>10.2f}{(pruned / dense - 1) * 100:>8.1f}%")
-    return "\n".join(lines)
+    rows = [(label, f"{dense:.2f}", f"{after[label]:.2f}", f"{(after[label] / dense - 1) * 100:.1f}%")
+            for label, dense in before.items()]
+    return format_table(rows, ("perplexity", "dense", "pruned", "change"), rule=False)

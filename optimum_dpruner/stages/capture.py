@@ -18,7 +18,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..configuration import DPrunerConfig
-from ..errors import ConfigError, UnsupportedModelError
+from ..errors import UnsupportedModelError
+from ..runtime.devices import check_device
 from ..runtime.hooks import HookManager
 from ..models.loading import DecoderBlocks
 from ..runtime.offload import accelerate_offloaded, module_device, non_block_modules, offload_hook, onloaded, resolve_device
@@ -93,18 +94,8 @@ def execution_device(model: nn.Module, config: DPrunerConfig) -> torch.device:
         if hook is not None:  # dispatched by accelerate: where its hooks compute
             return resolve_device(hook.execution_device)
         return resolve_device(model_device(model))
-    try:
-        device = torch.device(config.execution_device)
-    except (RuntimeError, ValueError):
-        raise ConfigError(
-            f"execution_device={config.execution_device!r} is not a device name; use e.g. 'cpu', 'cuda' or 'cuda:1'."
-        ) from None
-    backend = getattr(torch, device.type, None)
-    if device.type != "cpu" and not (backend is not None and hasattr(backend, "is_available") and backend.is_available()):
-        raise ConfigError(
-            f"execution_device={config.execution_device!r}, but no {device.type} device is available here; "
-            "drop execution_device (compute where the model is) or use 'cpu'."
-        )
+    device = check_device(config.execution_device, "execution_device",
+                          fix="drop execution_device (compute where the model is) or use 'cpu'.")
     return resolve_device(device)
 
 

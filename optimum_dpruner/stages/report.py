@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from ..runtime.offload import parameter_value
+from ..tables import format_table
 
 __all__ = ["PruneReport", "MatrixSparsity", "measure_sparsity"]
 
@@ -109,33 +110,33 @@ class PruneReport:
         }
 
     def table(self, max_rows: int | None = None) -> str:
-        """The report as plain-text tables (per matrix, then per stage)."""
-        lines = [f"method={self.method} pattern={self.pattern} target sparsity={self.target_sparsity:.4f}", ""]
-        width = max([len(n) for n in self.matrices] + [6])
-        lines.append(f"{'matrix':<{width}}  {'shape':>12}  {'sparsity':>8}")
+        """The report as plain-text tables (per matrix, then per stage, then the steps inside the stages)."""
         rows = list(self.matrices.items())
         shown = rows if max_rows is None or len(rows) <= max_rows else rows[:max_rows]
-        for name, m in shown:
-            shape = "x".join(str(s) for s in m.shape)
-            lines.append(f"{name:<{width}}  {shape:>12}  {m.sparsity:>8.4f}")
+        matrices = [(name, "x".join(str(s) for s in m.shape), f"{m.sparsity:.4f}") for name, m in shown]
         if len(shown) < len(rows):
-            lines.append(f"... {len(rows) - len(shown)} more matrices")
-        lines.append(f"{'all target matrices':<{width}}  {self.target_numel:>12,}  {self.sparsity:>8.4f}")
-        lines.append(f"{'all parameters':<{width}}  {self.total_parameters:>12,}  {self.model_sparsity:>8.4f}")
-        lines += ["", f"{'stage':<24}  {'seconds':>9}  {'peak RSS MiB':>12}  {'peak CUDA MiB':>13}"]
-        for stage, seconds in self.stage_seconds.items():
-            rss = self.peak_rss_bytes.get(stage, 0) / 2**20
-            cuda = self.peak_cuda_bytes.get(stage)
-            cuda_text = f"{cuda / 2**20:>13.1f}" if cuda is not None else f"{'-':>13}"
-            lines.append(f"{stage:<24}  {seconds:>9.2f}  {rss:>12.1f}  {cuda_text}")
+            matrices.append((f"... {len(rows) - len(shown)} more matrices",))
+        matrices += [
+            ("all target matrices", f"{self.target_numel:,}", f"{self.sparsity:.4f}"),
+            ("all parameters", f"{self.total_parameters:,}", f"{self.model_sparsity:.4f}"),
+        ]
+        stages = [
+            (stage, f"{seconds:.2f}", f"{self.peak_rss_bytes.get(stage, 0) / 2**20:.1f}",
+             f"{cuda / 2**20:.1f}" if (cuda := self.peak_cuda_bytes.get(stage)) is not None else "-")
+            for stage, seconds in self.stage_seconds.items()
+        ]
+        lines = [
+            f"method={self.method} pattern={self.pattern} target sparsity={self.target_sparsity:.4f}",
+            "",
+            format_table(matrices, ("matrix", "shape", "sparsity"), rule=False),
+            "",
+            format_table(stages, ("stage", "seconds", "peak RSS MiB", "peak CUDA MiB"), rule=False),
+        ]
         if self.breakdown:
-            lines += ["", f"{'step':<24}  {'seconds':>9}  {'share':>6}"]
             total = sum(self.stage_seconds.values()) or 1.0
-            for step, seconds in self.breakdown.items():
-                lines.append(f"{step:<24}  {seconds:>9.2f}  {seconds / total:>6.1%}")
-        for key, value in self.extra.items():
-            if isinstance(value, (int, float, str)):
-                lines.append(f"{key}: {value}")
+            steps = [(step, f"{seconds:.2f}", f"{seconds / total:.1%}") for step, seconds in self.breakdown.items()]
+            lines += ["", format_table(steps, ("step", "seconds", "share"), rule=False)]
+        lines += [f"{key}: {value}" for key, value in self.extra.items() if isinstance(value, (int, float, str))]
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -223,6 +223,8 @@ BAD_ARGUMENTS = [
     ("output-exists", ["prune", "-m", "org/m", "-o", "{tmp}"], "--overwrite"),
     ("missing-model", ["prune", "-m", "{tmp}/missing", "-o", "{out}", "--method", "magnitude"], "--model"),
     ("bad-dtype", ["prune", "-m", "org/m", "-o", "{out}", "--dtype", "int3"], "--dtype"),
+    ("bad-device", ["prune", "-m", "org/m", "-o", "{out}", "--method", "magnitude", "--device", "gpu0"], "--device='gpu0' is not a device"),
+    ("evaluate-bad-device", ["evaluate", "-m", "org/m", "--dataset", "builtin:medical", "--device", "gpu0"], "--device='gpu0' is not a device"),
     ("bad-window", ["evaluate", "-m", "org/m", "--dataset", "builtin:medical", "--window", "0"], "--window"),
     ("bad-add-bos", ["prune", "-m", "org/m", "-o", "{out}", "--add-bos", "yes"], "argument --add-bos: 'yes' is not auto, true or false"),
     ("evaluate-bad-add-bos", ["evaluate", "-m", "org/m", "--dataset", "builtin:medical", "--add-bos", "1"], "argument --add-bos: '1' is not auto, true or false"),
@@ -293,7 +295,7 @@ def test_prune_config_file_with_flag_overrides(optimum_cli, model_dir, tmp_path)
     proc = run_cli(optimum_cli, "dpruner", "prune", "-m", model_dir, "--config", config_path, "--sparsity", "0.6", "-o", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     saved = json.loads((out / "dpruner_config.json").read_text())["config"]
-    assert saved == {**config.to_dict(), "sparsity": 0.6}  # the flag won, everything else came from the file
+    assert saved == {**config.to_recipe_dict(), "sparsity": 0.6}  # the flag won, everything else came from the file
     for name, w in target_weights(out).items():
         expected = 0.0 if name.endswith("o_proj.weight") else 0.6
         assert abs((w == 0).float().mean().item() - expected) < 0.02, name
