@@ -162,6 +162,14 @@ class PruneCommand(DPrunerCLICommand):
         for flag, value in (("--general-dataset", args.general_dataset), ("--domain-dataset", args.domain_dataset)):
             if value is not None and not value.strip():
                 raise UsageError(f"{flag} {value!r} is empty; pass a dataset, or leave the flag out (general: builtin:general).")
+        from ..data.calibration import check_data_source
+        from ..errors import DataError
+
+        for flag, value in (("--general-dataset", args.general_dataset), ("--domain-dataset", args.domain_dataset)):
+            try:  # a missing path, a folder of mixed kinds, a model folder: before the model is loaded
+                check_data_source(value)
+            except DataError as e:
+                raise UsageError(f"{flag} {value!r}: {e}") from None
         if output is not None and not args.dry_run:
             from ..checkpoint.folders import check_creatable, check_output_folder
 

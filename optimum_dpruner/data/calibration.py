@@ -30,6 +30,7 @@ __all__ = [
     "tokenizer_adds_bos",
     "window_bos_id",
     "check_seq_len",
+    "check_data_source",
 ]
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,73 @@ def _builder_for(path: str) -> str | None:
     return _BUILDERS.get(os.path.splitext(stem)[1].lower())
 
 
+_MODEL_FILES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+_SHOWN = 3
+
+
+def _data_files(folder: str) -> dict[str, list[str]]:
+    """The data files under `folder` that `datasets` would read, by kind (`json`, `text`, `csv`, `parquet`).
+
+    Hidden files and folders (`.name`) and `__name` folders are skipped, as `datasets` does; files of other
+    extensions (README.md, LICENSE) are not data."""
+    kinds: dict[str, list[str]] = {}
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
+        for name in sorted(files):
+            builder = None if name.startswith(".") else _builder_for(name)
+            if builder is not None:
+                kinds.setdefault(builder, []).append(os.path.relpath(os.path.join(root, name), folder))
+    return kinds
+
+
+def _listing(names: list[str]) -> str:
+    return ", ".join(names[:_SHOWN]) + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+
+
+def check_data_source(source: Any) -> None:
+    """`DataError` for a local path that cannot be calibration data, found without reading it.
+
+    A folder is read by `datasets` as one kind of file (the most common extension wins and the others are skipped
+    in silence), so a folder holding several kinds (`data.jsonl` beside `notes.txt`) is refused rather than
+    guessed: whichever kind were picked, texts the user did not mean (a licence, notes) could end up in the
+    calibration set. A model folder (`config.json` beside weights), a file of an unknown format and an empty file
+    are refused too. Anything else (a `Dataset`, a list, a Hub id, `builtin:<name>`) passes unchecked.
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return
+    path = os.path.expanduser(os.fspath(source))
+    if os.path.isfile(path):
+        if _builder_for(path) is None:
+            raise DataError(f"cannot tell the format of {path!r}; use .json, .jsonl, .txt, .csv or .parquet.")
+        if os.path.getsize(path) == 0:
+            raise DataError(f"the file {path!r} is empty; pass a file with at least one text.")
+        return
+    if not os.path.isdir(path):
+        if os.fspath(source).startswith("builtin:") or "://" in os.fspath(source):
+            return
+        if _builder_for(path) is not None or path.startswith((".", os.sep)) or path.count("/") > 1:  # never a Hub id
+            raise DataError(
+                f"{os.fspath(source)!r} does not exist (nothing at {os.path.abspath(path)!r}); check the path, or pass "
+                "a Hub dataset id ('name' or 'owner/name') or 'builtin:<name>'."
+            )
+        return
+    entries = os.listdir(path)
+    weights = sorted(e for e in entries if e.endswith(_MODEL_FILES))
+    if "config.json" in entries and weights:
+        raise DataError(
+            f"the folder {path!r} holds a model (config.json, {_listing(weights)}), not calibration texts; pass a data "
+            "file or folder (.jsonl, .txt, .csv, .parquet), a Hub dataset id or 'builtin:<name>'."
+        )
+    kinds = _data_files(path)
+    if len(kinds) > 1:
+        found = "; ".join(f"{kind}: {_listing(files)}" for kind, files in sorted(kinds.items()))
+        example = os.path.join(path, sorted(kinds.items())[0][1][0])
+        raise DataError(
+            f"the folder {path!r} holds data files of {len(kinds)} kinds ({found}), and a folder is read as one kind "
+            f"only: pass the file you mean (e.g. {example!r}), or a folder holding one kind of file."
+        )
+
+
 def load_texts(source: Any, split: str = "train"):
     """Open `source` as a `datasets.Dataset`/`IterableDataset` or a list of strings (see module doc)."""
     import datasets
@@ -94,10 +162,18 @@ def load_texts(source: Any, split: str = "train"):
         source = builtin_path(source.split(":", 1)[1], split)
     if os.path.isfile(source):
         return _load_file(source)
+    check_data_source(source)
+    if os.path.isdir(source):
+        files = _data_files(source)
+        logger.info("reading %s: %s", source, ", ".join(f for names in files.values() for f in names))
     try:
         return datasets.load_dataset(source, split=split)
     except Exception as e:  # datasets raises many types for a missing dataset
-        raise DataError(f"could not load dataset {source!r}: {e}") from e
+        where = "" if os.path.exists(source) else f"nothing at {os.path.abspath(source)!r}, and "
+        raise DataError(
+            f"could not load dataset {source!r} ({where}as a Hub dataset: {describe_error(e)}); check the path, or the "
+            "Hub id and your connection."
+        ) from e
 
 
 def _load_file(path: str):

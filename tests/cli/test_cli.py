@@ -520,13 +520,29 @@ def _scores_of_another_model(c) -> Path:
     return Path(other.save_importance(c.tmp / "scores"))
 
 
+def _mixed_data_folder(c) -> Path:
+    """Issue 31: a jsonl beside two .txt files, which datasets read instead of the jsonl (the most common extension)."""
+    folder = c.tmp / "mydata"
+    folder.mkdir()
+    _with_file(folder, "data.jsonl", "".join(json.dumps({"text": f"text number {i} " * 20}) + "\n" for i in range(20)))
+    _with_file(folder, "notes.txt", "my notes")
+    return _with_file(folder, "LICENSE.txt", "MIT licence")
+
+
 PRUNE = ["dpruner", "prune", "--method", "wanda", *CALIBRATION]
 # (id, arguments built from the fixtures, exit code, what the one error line holds: a string or a tuple of them)
 BAD_INPUTS = [
     ("empty-general-dataset", lambda c: [*PRUNE, "-m", c.model, "--general-dataset", "", "-o", c.out], 2,
      "--general-dataset '' is empty"),
     ("empty-jsonl", lambda c: [*PRUNE, "-m", c.model, "--general-dataset", _with_file(c.tmp, "empty.jsonl", "") / "empty.jsonl",
-                               "-o", c.out], 1, "empty.jsonl' is empty"),
+                               "-o", c.out], 2, "empty.jsonl' is empty"),
+    ("data-folder-of-mixed-kinds", lambda c: [*PRUNE, "-m", c.model, "--general-dataset", _mixed_data_folder(c), "-o", c.out], 2,
+     ("--general-dataset '", "holds data files of 2 kinds (json: data.jsonl; text: LICENSE.txt, notes.txt)",
+      "pass the file you mean (e.g. '")),
+    ("missing-relative-data", lambda c: [*PRUNE, "-m", c.model, "--general-dataset", "mydata/train.jsonl", "-o", c.out], 2,
+     "--general-dataset 'mydata/train.jsonl': 'mydata/train.jsonl' does not exist (nothing at '"),
+    ("model-folder-as-data", lambda c: [*PRUNE, "-m", c.model, "--general-dataset", c.model, "-o", c.out], 2,
+     "holds a model (config.json, model.safetensors), not calibration texts"),
     ("nan-weight", lambda c: [*PRUNE, "-m", _nan_model(c), "-o", c.out], 1,
      "the weight model.layers.0.mlp.up_proj.weight holds 1 NaN"),
     ("missed-sparsity", lambda c: [*PRUNE, "-m", _overflowing_model(c), "-o", c.out], 1, "pruning missed --sparsity=0.5"),
