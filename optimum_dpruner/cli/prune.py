@@ -171,7 +171,7 @@ class PruneCommand(DPrunerCLICommand):
             except DataError as e:
                 raise UsageError(f"{flag} {value!r}: {e}") from None
         if output is not None and not args.dry_run:
-            from ..checkpoint.folders import check_creatable, check_output_folder
+            from ..checkpoint.folders import check_output_folder
 
             # before any work: the folder can be written, has room, and --overwrite would delete only our files
             source = os.path.expanduser(args.model)
@@ -180,7 +180,17 @@ class PruneCommand(DPrunerCLICommand):
                 needed_bytes=_local_weight_bytes(args.model),
             )
             if args.save_importance is not None:
-                check_creatable(args.save_importance, "save_importance")
+                from ..checkpoint.importance import check_importance_target
+
+                # never into the input model or the checkpoint about to be saved, never over a file we did not
+                # write, over earlier scores only with --overwrite: all before the model is loaded
+                check_importance_target(
+                    args.save_importance, args.overwrite, argument="save_importance", overwrite_hint="--overwrite",
+                    protected={
+                        **({os.path.abspath(source): "the model being pruned"} if os.path.isdir(source) else {}),
+                        output: "the checkpoint being saved (--output)",
+                    },
+                )
         if args.importance is not None and not os.path.exists(args.importance):
             raise UsageError(f"--importance {args.importance!r} does not exist; pass a file written by --save-importance.")
 
@@ -248,7 +258,7 @@ class PruneCommand(DPrunerCLICommand):
         result.save_pretrained(output, overwrite=args.overwrite, **({"compressed": True} if args.compressed else {}))
         rows = []
         if args.save_importance is not None:
-            rows.append(("importance", result.save_importance(args.save_importance)))
+            rows.append(("importance", result.save_importance(args.save_importance, overwrite=args.overwrite)))
         if args.push_to_hub is not None:
             status(f"pushing to {args.push_to_hub}")
             try:

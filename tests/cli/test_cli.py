@@ -530,6 +530,7 @@ def _mixed_data_folder(c) -> Path:
 
 
 PRUNE = ["dpruner", "prune", "--method", "wanda", *CALIBRATION]
+SCORES = ["dpruner", "prune", "--domain-dataset", "builtin:medical", "--preset", "paper", *CALIBRATION]
 # (id, arguments built from the fixtures, exit code, what the one error line holds: a string or a tuple of them)
 BAD_INPUTS = [
     ("empty-general-dataset", lambda c: [*PRUNE, "-m", c.model, "--general-dataset", "", "-o", c.out], 2,
@@ -574,6 +575,23 @@ BAD_INPUTS = [
     ("save-importance-under-a-file", lambda c: ["dpruner", "prune", "-m", c.model, "--domain-dataset", "builtin:medical",
                                                 "--save-importance", _with_file(c.tmp, "f.txt", "x") / "f.txt" / "s", "-o", c.out],
      2, ("--save-importance=", "f.txt', which is a file")),
+    ("save-importance-over-the-input-weights", lambda c: [*SCORES, "-m", c.model, "--save-importance", c.model / "model.safetensors",
+                                                          "-o", c.out], 2,
+     ("--save-importance='", "tiny/model.safetensors' is inside the model being pruned (")),
+    ("save-importance-into-the-input-model", lambda c: [*SCORES, "-m", c.model, "--save-importance", c.model, "-o", c.out], 2,
+     "is inside the model being pruned"),
+    ("save-importance-into-the-output", lambda c: [*SCORES, "-m", c.model, "--save-importance", c.out / "model.safetensors",
+                                                   "-o", c.out], 2,
+     ("--save-importance='", "out/model.safetensors' is inside the checkpoint being saved (--output)")),
+    ("save-importance-into-the-replaced-output", lambda c: [*SCORES, "-m", c.model, "--save-importance", _checkpoint(c, "out2"),
+                                                            "--overwrite", "-o", c.tmp / "out2"], 2,
+     "is inside the checkpoint being saved (--output)"),
+    ("save-importance-over-earlier-scores", lambda c: [*SCORES, "-m", c.model, "--save-importance", _scores_of_another_model(c),
+                                                       "-o", c.out], 2,
+     "already holds importance scores; pass --overwrite to replace them, or choose another path."),
+    ("save-importance-over-a-foreign-file", lambda c: [*SCORES, "-m", c.model, "--overwrite", "--save-importance",
+                                                       _with_file(c.tmp, "mine.safetensors", "x") / "mine.safetensors", "-o", c.out], 2,
+     "mine.safetensors' exists and is not a scores file written by optimum-dpruner; it is never replaced"),
     ("overwrite-foreign-files", lambda c: [*PRUNE, "-m", c.model, "--overwrite", "-o", _with_file(_checkpoint(c), "notes.txt", "mine")],
      2, "holds files optimum-dpruner did not write (notes.txt)"),
     ("overwrite-current-directory", lambda c: [*PRUNE, "-m", c.model, "--overwrite", "-o", "."], 2,
@@ -615,6 +633,19 @@ def test_bad_input_fails_with_one_line_and_touches_nothing(optimum_cli, model_di
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # nothing deleted or changed
     if code == 2 and "--importance" not in args:  # the scores' fingerprint is checked against the loaded model
         assert "[dpruner] loading" not in proc.stderr  # refused before any work
+
+
+def test_save_importance_replaces_earlier_scores_only_with_overwrite(optimum_cli, model_dir, make_tiny, tokenizer, tmp_path):
+    """Issue 31: earlier scores are replaced with --overwrite (and the checkpoint beside them still loads)."""
+    from optimum_dpruner import load_importance, load_pretrained
+
+    earlier = _scores_of_another_model(_Context(tmp_path, model_dir, make_tiny, tokenizer))
+    old = earlier.read_bytes()
+    proc = run_cli(optimum_cli, *SCORES, "-m", model_dir, "--save-importance", earlier, "--overwrite", "-o", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert earlier.read_bytes() != old and load_importance(earlier)["I"]
+    load_pretrained(tmp_path / "out")
+    assert not (tmp_path / "out" / "dpruner_importance.safetensors").exists()
 
 
 # ----------------------------------------------------------------------------------------------- Ctrl-C
