@@ -43,6 +43,10 @@ file (optionally .gz), a folder, or a Hub dataset id.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # 'name' or 'owner/name'
 
 
+#: options that only D-Pruner's stages read: typed with another method, they would be ignored in silence
+_DPRUNER_ONLY = ("mask_score", "general_importance", "importance_exponent", "lambda_reg", "alpha")
+
+
 def check_model_argument(model: str) -> None:
     """`UsageError` when `--model` is a local path that does not exist and cannot be a Hub id either.
 
@@ -221,6 +225,12 @@ class PruneCommand(DPrunerCLICommand):
                 )
             if args.save_importance is not None:
                 raise UsageError(f"--save-importance needs --method {'/'.join(two_sets)}; drop it.")
+            typed = [CONFIG_FLAGS[n] for n in _DPRUNER_ONLY if hasattr(args, n)]  # flags default to "not given"
+            if typed:
+                raise UsageError(
+                    f"{typed[0]} is used only by --method {'/'.join(two_sets)}, so with --method {config.method} it would "
+                    "have no effect; drop it, or choose --method dpruner."
+                )
         for flag, value in (("--general-dataset", args.general_dataset), ("--domain-dataset", args.domain_dataset)):
             if isinstance(value, str) and value.startswith("builtin:") and value[8:] not in BUILTIN_DATASETS:
                 choices = ", ".join(f"builtin:{n}" for n in BUILTIN_DATASETS)
