@@ -520,6 +520,31 @@ def _scores_of_another_model(c) -> Path:
     return Path(other.save_importance(c.tmp / "scores"))
 
 
+def _nan_checkpoint(c) -> Path:
+    """A pruned checkpoint with one NaN weight: every zero is where the metadata says, the model outputs NaN."""
+    from safetensors.torch import load_file, save_file
+
+    folder = _checkpoint(c)
+    tensors = load_file(folder / "model.safetensors")
+    tensors["model.layers.0.mlp.up_proj.weight"][3, 5] = float("nan")
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+def _tampered(c, **changes) -> Path:
+    """A pruned checkpoint whose `dpruner_sparsity` block was edited (`per_matrix` edits the first matrix)."""
+    folder = _checkpoint(c)
+    config = json.loads((folder / "config.json").read_text())
+    block = config["dpruner_sparsity"]
+    for key, value in changes.items():
+        if key == "per_matrix":
+            block["per_matrix_sparsity"][next(iter(block["per_matrix_sparsity"]))] = value
+        else:
+            block[key] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
 def _mixed_data_folder(c) -> Path:
     """Issue 31: a jsonl beside two .txt files, which datasets read instead of the jsonl (the most common extension)."""
     folder = c.tmp / "mydata"
@@ -620,6 +645,20 @@ BAD_INPUTS = [
      "dpruner_config.json' is not valid JSON"),
     ("inspect-truncated-weights", lambda c: ["dpruner", "inspect", _truncated(_checkpoint(c))], 1,
      "model.safetensors' is truncated or corrupt"),
+    ("inspect-nan-weight", lambda c: ["dpruner", "inspect", _nan_checkpoint(c)], 1,
+     "model.layers.0.mlp.up_proj: holds 1 NaN and 0 inf values (of 8192)"),
+    ("push-nan-weight", lambda c: ["dpruner", "push", _nan_checkpoint(c), "user/tiny"], 1, "holds 1 NaN and 0 inf values"),
+    ("inspect-tampered-global-sparsity", lambda c: ["dpruner", "inspect", _tampered(c, global_sparsity=0.9)], 1,
+     "global_sparsity 0.9000 is recorded, but the target matrices hold 0.5000 zeros"),
+    ("inspect-tampered-pattern", lambda c: ["dpruner", "inspect", _tampered(c, pattern="abc")], 1,
+     "config.json's dpruner_sparsity has pattern='abc', not 'unstructured' or 'N:M'"),
+    ("inspect-nan-target", lambda c: ["dpruner", "inspect", _tampered(c, target_sparsity=float("nan"))], 1,
+     "has target_sparsity=nan, not a number in [0, 1]"),
+    ("inspect-per-matrix-half", lambda c: ["dpruner", "inspect", _tampered(c, per_matrix="half")], 1,
+     "='half', not a number in [0, 1]"),
+    ("evaluate-nan-model", lambda c: ["dpruner", "evaluate", "-m", _nan_model(c), "--dataset", "builtin:medical", "--limit", "2",
+                                      "--window", "32"], 1,
+     ("perplexity on 'builtin:medical' is nan, so the model's outputs are not finite",)),
     ("push-under-requested", lambda c: ["dpruner", "push", _underpruned_checkpoint(c), "user/tiny"], 1, "< requested 0.5000"),
     ("push-corrupt-config", lambda c: ["dpruner", "push", _with_file(_checkpoint(c), "config.json", "{bad"), "user/tiny"], 1,
      "config.json' is not valid JSON"),
