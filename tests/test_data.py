@@ -196,3 +196,17 @@ def test_missing_data_paths_and_model_folders_are_named(tmp_path, tokenizer, tin
     tokenizer.save_pretrained(tmp_path / "model")
     with pytest.raises(DataError, match=r"the folder '.*model' holds a model \(config.json, model.safetensors\), not calibration texts"):
         load_texts(str(tmp_path / "model"))
+
+
+def test_non_utf8_files_and_non_text_columns_are_named(tmp_path, tokenizer):
+    """Issue 31: a latin-1 jsonl raised a bare UnicodeDecodeError from the first row read; a column of numbers was
+    skipped text by text, then reported as "the texts hold 0 tokens"."""
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes('{"text": "café crème"}\n'.encode("latin-1"))
+    with pytest.raises(DataError, match=r"^the file '.*latin.jsonl' is not UTF-8 text \(byte 13 is 0xe9\); re-encode it as UTF-8"):
+        calibration_samples(str(latin), tokenizer, 1, 4)
+    numbers = datasets.Dataset.from_dict({"text": [1, 2, 3], "body": ["a b c d e f"] * 3})
+    with pytest.raises(DataError, match=r"^text_column='text' holds int values \(e.g. '\d'\), not texts; pass text_column=<a column of strings>.$"):
+        calibration_samples(numbers, tokenizer, 1, 4)
+    with pytest.raises(DataError, match=r"the texts hold 0 tokens \(2 empty or missing texts skipped\)"):
+        calibration_samples(datasets.Dataset.from_dict({"text": [None, " "]}), tokenizer, 1, 4)

@@ -260,6 +260,13 @@ class PruneCommand(DPrunerCLICommand):
         pruner = load_model_or_fail(
             lambda: DPruner.from_pretrained(args.model, config=config, dtype=args.dtype, device=args.device), args.model
         )
+        from ..methods import get_method, reconstructs
+
+        if pruner.tokenizer is None and (get_method(config.method).requires_data or reconstructs(config)):
+            raise RunFailure(
+                f"--model {args.model!r} has no tokenizer, which --method {config.method} needs to cut calibration "
+                "data; save the tokenizer into the model folder."
+            )
         status(f"pruning with {config.method}, sparsity {config.sparsity:g}, pattern {config.pattern}")
         result = pruner.prune(
             args.general_dataset, args.domain_dataset, importance=args.importance, progress=not args.no_progress

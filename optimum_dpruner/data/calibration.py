@@ -185,6 +185,8 @@ def _load_file(path: str):
         raise DataError(f"cannot tell the format of {path!r}; use .json, .jsonl, .txt, .csv or .parquet.")
     if os.path.getsize(path) == 0:
         raise DataError(f"the file {path!r} is empty; pass a file with at least one text.")
+    if builder != "parquet":
+        _check_utf8(path)
     try:
         return datasets.load_dataset(builder, data_files=path, split="train")
     except Exception as e:  # datasets raises StopIteration, ArrowInvalid, DatasetGenerationError... for a bad file
@@ -192,6 +194,26 @@ def _load_file(path: str):
             f"the file {path!r} could not be read as {builder} ({describe_error(e)}); check that it is complete and "
             "well formed."
         ) from e
+
+
+def _check_utf8(path: str) -> None:
+    """`DataError` naming the file and the byte when a text file is not UTF-8 (pyarrow reads a latin-1 jsonl
+    without complaint, and the `UnicodeDecodeError` came out of the first row read, naming nothing)."""
+    import codecs
+    import gzip
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with (gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")) as f:
+        while chunk := f.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    f"the file {path!r} is not UTF-8 text (byte {offset + e.start} is 0x{chunk[e.start]:02x}); "
+                    "re-encode it as UTF-8, e.g. iconv -f latin1 -t utf-8."
+                ) from None
+            offset += len(chunk)
 
 
 def iter_texts(dataset, text_column: str = "text", seed: int | None = None) -> Iterator[str]:
@@ -276,6 +298,8 @@ def window_bos_id(tokenizer, add_bos: str | bool = "auto") -> int | None:
     """
     if add_bos is False:
         return None
+    if tokenizer is None:  # was an AttributeError on None.bos_token_id
+        raise DataError("a tokenizer is needed to cut calibration data; pass tokenizer= to DPruner.from_pretrained.")
     if add_bos is True:
         if tokenizer.bos_token_id is None:
             raise DataError("add_bos=True but the tokenizer has no bos_token; set tokenizer.bos_token or pass add_bos='auto'.")
@@ -327,8 +351,15 @@ def calibration_samples(
     separator = tokenizer("\n\n", add_special_tokens=False)["input_ids"]
     needed = num_samples * text_len
     stream: list[int] = []
+    skipped = 0
     for text in iter_texts(dataset, text_column, seed):
-        if not isinstance(text, str) or not text.strip():
+        if text is not None and not isinstance(text, str):  # was skipped in silence, then "the texts hold 0 tokens"
+            raise DataError(
+                f"text_column={text_column!r} holds {type(text).__name__} values (e.g. {str(text)[:40]!r}), not texts; "
+                "pass text_column=<a column of strings>."
+            )
+        if text is None or not text.strip():
+            skipped += 1
             continue
         stream.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
         stream.extend(separator)
@@ -336,8 +367,9 @@ def calibration_samples(
             break
     count = len(stream) // text_len
     if count == 0:
+        empty = f" ({skipped} empty or missing texts skipped)" if skipped else ""
         raise DataError(
-            f"the texts hold {len(stream)} tokens, fewer than one sequence of seq_len={seq_len}; "
+            f"the texts hold {len(stream)} tokens{empty}, fewer than one sequence of seq_len={seq_len}; "
             "pass more text or lower seq_len."
         )
     if count < num_samples:

@@ -545,6 +545,26 @@ def _tampered(c, **changes) -> Path:
     return folder
 
 
+def _latin1_jsonl(c) -> Path:
+    (c.tmp / "l.jsonl").write_bytes('{"text": "café"}\n'.encode("latin-1"))
+    return c.tmp / "l.jsonl"
+
+
+def _model_without_tokenizer(c) -> Path:
+    c.make_tiny("llama").save_pretrained(c.tmp / "notok")
+    return c.tmp / "notok"
+
+
+def _mismatched_config(c) -> Path:
+    config = json.loads((c.model / "config.json").read_text())
+    return _with_file(c.model, "config.json", json.dumps({**config, "hidden_size": 32}))
+
+
+def _without_config(c) -> Path:
+    (c.model / "config.json").unlink()
+    return c.model
+
+
 def _mixed_data_folder(c) -> Path:
     """Issue 31: a jsonl beside two .txt files, which datasets read instead of the jsonl (the most common extension)."""
     folder = c.tmp / "mydata"
@@ -659,6 +679,16 @@ BAD_INPUTS = [
     ("evaluate-nan-model", lambda c: ["dpruner", "evaluate", "-m", _nan_model(c), "--dataset", "builtin:medical", "--limit", "2",
                                       "--window", "32"], 1,
      ("perplexity on 'builtin:medical' is nan, so the model's outputs are not finite",)),
+    ("latin-1-jsonl", lambda c: [*PRUNE, "-m", c.model, "--general-dataset", _latin1_jsonl(c), "-o", c.out], 1,
+     ("--general-dataset=", "l.jsonl' is not UTF-8 text (byte 13 is 0xe9); re-encode it as UTF-8")),
+    ("model-without-tokenizer", lambda c: [*PRUNE, "-m", _model_without_tokenizer(c), "-o", c.out], 1,
+     "notok' has no tokenizer, which --method wanda needs to cut calibration data; save the tokenizer"),
+    ("model-config-not-matching-the-weights", lambda c: [*PRUNE, "-m", _mismatched_config(c), "-o", c.out], 1,
+     "tiny': config.json does not match the weights"),
+    ("model-folder-without-config", lambda c: [*PRUNE, "-m", _without_config(c), "-o", c.out], 1,
+     "is a folder without config.json (it holds"),
+    ("fake-gguf", lambda c: [*PRUNE, "-m", _with_file(c.tmp, "fake.gguf", "GGUF garbage") / "fake.gguf", "-o", c.out], 1,
+     "fake.gguf' is not a readable GGUF file"),
     ("push-under-requested", lambda c: ["dpruner", "push", _underpruned_checkpoint(c), "user/tiny"], 1, "< requested 0.5000"),
     ("push-corrupt-config", lambda c: ["dpruner", "push", _with_file(_checkpoint(c), "config.json", "{bad"), "user/tiny"], 1,
      "config.json' is not valid JSON"),
