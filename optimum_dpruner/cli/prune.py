@@ -157,6 +157,8 @@ class PruneCommand(DPrunerCLICommand):
         if args.config is not None and not os.path.exists(args.config):
             raise UsageError(f"--config {args.config!r} does not exist; pass a JSON file or a pruned model folder.")
         config = config_from_args(args, args.config, preset=args.preset)
+        if args.output is not None and not args.output.strip():  # abspath('') is the current directory, which "exists"
+            raise UsageError(f"--output {args.output!r} is empty; pass the folder to write the pruned model to.")
         if args.output is None and not args.dry_run:
             raise UsageError("--output is required: pass the folder to write the pruned model to (or --dry-run).")
         output = os.path.abspath(os.path.expanduser(args.output)) if args.output is not None else None

@@ -652,6 +652,7 @@ BAD_INPUTS = [
     ("general-importance-with-magnitude", lambda c: ["dpruner", "prune", "--method", "magnitude", "-m", c.model,
                                                      "--general-importance", "sparsegpt", "-o", c.out], 2,
      "--general-importance is used only by --method dpruner"),
+    ("empty-output", lambda c: [*PRUNE, "-m", c.model, "-o", ""], 2, "--output '' is empty; pass the folder to write"),
     ("overwrite-foreign-files", lambda c: [*PRUNE, "-m", c.model, "--overwrite", "-o", _with_file(_checkpoint(c), "notes.txt", "mine")],
      2, "holds files optimum-dpruner did not write (notes.txt)"),
     ("overwrite-current-directory", lambda c: [*PRUNE, "-m", c.model, "--overwrite", "-o", "."], 2,
