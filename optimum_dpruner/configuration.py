@@ -243,6 +243,8 @@ class DPrunerConfig:
 
     # ------------------------------------------------------------------ validation
     def _validate(self) -> None:
+        import re
+
         valid_methods = [m.value for m in MethodName]
         if self.method not in valid_methods:
             raise ConfigError(f"method={self.method!r} is unknown; choose one of {', '.join(valid_methods)}.")
@@ -258,7 +260,7 @@ class DPrunerConfig:
                 )
         elif self.sparsity is None:
             self.sparsity = 0.5
-        if not isinstance(self.sparsity, (int, float)) or not 0.0 <= float(self.sparsity) < 1.0:
+        if isinstance(self.sparsity, bool) or not isinstance(self.sparsity, (int, float)) or not 0.0 <= float(self.sparsity) < 1.0:
             raise ConfigError(f"sparsity={self.sparsity!r} must be a number in [0, 1), e.g. 0.5.")
         self.sparsity = float(self.sparsity)
         if self.granularity is not None and self.granularity not in [g.value for g in Granularity]:
@@ -267,6 +269,10 @@ class DPrunerConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name}={value!r} must be a positive integer.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**64:
+            raise ConfigError(f"seed={self.seed!r} must be an integer in [0, 2**64), e.g. 0.")
+        if not isinstance(self.text_column, str) or not self.text_column.strip():
+            raise ConfigError(f"text_column={self.text_column!r} must be the name of a dataset column, e.g. 'text'.")
         for name in ("damp", "lambda_reg", "alpha", "learning_rate", "max_grad_norm"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
@@ -301,6 +307,11 @@ class DPrunerConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ConfigError(f"{name}={value!r} must be a device name such as 'cpu', 'cuda' or 'cuda:1', or None.")
+        device = self.importance_device  # torch.device("bogus") raised a bare RuntimeError once the stage started
+        if device is not None and not re.fullmatch(
+            r"(cpu|cuda|mps|xpu|hpu|npu|meta|mtia|xla|privateuseone)(:\d+)?|\d+", device.strip()
+        ):
+            raise ConfigError(f"importance_device={device!r} is not a device name; use e.g. 'cpu', 'cuda' or 'cuda:1', or None.")
         if not (isinstance(self.add_bos, bool) or self.add_bos == "auto"):
             raise ConfigError(f"add_bos={self.add_bos!r} must be 'auto', True or False.")
         for name in ("offload_activations", "offload_hessians", "gradient_checkpointing"):

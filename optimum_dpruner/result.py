@@ -48,15 +48,25 @@ class PruneResult(SavesCheckpoint):
         return recover(self.model, general_ds, domain_ds, config, tokenizer=self.tokenizer, prune_config=self.config,
                        calibration=self.report.extra.get("calibration", {}), **kwargs)
 
-    def save_importance(self, path: str | os.PathLike) -> str:
-        """Save D-Pruner's G and I so that other sparsities or patterns need no new pass over data."""
+    def save_importance(self, path: str | os.PathLike, overwrite: bool = False) -> str:
+        """Save D-Pruner's G and I so that other sparsities or patterns need no new pass over data.
+
+        Never into a model folder (the one the model was loaded from, a saved checkpoint), never over a file this
+        library did not write, and over earlier scores only with `overwrite=True`.
+
+        Raises:
+            `ConfigError`: the method computed no scores, or `path` may not be written.
+        """
         from .checkpoint.importance import save_importance
+        from .errors import ConfigError
 
         if self.importance is None:
-            raise ValueError(f"method={self.report.method!r} computes no importance scores to save; use method='dpruner'.")
+            raise ConfigError(f"method={self.report.method!r} computes no importance scores to save; use method='dpruner'.")
+        source = getattr(self.model, "name_or_path", None)
+        protected = {source: "the folder the model was loaded from"} if isinstance(source, str) and os.path.isdir(source) else {}
         with main_process_writes() as is_main:
             if is_main:
                 fingerprint = (self.report.extra.get("model_fingerprint") or {}).get("sha256")  # checked on reuse
                 metadata = {"config": self.config.to_recipe_dict(), "model_fingerprint": fingerprint}
-                return save_importance(path, self.importance, metadata)
+                return save_importance(path, self.importance, metadata, overwrite, protected=protected)
         return os.fspath(path)

@@ -138,3 +138,27 @@ def test_config_file_that_is_not_an_object(tmp_path, content, message):
 def test_from_dict_rejects_a_non_dict():
     with pytest.raises(ConfigError, match="from a dict of options, not a list"):
         DPrunerConfig.from_dict([("sparsity", 0.5)])
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"sparsity": False}, r"^sparsity=False must be a number in \[0, 1\), e.g. 0.5.$"),  # was: a dense model saved
+        ({"sparsity": True}, r"^sparsity=True must be a number in \[0, 1\)"),
+        ({"seed": "abc"}, r"^seed='abc' must be an integer in \[0, 2\*\*64\), e.g. 0.$"),  # was: RuntimeError from manual_seed
+        ({"seed": 1.5}, r"^seed=1.5 must be an integer"),
+        ({"seed": -1}, r"^seed=-1 must be an integer"),
+        ({"text_column": 5}, r"^text_column=5 must be the name of a dataset column, e.g. 'text'.$"),
+        ({"text_column": None}, r"^text_column=None must be the name of a dataset column"),  # was: caught in the data stage
+        ({"importance_device": "bogus"}, r"^importance_device='bogus' is not a device name; use e.g. 'cpu', 'cuda'"),
+    ],
+    ids=["sparsity-false", "sparsity-true", "seed-str", "seed-float", "seed-negative", "text-column-int",
+         "text-column-null", "importance-device-bogus"],
+)
+def test_values_of_the_wrong_type_are_refused_when_the_config_is_built(options, message):
+    """Issue 31: these passed validation and failed late (or, for sparsity=False, pruned nothing)."""
+    with pytest.raises(ConfigError, match=message):
+        DPrunerConfig(**options)
+    with pytest.raises(ConfigError, match=message):
+        DPrunerConfig.from_dict(options)
+    assert DPrunerConfig(seed=2**40, importance_device="cuda:1", text_column="body").seed == 2**40

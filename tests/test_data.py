@@ -146,3 +146,67 @@ def test_empty_or_broken_file_is_named(tmp_path, tokenizer):
         calibration_samples(str(broken), tokenizer, 1, 8)
     with pytest.raises(DataError, match="an empty string is not a dataset"):
         load_texts("  ")
+
+
+def _folder(tmp_path, files: dict[str, str]):
+    folder = tmp_path / "mydata"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def test_folder_of_mixed_kinds_is_refused_naming_the_kinds(tmp_path, tokenizer):
+    """Issue 31 bad #1: datasets reads a folder by its most common extension, so the jsonl was silently skipped
+    and the calibration windows came from notes.txt and LICENSE.txt. Refused, before anything is read."""
+    rows = "".join(f'{{"text": "{t}"}}\n' for t in _texts(10))
+    folder = _folder(tmp_path, {"data.jsonl": rows, "notes.txt": "my notes", "LICENSE.txt": "MIT licence"})
+    before = {p: p.read_bytes() for p in folder.iterdir()}
+    expected = (r"^general_ds='.*mydata': the folder '.*mydata' holds data files of 2 kinds \(json: data.jsonl; text: "
+                r"LICENSE.txt, notes.txt\), and a folder is read as one kind only: pass the file you mean \(e.g. "
+                r"'.*mydata/data.jsonl'\), or a folder holding one kind of file.$")
+    from optimum_dpruner import DPruner, DPrunerConfig
+
+    with pytest.raises(DataError, match=r"holds data files of 2 kinds \(json: data.jsonl; text: LICENSE.txt, notes.txt\)"):
+        calibration_samples(str(folder), tokenizer, 1, 8)
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_config(transformers.LlamaConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=len(tokenizer)))
+    weights = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(DataError, match=expected):
+        DPruner(model, tokenizer, DPrunerConfig(method="wanda", num_samples=1, seq_len=8)).prune(str(folder), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))  # nothing pruned
+    assert {p: p.read_bytes() for p in folder.iterdir()} == before
+    # one kind of file (the README is not data) is read as before
+    (folder / "notes.txt").unlink()
+    (folder / "LICENSE.txt").unlink()
+    (folder / "README.md").write_text("# my data")
+    assert len(calibration_samples(str(folder), tokenizer, 2, 16)) == 2
+
+
+def test_missing_data_paths_and_model_folders_are_named(tmp_path, tokenizer, tiny_llama):
+    """Issue 31 weak: a missing relative path was reported as a Hub failure; a model folder given as data was read
+    as json files."""
+    with pytest.raises(DataError, match=r"^'mydata/train.jsonl' does not exist \(nothing at '.*mydata/train.jsonl'\); check the path"):
+        load_texts("mydata/train.jsonl")
+    with pytest.raises(DataError, match=r"^'./corpus' does not exist"):
+        load_texts("./corpus")
+    tiny_llama.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    with pytest.raises(DataError, match=r"the folder '.*model' holds a model \(config.json, model.safetensors\), not calibration texts"):
+        load_texts(str(tmp_path / "model"))
+
+
+def test_non_utf8_files_and_non_text_columns_are_named(tmp_path, tokenizer):
+    """Issue 31: a latin-1 jsonl raised a bare UnicodeDecodeError from the first row read; a column of numbers was
+    skipped text by text, then reported as "the texts hold 0 tokens"."""
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes('{"text": "café crème"}\n'.encode("latin-1"))
+    with pytest.raises(DataError, match=r"^the file '.*latin.jsonl' is not UTF-8 text \(byte 13 is 0xe9\); re-encode it as UTF-8"):
+        calibration_samples(str(latin), tokenizer, 1, 4)
+    numbers = datasets.Dataset.from_dict({"text": [1, 2, 3], "body": ["a b c d e f"] * 3})
+    with pytest.raises(DataError, match=r"^text_column='text' holds int values \(e.g. '\d'\), not texts; pass text_column=<a column of strings>.$"):
+        calibration_samples(numbers, tokenizer, 1, 4)
+    with pytest.raises(DataError, match=r"the texts hold 0 tokens \(2 empty or missing texts skipped\)"):
+        calibration_samples(datasets.Dataset.from_dict({"text": [None, " "]}), tokenizer, 1, 4)

@@ -99,3 +99,37 @@ def test_missing_path_and_truncated_weights_are_named(tmp_path, monkeypatch, tin
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match=r"'tiny/model.safetensors': the weights are truncated or corrupt"):
         load_model("tiny")
+
+
+def test_unreadable_model_folders_raise_the_library_s_errors(tmp_path, monkeypatch, tiny_llama, tokenizer):
+    """Issue 31: a folder without config.json (ValueError), a config.json that does not match the weights
+    (RuntimeError), a fake .gguf (struct.error), load_pretrained offline (LocalEntryNotFoundError), a model without a
+    tokenizer (AttributeError on None)."""
+    import json
+
+    import huggingface_hub.constants
+
+    from optimum_dpruner import load_pretrained
+    from optimum_dpruner.errors import CheckpointError, ConfigError, DataError, HubError
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    tiny_llama.save_pretrained(tmp_path / "tiny")
+    (tmp_path / "noconf").mkdir()
+    (tmp_path / "noconf" / "model.safetensors").write_bytes((tmp_path / "tiny" / "model.safetensors").read_bytes())
+    with pytest.raises(ConfigError, match=r"model_or_path='.*noconf' is a folder without config.json \(it holds model.safetensors\)"):
+        DPruner.from_pretrained(str(tmp_path / "noconf"))
+    config = json.loads((tmp_path / "tiny" / "config.json").read_text())
+    (tmp_path / "tiny" / "config.json").write_text(json.dumps({**config, "hidden_size": 32}))
+    with pytest.raises(CheckpointError, match=r"tiny': config.json does not match the weights"):
+        DPruner.from_pretrained(str(tmp_path / "tiny"))
+    (tmp_path / "fake.gguf").write_bytes(b"GGUF garbage")
+    with pytest.raises(CheckpointError, match=r"fake.gguf' is not a readable GGUF file \(error: .*\); download it again"):
+        DPruner.from_pretrained(str(tmp_path / "fake.gguf"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(HubError, match=r"^path='someone/nothing-here' is not a local folder and could not be downloaded from the Hub"):
+        load_pretrained("someone/nothing-here")
+    (tmp_path / "tiny" / "config.json").write_text(json.dumps(config))
+    pruner = DPruner.from_pretrained(str(tmp_path / "tiny"), config=DPrunerConfig(method="wanda", num_samples=1, seq_len=8))
+    assert pruner.tokenizer is None
+    with pytest.raises(DataError, match=r"a tokenizer is needed to cut calibration data; pass tokenizer="):
+        pruner.prune(["some text"] * 4, progress=False)

@@ -102,14 +102,14 @@ def test_importance_from_another_model_of_the_same_shape_is_refused(make_tiny, t
 
 
 def test_importance_passed_where_it_would_be_ignored(tiny_llama, tokenizer, tmp_path):
-    with pytest.raises(ConfigError, match=r"^importance= holds D-Pruner scores, which method='wanda' does not use"):
+    with pytest.raises(ConfigError, match=r"^importance= holds the scores of dpruner, which method='wanda' does not use"):
         DPruner(tiny_llama, tokenizer, DPrunerConfig(method="wanda")).prune(importance=str(tmp_path), progress=False)
     with pytest.raises(ConfigError, match=r"^importance= and calibration data were both given"):
         DPruner(tiny_llama, tokenizer, DPrunerConfig.paper()).prune("builtin:general", "builtin:medical",
                                                                     importance=str(tmp_path), progress=False)
     # the default recipe reconstructs on mixed windows: saved scores need the domain data too
-    with pytest.raises(DataError, match=r"^importance= with reconstruction: the reconstruction pass mixes general and "
-                                        r"domain windows, so pass domain_ds="):
+    with pytest.raises(DataError, match=r"^importance= with the reconstruction pass \(the default recipe\) needs "
+                                        r"domain_ds= too \(the data the scores came from\)"):
         DPruner(tiny_llama, tokenizer, DPrunerConfig()).prune(importance=str(tmp_path), progress=False)
     with pytest.raises(ConfigError, match=r"^importance=3 must be a path"):
         DPruner(tiny_llama, tokenizer, DPrunerConfig()).prune(importance=3, progress=False)

@@ -523,3 +523,57 @@ def test_card_names_the_dpruner_recipe():
     assert "lowest domain importance I; no weight update; general stage `sparsegpt`, lambda 0.1" in paper
     wanda = build_model_card({**meta, "method": "wanda"}, {"config": {"method": "wanda"}}).text
     assert "- D-Pruner:" not in wanda
+
+
+def _edit_metadata(folder, **changes):
+    path = os.path.join(folder, "config.json")
+    config = json.load(open(path))
+    for key, value in changes.items():
+        if key == "per_matrix":
+            name = next(iter(config[SPARSITY_KEY]["per_matrix_sparsity"]))
+            config[SPARSITY_KEY]["per_matrix_sparsity"][name] = value
+        else:
+            config[SPARSITY_KEY][key] = value
+    open(path, "w").write(json.dumps(config))  # json writes float("nan") as NaN, which it reads back
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"pattern": "abc"}, r"config.json's dpruner_sparsity has pattern='abc', not 'unstructured' or 'N:M' with integers N < M; restore"),
+        ({"target_sparsity": float("nan")}, r"has target_sparsity=nan, not a number in \[0, 1\]"),
+        ({"per_matrix": "half"}, r"has per_matrix_sparsity\['model.layers.0.mlp.down_proj'\]='half', not a number in \[0, 1\]"),
+    ],
+    ids=["pattern-abc", "target-nan", "per-matrix-half"],
+)
+def test_verify_sparsity_names_tampered_metadata(tmp_path, tiny_llama, changes, message):
+    """Issue 31: these raised a bare ValueError (int('abc'), math.floor(nan), float('half'))."""
+    from optimum_dpruner.errors import CheckpointError
+
+    folder = _prune(tiny_llama).save_pretrained(tmp_path / "pruned", model_card=False)
+    _edit_metadata(folder, **changes)
+    with pytest.raises(CheckpointError, match=message):
+        verify_sparsity(folder)
+
+
+def test_verify_sparsity_looks_at_nan_weights_and_the_global_sparsity(tmp_path, tiny_llama):
+    """Issue 31: a checkpoint holding a NaN weight passed (the zeros were all there); a tampered global_sparsity
+    (what evaluate and the card print) was never compared with the weights."""
+    from safetensors.torch import load_file, save_file
+
+    folder = _prune(tiny_llama).save_pretrained(tmp_path / "pruned", model_card=False)
+    assert verify_sparsity(folder).ok
+    _edit_metadata(folder, global_sparsity=0.9)
+    check = verify_sparsity(folder)
+    assert not check.ok and check.problems == [
+        "global_sparsity 0.9000 is recorded, but the target matrices hold 0.5000 zeros: the metadata was edited or "
+        "belongs to other weights"]
+    _edit_metadata(folder, global_sparsity=0.4)  # fewer than there are: not a false claim
+    assert verify_sparsity(folder).ok
+    weights = os.path.join(folder, "model.safetensors")
+    tensors = load_file(weights)
+    tensors["model.layers.0.mlp.up_proj.weight"][3, 5] = float("nan")  # a kept weight (or a zero: both are broken)
+    save_file(tensors, weights, metadata={"format": "pt"})
+    check = verify_sparsity(folder)
+    assert not check.ok
+    assert any(p.startswith("model.layers.0.mlp.up_proj: holds 1 NaN and 0 inf values (of 8192)") for p in check.problems), check.problems

@@ -198,7 +198,8 @@ def load_pretrained(
         `format: dense`, so that `model.save_pretrained` writes a consistent plain checkpoint.
 
     Raises:
-        `ConfigError`: `path` is not a folder with `config.json` and weights.
+        `ConfigError`: `path` is not a folder with `config.json` and weights; `HubError`: a Hub id that could not
+        be downloaded (offline, unknown, no access).
     """
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
@@ -207,7 +208,15 @@ def load_pretrained(
         from huggingface_hub import snapshot_download
 
         hub_kwargs = {k: load_kwargs.pop(k) for k in ("token", "revision", "cache_dir") if k in load_kwargs}
-        path = snapshot_download(path, **hub_kwargs)
+        try:
+            path = snapshot_download(path, **hub_kwargs)
+        except Exception as e:  # noqa: BLE001 - offline (LocalEntryNotFoundError), unknown repo, no access...
+            from ..errors import HubError, describe_error
+
+            raise HubError(
+                f"path={path!r} is not a local folder and could not be downloaded from the Hub "
+                f"({describe_error(e).split('. ')[0]}); check the path, or the Hub id and your connection."
+            ) from None
     if not os.path.isfile(os.path.join(path, "config.json")):
         raise ConfigError(f"path={path!r} has no config.json; pass a folder written by save_pretrained or a hub id.")
     if not compressed_files(path):

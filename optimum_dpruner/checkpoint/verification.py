@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..configuration import parse_pattern
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..methods.masks import comparison_groups
 from ..runtime.offload import parameter_value
 from ..tables import format_table
@@ -152,6 +152,9 @@ def _check_matrix(
     actual = float(zeros.sum()) / weight.numel()
     row = MatrixCheck(name, tuple(weight.shape), expected, actual, requested=requested)
     problems = []
+    nan, inf = int(weight.isnan().sum()), int(weight.isinf().sum())
+    if nan or inf:  # a zero count says nothing about these: the model's outputs are NaN
+        problems.append(f"holds {nan} NaN and {inf} inf values (of {weight.numel()}); the weights are broken, not just dense")
     if actual < expected - tolerance:
         problems.append(f"sparsity {actual:.4f} < recorded {expected:.4f}")
     if isinstance(requested, (int, float)):
@@ -225,12 +228,53 @@ def verify_sparsity(model_or_dir: Any, tolerance: float = 1e-6) -> "SparsityChec
             source,
             problems=[f"no '{SPARSITY_KEY}' metadata in config.json: this model was not saved by optimum-dpruner"],
         )
+    _check_metadata(metadata, source)
     check = SparsityCheck(source, metadata.get("method"), metadata.get("pattern"))
     expected = metadata["per_matrix_sparsity"]
     nm = parse_pattern(metadata.get("pattern") or "unstructured")
+    zeros = numel = 0
     for name, weight in weights(list(expected)):
         row = _check_matrix(name, weight, float(expected[name]), nm, tolerance, metadata)
         check.rows.append(row)
         if row.problem:
             check.problems.append(row.problem)
+        if row.actual is not None:
+            count = math.prod(row.shape)
+            zeros, numel = zeros + round(row.actual * count), numel + count
+    recorded = metadata.get("global_sparsity")
+    # a claim of more zeros than there are is what misleads (evaluate and the card print it); more zeros than
+    # recorded are not an error, as for each matrix; a matrix already reported explains the difference
+    if not check.problems and recorded is not None and numel and float(recorded) - zeros / numel > tolerance + 5e-7:
+        check.problems.append(
+            f"global_sparsity {float(recorded):.4f} is recorded, but the target matrices hold {zeros / numel:.4f} zeros: "
+            "the metadata was edited or belongs to other weights"
+        )
     return check
+
+
+def _number(value: Any, low: float, high: float) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high
+
+
+def _check_metadata(metadata: dict[str, Any], source: str) -> None:
+    """`CheckpointError` naming the field when the sparsity block of `config.json` is not what a save writes
+    (an edited pattern, a NaN or text sparsity): the zeros cannot be checked against it."""
+    where = f"{source!r}: config.json's {SPARSITY_KEY}"
+
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"{where} has {what}; restore config.json or save the model again.")
+
+    pattern = metadata.get("pattern")
+    if pattern is not None and pattern != "unstructured":
+        parts = pattern.split(":") if isinstance(pattern, str) else []
+        if len(parts) != 2 or not all(p.isdigit() for p in parts) or not 0 < int(parts[0]) < int(parts[1]):
+            raise bad(f"pattern={pattern!r}, not 'unstructured' or 'N:M' with integers N < M")
+    for key in ("target_sparsity", "global_sparsity", "model_sparsity"):
+        if metadata.get(key) is not None and not _number(metadata[key], 0.0, 1.0):
+            raise bad(f"{key}={metadata[key]!r}, not a number in [0, 1]")
+    per_matrix = metadata["per_matrix_sparsity"]
+    if not isinstance(per_matrix, dict):
+        raise bad(f"per_matrix_sparsity of type {type(per_matrix).__name__}, not an object of matrix -> sparsity")
+    for name, value in per_matrix.items():
+        if not _number(value, 0.0, 1.0):
+            raise bad(f"per_matrix_sparsity[{name!r}]={value!r}, not a number in [0, 1]")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 
 from ..tables import format_table
@@ -148,6 +149,12 @@ class EvaluateCommand(DPrunerCLICommand):
                 add_bos=args.add_bos,
                 resample_by=args.resample_by,
             )
+            if not math.isfinite(result.perplexity):  # NaN or inf weights, or activations that overflow the dtype
+                raise RunFailure(
+                    f"--model {args.model!r}: the perplexity on {source!r} is {result.perplexity}, so the model's outputs "
+                    "are not finite (a NaN or inf weight, or activations overflowing the dtype); check the weights with "
+                    "'optimum-cli dpruner inspect', or evaluate in --dtype float32."
+                )
             results[source] = result.perplexity
             intervals[source] = {"low": result.low, "high": result.high, "windows": result.windows, "tokens": result.tokens,
                                  "documents": result.documents, "window": result.window, "stride": result.stride}

@@ -142,6 +142,8 @@ class PruneCommand(DPrunerCLICommand):
         if args.config is not None and not os.path.exists(args.config):
             raise UsageError(f"--config {args.config!r} does not exist; pass a JSON file or a pruned model folder.")
         config = config_from_args(args, args.config, preset=args.preset)
+        if args.output is not None and not args.output.strip():  # abspath('') is the current directory, which "exists"
+            raise UsageError(f"--output {args.output!r} is empty; pass the folder to write the pruned model to.")
         if args.output is None and not args.dry_run:
             raise UsageError("--output is required: pass the folder to write the pruned model to (or --dry-run).")
         output = os.path.abspath(os.path.expanduser(args.output)) if args.output is not None else None
@@ -151,8 +153,16 @@ class PruneCommand(DPrunerCLICommand):
         for flag, value in (("--general-dataset", args.general_dataset), ("--domain-dataset", args.domain_dataset)):
             if value is not None and not value.strip():
                 raise UsageError(f"{flag} {value!r} is empty; pass a dataset, or leave the flag out (general: builtin:general).")
+        from ..data.calibration import check_data_source
+        from ..errors import DataError
+
+        for flag, value in (("--general-dataset", args.general_dataset), ("--domain-dataset", args.domain_dataset)):
+            try:  # a missing path, a folder of mixed kinds, a model folder: before the model is loaded
+                check_data_source(value)
+            except DataError as e:
+                raise UsageError(f"{flag} {value!r}: {e}") from None
         if output is not None and not args.dry_run:
-            from ..checkpoint.folders import check_creatable, check_output_folder
+            from ..checkpoint.folders import check_output_folder
 
             # before any work: the folder can be written, has room, and --overwrite would delete only our files
             source = os.path.expanduser(args.model)
@@ -161,40 +171,46 @@ class PruneCommand(DPrunerCLICommand):
                 needed_bytes=_local_weight_bytes(args.model),
             )
             if args.save_importance is not None:
-                check_creatable(args.save_importance, "save_importance")
+                from ..checkpoint.importance import check_importance_target
+
+                # never into the input model or the checkpoint about to be saved, never over a file we did not
+                # write, over earlier scores only with --overwrite: all before the model is loaded
+                check_importance_target(
+                    args.save_importance, args.overwrite, argument="save_importance", overwrite_hint="--overwrite",
+                    protected={
+                        **({os.path.abspath(source): "the model being pruned"} if os.path.isdir(source) else {}),
+                        output: "the checkpoint being saved (--output)",
+                    },
+                )
         if args.importance is not None and not os.path.exists(args.importance):
             raise UsageError(f"--importance {args.importance!r} does not exist; pass a file written by --save-importance.")
 
         from ..data.calibration import BUILTIN_DATASETS
-        from ..methods import METHODS, get_method, reconstructs
+        from ..errors import DPrunerError
+        from ..methods import build_method, option_owners
+        from ..stages.calibration import DEFAULT_GENERAL_DATASET
+        from ..stages.checks import CLI_NAMES, check_data_arguments
 
         if args.device is not None:
             from ..runtime.devices import check_device
 
             check_device(args.device, "--device", fix="pass --device cpu, or leave --device out.")
-        method_cls = get_method(config.method)
-        two_sets = sorted(n for n, c in METHODS.items() if c.requires_domain_data)
-        if method_cls.requires_domain_data:
-            if args.domain_dataset is None and args.importance is None:
-                raise UsageError(
-                    f"--method {config.method} needs --domain-dataset (e.g. builtin:medical) or --importance; "
-                    "or pick a one-dataset method with --method."
-                )
-            if args.importance is not None and args.domain_dataset is None and reconstructs(config):
-                raise UsageError(
-                    "--importance with the reconstruction pass (the default recipe) needs --domain-dataset too (the data "
-                    "the scores came from); or add --preset paper / --reconstruction none to mask from the scores alone."
-                )
-        else:
-            if args.importance is not None:
-                raise UsageError(f"--importance is used only by --method {'/'.join(two_sets)}; drop it.")
-            if args.domain_dataset is not None and not (method_cls.requires_data or reconstructs(config)):
-                raise UsageError(
-                    f"--method {config.method} uses no calibration data, so --domain-dataset has no effect; drop it, "
-                    "or add --reconstruction obs."
-                )
-            if args.save_importance is not None:
-                raise UsageError(f"--save-importance needs --method {'/'.join(two_sets)}; drop it.")
+        method = build_method(config)
+        try:  # the library's rules, worded with the flags
+            check_data_arguments(method, args.general_dataset, args.domain_dataset, args.importance,
+                                 DEFAULT_GENERAL_DATASET, CLI_NAMES)
+        except DPrunerError as e:
+            raise UsageError(str(e)) from None
+        if args.save_importance is not None and not method.accepts_scores:
+            raise UsageError(f"--save-importance: --method {config.method} computes no scores to save; drop it.")
+        owners = option_owners()
+        typed = [n for n in owners if hasattr(args, n) and n not in method.own_options]  # flags default to "not given"
+        if typed:
+            users = "/".join(owners[typed[0]])
+            raise UsageError(
+                f"{CONFIG_FLAGS[typed[0]]} is used only by --method {users}, so with --method {config.method} it would "
+                f"have no effect; drop it, or choose --method {owners[typed[0]][0]}."
+            )
         for flag, value in (("--general-dataset", args.general_dataset), ("--domain-dataset", args.domain_dataset)):
             if isinstance(value, str) and value.startswith("builtin:") and value[8:] not in BUILTIN_DATASETS:
                 choices = ", ".join(f"builtin:{n}" for n in BUILTIN_DATASETS)
@@ -224,6 +240,14 @@ class PruneCommand(DPrunerCLICommand):
         pruner = load_model_or_fail(
             lambda: DPruner.from_pretrained(args.model, config=config, dtype=args.dtype, device=args.device), args.model
         )
+        from ..methods import build_method
+        from ..stages.checks import needs_calibration_windows
+
+        if pruner.tokenizer is None and needs_calibration_windows(build_method(config), args.importance):
+            raise RunFailure(
+                f"--model {args.model!r} has no tokenizer, which --method {config.method} needs to cut calibration "
+                "data; save the tokenizer into the model folder."
+            )
         status(f"pruning with {config.method}, sparsity {config.sparsity:g}, pattern {config.pattern}")
         result = pruner.prune(
             args.general_dataset, args.domain_dataset, importance=args.importance, progress=not args.no_progress
@@ -232,7 +256,7 @@ class PruneCommand(DPrunerCLICommand):
         result.save_pretrained(output, overwrite=args.overwrite, **({"compressed": True} if args.compressed else {}))
         rows = []
         if args.save_importance is not None:
-            rows.append(("importance", result.save_importance(args.save_importance)))
+            rows.append(("importance", result.save_importance(args.save_importance, overwrite=args.overwrite)))
         if args.push_to_hub is not None:
             status(f"pushing to {args.push_to_hub}")
             try:

@@ -30,6 +30,7 @@ __all__ = [
     "tokenizer_adds_bos",
     "window_bos_id",
     "check_seq_len",
+    "check_data_source",
 ]
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,73 @@ def _builder_for(path: str) -> str | None:
     return _BUILDERS.get(os.path.splitext(stem)[1].lower())
 
 
+_MODEL_FILES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
+_SHOWN = 3
+
+
+def _data_files(folder: str) -> dict[str, list[str]]:
+    """The data files under `folder` that `datasets` would read, by kind (`json`, `text`, `csv`, `parquet`).
+
+    Hidden files and folders (`.name`) and `__name` folders are skipped, as `datasets` does; files of other
+    extensions (README.md, LICENSE) are not data."""
+    kinds: dict[str, list[str]] = {}
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "__")))
+        for name in sorted(files):
+            builder = None if name.startswith(".") else _builder_for(name)
+            if builder is not None:
+                kinds.setdefault(builder, []).append(os.path.relpath(os.path.join(root, name), folder))
+    return kinds
+
+
+def _listing(names: list[str]) -> str:
+    return ", ".join(names[:_SHOWN]) + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+
+
+def check_data_source(source: Any) -> None:
+    """`DataError` for a local path that cannot be calibration data, found without reading it.
+
+    A folder is read by `datasets` as one kind of file (the most common extension wins and the others are skipped
+    in silence), so a folder holding several kinds (`data.jsonl` beside `notes.txt`) is refused rather than
+    guessed: whichever kind were picked, texts the user did not mean (a licence, notes) could end up in the
+    calibration set. A model folder (`config.json` beside weights), a file of an unknown format and an empty file
+    are refused too. Anything else (a `Dataset`, a list, a Hub id, `builtin:<name>`) passes unchecked.
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return
+    path = os.path.expanduser(os.fspath(source))
+    if os.path.isfile(path):
+        if _builder_for(path) is None:
+            raise DataError(f"cannot tell the format of {path!r}; use .json, .jsonl, .txt, .csv or .parquet.")
+        if os.path.getsize(path) == 0:
+            raise DataError(f"the file {path!r} is empty; pass a file with at least one text.")
+        return
+    if not os.path.isdir(path):
+        if os.fspath(source).startswith("builtin:") or "://" in os.fspath(source):
+            return
+        if _builder_for(path) is not None or path.startswith((".", os.sep)) or path.count("/") > 1:  # never a Hub id
+            raise DataError(
+                f"{os.fspath(source)!r} does not exist (nothing at {os.path.abspath(path)!r}); check the path, or pass "
+                "a Hub dataset id ('name' or 'owner/name') or 'builtin:<name>'."
+            )
+        return
+    entries = os.listdir(path)
+    weights = sorted(e for e in entries if e.endswith(_MODEL_FILES))
+    if "config.json" in entries and weights:
+        raise DataError(
+            f"the folder {path!r} holds a model (config.json, {_listing(weights)}), not calibration texts; pass a data "
+            "file or folder (.jsonl, .txt, .csv, .parquet), a Hub dataset id or 'builtin:<name>'."
+        )
+    kinds = _data_files(path)
+    if len(kinds) > 1:
+        found = "; ".join(f"{kind}: {_listing(files)}" for kind, files in sorted(kinds.items()))
+        example = os.path.join(path, sorted(kinds.items())[0][1][0])
+        raise DataError(
+            f"the folder {path!r} holds data files of {len(kinds)} kinds ({found}), and a folder is read as one kind "
+            f"only: pass the file you mean (e.g. {example!r}), or a folder holding one kind of file."
+        )
+
+
 def load_texts(source: Any, split: str = "train"):
     """Open `source` as a `datasets.Dataset`/`IterableDataset` or a list of strings (see module doc)."""
     import datasets
@@ -94,10 +162,18 @@ def load_texts(source: Any, split: str = "train"):
         source = builtin_path(source.split(":", 1)[1], split)
     if os.path.isfile(source):
         return _load_file(source)
+    check_data_source(source)
+    if os.path.isdir(source):
+        files = _data_files(source)
+        logger.info("reading %s: %s", source, ", ".join(f for names in files.values() for f in names))
     try:
         return datasets.load_dataset(source, split=split)
     except Exception as e:  # datasets raises many types for a missing dataset
-        raise DataError(f"could not load dataset {source!r}: {e}") from e
+        where = "" if os.path.exists(source) else f"nothing at {os.path.abspath(source)!r}, and "
+        raise DataError(
+            f"could not load dataset {source!r} ({where}as a Hub dataset: {describe_error(e)}); check the path, or the "
+            "Hub id and your connection."
+        ) from e
 
 
 def _load_file(path: str):
@@ -109,6 +185,8 @@ def _load_file(path: str):
         raise DataError(f"cannot tell the format of {path!r}; use .json, .jsonl, .txt, .csv or .parquet.")
     if os.path.getsize(path) == 0:
         raise DataError(f"the file {path!r} is empty; pass a file with at least one text.")
+    if builder != "parquet":
+        _check_utf8(path)
     try:
         return datasets.load_dataset(builder, data_files=path, split="train")
     except Exception as e:  # datasets raises StopIteration, ArrowInvalid, DatasetGenerationError... for a bad file
@@ -116,6 +194,26 @@ def _load_file(path: str):
             f"the file {path!r} could not be read as {builder} ({describe_error(e)}); check that it is complete and "
             "well formed."
         ) from e
+
+
+def _check_utf8(path: str) -> None:
+    """`DataError` naming the file and the byte when a text file is not UTF-8 (pyarrow reads a latin-1 jsonl
+    without complaint, and the `UnicodeDecodeError` came out of the first row read, naming nothing)."""
+    import codecs
+    import gzip
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with (gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")) as f:
+        while chunk := f.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    f"the file {path!r} is not UTF-8 text (byte {offset + e.start} is 0x{chunk[e.start]:02x}); "
+                    "re-encode it as UTF-8, e.g. iconv -f latin1 -t utf-8."
+                ) from None
+            offset += len(chunk)
 
 
 def iter_texts(dataset, text_column: str = "text", seed: int | None = None) -> Iterator[str]:
@@ -200,6 +298,8 @@ def window_bos_id(tokenizer, add_bos: str | bool = "auto") -> int | None:
     """
     if add_bos is False:
         return None
+    if tokenizer is None:  # was an AttributeError on None.bos_token_id
+        raise DataError("a tokenizer is needed to cut calibration data; pass tokenizer= to DPruner.from_pretrained.")
     if add_bos is True:
         if tokenizer.bos_token_id is None:
             raise DataError("add_bos=True but the tokenizer has no bos_token; set tokenizer.bos_token or pass add_bos='auto'.")
@@ -251,8 +351,15 @@ def calibration_samples(
     separator = tokenizer("\n\n", add_special_tokens=False)["input_ids"]
     needed = num_samples * text_len
     stream: list[int] = []
+    skipped = 0
     for text in iter_texts(dataset, text_column, seed):
-        if not isinstance(text, str) or not text.strip():
+        if text is not None and not isinstance(text, str):  # was skipped in silence, then "the texts hold 0 tokens"
+            raise DataError(
+                f"text_column={text_column!r} holds {type(text).__name__} values (e.g. {str(text)[:40]!r}), not texts; "
+                "pass text_column=<a column of strings>."
+            )
+        if text is None or not text.strip():
+            skipped += 1
             continue
         stream.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
         stream.extend(separator)
@@ -260,8 +367,9 @@ def calibration_samples(
             break
     count = len(stream) // text_len
     if count == 0:
+        empty = f" ({skipped} empty or missing texts skipped)" if skipped else ""
         raise DataError(
-            f"the texts hold {len(stream)} tokens, fewer than one sequence of seq_len={seq_len}; "
+            f"the texts hold {len(stream)} tokens{empty}, fewer than one sequence of seq_len={seq_len}; "
             "pass more text or lower seq_len."
         )
     if count < num_samples:

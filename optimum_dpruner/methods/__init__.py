@@ -1,7 +1,7 @@
 """Pruning methods, one per module, registered by name (see `registry.py`)."""
 
 from .base import LayerResult, PruningMethod
-from .registry import METHODS, build_method, get_method, reconstructs, register_method
+from .registry import METHODS, build_method, get_method, option_owners, reconstructs, register_method
 
 # Each import registers its method.
 from .magnitude import MagnitudeMethod  # noqa: E402
@@ -14,6 +14,7 @@ __all__ = [
     "METHODS",
     "get_method",
     "build_method",
+    "option_owners",
     "reconstructs",
     "register_method",
     "PruningMethod",

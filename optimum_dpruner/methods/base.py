@@ -58,6 +58,7 @@ class PruningMethod(ABC):
         default_reconstruction: `"obs"` when the surviving weights are updated unless the config says otherwise
             (SparseGPT, D-Pruner's recipe), else `"none"`; a method that does not update weights itself is wrapped in
             `methods.reconstruction.ObsReconstruction` when it reconstructs.
+        own_options: the config fields only this method reads (the CLI refuses them typed with another method).
         stage_name: the report's name of the block walk's stage; `reconstructed_stage_name` when
             `ObsReconstruction` wraps the method.
 
@@ -75,6 +76,7 @@ class PruningMethod(ABC):
     default_granularity: ClassVar[str] = "layer"
     changes_weights: ClassVar[bool] = True
     default_reconstruction: ClassVar[str] = "none"
+    own_options: ClassVar[tuple[str, ...]] = ()
     stage_name: ClassVar[str] = "prune"
     reconstructed_stage_name: ClassVar[str] = "prune"
 

@@ -78,6 +78,7 @@ class DualImportance:
 
     requires_domain_data = True
     accepts_scores = True
+    own_options = ("mask_score", "general_importance", "importance_exponent", "lambda_reg", "alpha")
 
     def _set_importance(self, importance: dict[str, torch.Tensor] | None) -> None:
         self.importance = importance or {}

@@ -40,6 +40,7 @@ class ObsReconstruction(PruningMethod):
         self.granularity = base.granularity
         self.requires_domain_data = base.requires_domain_data
         self.accepts_scores = base.accepts_scores
+        self.own_options = base.own_options
         self.stage_name = base.reconstructed_stage_name
 
     def preparation(self):

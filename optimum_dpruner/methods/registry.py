@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..configuration import MethodName
 from ..errors import ConfigError
 
-__all__ = ["METHODS", "register_method", "get_method", "reconstructs", "build_method"]
+__all__ = ["METHODS", "register_method", "get_method", "reconstructs", "build_method", "option_owners"]
 
 METHODS: dict[str, type] = {}
 
@@ -43,3 +43,12 @@ def build_method(config):
     if reconstructs(config) and not method.updates_weights:
         method = ObsReconstruction(method)
     return method
+
+
+def option_owners() -> dict[str, list[str]]:
+    """Each config field that only some methods read (`own_options`) -> the names of those methods."""
+    owners: dict[str, list[str]] = {}
+    for name in sorted(METHODS):
+        for option in METHODS[name].own_options:
+            owners.setdefault(option, []).append(name)
+    return owners

@@ -70,10 +70,16 @@ def _check_no_new_weights(model, loading_info: dict, path: str) -> None:
         )
 
 
-def _from_pretrained(load, path: str):
+def _from_pretrained(load, path: str, gguf_file: str | None = None):
     """Run a transformers load of `path`, naming the path and the fix when it is missing or corrupt."""
     from safetensors import SafetensorError
 
+    if gguf_file is None and os.path.isdir(path) and not os.path.isfile(os.path.join(path, "config.json")):
+        found = ", ".join(sorted(e for e in os.listdir(path) if not e.startswith("."))[:3]) or "nothing"
+        raise ConfigError(
+            f"model_or_path={path!r} is a folder without config.json (it holds {found}); pass a folder saved by "
+            "save_pretrained (config.json beside the weights), a .gguf file or a Hub model id."
+        )
     try:
         return load()
     except SafetensorError as e:
@@ -88,6 +94,20 @@ def _from_pretrained(load, path: str):
         raise ConfigError(
             f"model_or_path={path!r} is not a local folder or file (nothing at {os.path.abspath(path)!r}) and could not "
             f"be loaded from the Hub ({reason}); check the path, or the Hub id and your connection."
+        ) from None
+    except RuntimeError as e:
+        if "mismatch" not in str(e) or not os.path.exists(path):
+            raise
+        raise CheckpointError(  # transformers prints the per-weight report above its error
+            f"{path!r}: config.json does not match the weights (a tensor's shape differs from the one config.json "
+            "implies); restore the config.json saved with these weights, or download the model again."
+        ) from None
+    except Exception as e:  # noqa: BLE001 - the GGUF reader fails with struct.error, KeyError, ValueError...
+        if gguf_file is None:
+            raise
+        raise CheckpointError(
+            f"{os.path.join(path, gguf_file)!r} is not a readable GGUF file ({describe_error(e)}); download it again, "
+            "or pass a transformers folder."
         ) from None
 
 
@@ -157,6 +177,7 @@ def load_model(
                 path, dtype=torch_dtype or "auto", output_loading_info=True, **load_kwargs
             ),
             path,
+            gguf_file,
         )
         _check_no_new_weights(model, loading_info, path)
         if gguf_file is not None:
@@ -187,7 +208,9 @@ def load_model_config(model_or_path):
         config = model_or_path.config
     else:
         path, gguf_file = _split_gguf(os.fspath(model_or_path))
-        config = _from_pretrained(lambda: AutoConfig.from_pretrained(path, **({"gguf_file": gguf_file} if gguf_file else {})), path)
+        config = _from_pretrained(
+            lambda: AutoConfig.from_pretrained(path, **({"gguf_file": gguf_file} if gguf_file else {})), path, gguf_file
+        )
     _check_causal_lm(config)
     return config
 

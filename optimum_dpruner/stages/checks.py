@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,6 +22,8 @@ from ..checkpoint.verification import minimum_zeros
 
 __all__ = [
     "as_config",
+    "ArgumentNames",
+    "CLI_NAMES",
     "check_data_arguments",
     "needs_calibration_windows",
     "check_scores_fit",
@@ -51,48 +54,76 @@ def _is_empty(source: Any) -> bool:
     return isinstance(num_rows, int) and num_rows == 0
 
 
-def check_data_arguments(method, general_ds: Any, domain_ds: Any, importance: Any, default_general: str) -> None:
+@dataclass(frozen=True)
+class ArgumentNames:
+    """How the data-argument rules name what they refer to: the API's keywords (the default) or the CLI's flags."""
+
+    general: str = "general_ds="
+    domain: str = "domain_ds="
+    importance: str = "importance="
+    cli: bool = False
+
+    def option(self, field: str, value: str) -> str:
+        """A config option with a value, as a user of this interface writes it."""
+        return f"--{field.replace('_', '-')} {value}" if self.cli else f"{field}={value!r}"
+
+
+CLI_NAMES = ArgumentNames("--general-dataset", "--domain-dataset", "--importance", cli=True)
+
+
+def check_data_arguments(
+    method, general_ds: Any, domain_ds: Any, importance: Any, default_general: str, names: ArgumentNames = ArgumentNames()
+) -> None:
     """Reject data and score arguments that `method` would ignore, that hold nothing or that it lacks, before any work.
 
     The rules, from the method's flags: only `None` means "the default" (`default_general` for `general_ds`), and
     empty data is an error, never replaced; a method that reads no data anywhere takes no `domain_ds`; a method that
     `requires_domain_data` needs `domain_ds` unless saved scores (`importance=`) replace its `prepare` stage; saved
     scores go only to a method that `accepts_scores`, and come with data only when the block walk calibrates on it
-    (`requires_data`, a reconstruction), which then needs the domain windows too.
+    (`requires_data`, a reconstruction), which then needs the domain windows too. `names` words the messages for
+    the API (keywords) or the CLI (flags).
     """
-    for argument, source in (("general_ds", general_ds), ("domain_ds", domain_ds)):
+    from ..methods import METHODS
+
+    for argument, source in ((names.general, general_ds), (names.domain, domain_ds)):
         if source is not None and _is_empty(source):
             shown = repr(source) if isinstance(source, (str, os.PathLike, list, tuple)) else f"<{type(source).__name__}, 0 rows>"
-            default = f", or leave {argument} out for the default {default_general!r}" if argument == "general_ds" else ""
-            raise DataError(f"{argument}={shown} is empty; pass calibration texts{default}.")
+            default = f", or leave {argument.rstrip('=')} out for the default {default_general!r}" if argument == names.general else ""
+            raise DataError(f"{argument}{' ' if names.cli else ''}{shown} is empty; pass calibration texts{default}.")
+    method_option = names.option("method", method.name)
+    scorers = "/".join(sorted(n for n, c in METHODS.items() if c.accepts_scores))
+    calibrating = ", ".join(sorted(n for n, c in METHODS.items() if c.requires_data or c.requires_domain_data))
     if importance is None:
         if method.requires_domain_data and domain_ds is None:
+            scores = f" or {names.importance}" if method.accepts_scores else ""
             raise DataError(
-                f"method={method.name!r} needs both a general and a domain dataset; pass domain_ds= "
-                "(e.g. 'builtin:medical'), or pick a baseline that takes one dataset."
+                f"{method_option} needs both a general and a domain dataset; pass {names.domain} (e.g. builtin:medical)"
+                f"{scores}, or pick a method that takes one dataset."
             )
         if domain_ds is not None and not (method.requires_data or method.requires_domain_data):
-            raise DataError(f"method={method.name!r} uses no calibration data; drop domain_ds, or use a method that "
-                            "calibrates (wanda, sparsegpt, dpruner) or reconstruction='obs'.")
+            raise DataError(
+                f"{method_option} uses no calibration data, so {names.domain} has no effect; drop it, or use a method "
+                f"that calibrates ({calibrating}) or {names.option('reconstruction', 'obs')}."
+            )
         return
-    if not isinstance(importance, (str, os.PathLike, dict)):
+    if not names.cli and not isinstance(importance, (str, os.PathLike, dict)):
         raise ConfigError(f"importance={importance!r} must be a path written by save_importance or the dict result.importance.")
     if not method.accepts_scores:
         raise ConfigError(
-            f"importance= holds D-Pruner scores, which method={method.name!r} does not use; drop importance, or "
-            "set method='dpruner' to extract masks from the scores."
+            f"{names.importance} holds the scores of {scorers}, which {method_option} does not use; drop it, or choose "
+            f"{names.option('method', scorers)} to take the masks from the scores."
         )
     if (general_ds is not None or domain_ds is not None) and not method.requires_data:
         raise ConfigError(
-            "importance= and calibration data were both given; drop general_ds/domain_ds to extract the masks from the "
-            "saved scores, drop importance to compute new scores from the data, or set reconstruction='obs' to "
-            "reconstruct the surviving weights on that data."
+            f"{names.importance} and calibration data were both given; drop {names.general}/{names.domain} to take the "
+            f"masks from the saved scores, drop {names.importance} to compute new scores from the data, or set "
+            f"{names.option('reconstruction', 'obs')} to reconstruct the surviving weights on that data."
         )
     if method.requires_data and domain_ds is None:
         raise DataError(
-            "importance= with reconstruction: the reconstruction pass mixes general and domain windows, so pass "
-            "domain_ds= (the data the scores came from) as well, or set reconstruction='none' (the paper's "
-            "DPrunerConfig.paper()) to take the masks from the saved scores alone."
+            f"{names.importance} with the reconstruction pass (the default recipe) needs {names.domain} too (the data "
+            f"the scores came from): the pass mixes general and domain windows; or set "
+            f"{names.option('reconstruction', 'none')} (the paper's preset) to take the masks from the saved scores alone."
         )
 
 

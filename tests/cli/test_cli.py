@@ -522,13 +522,75 @@ def _scores_of_another_model(c) -> Path:
     return Path(other.save_importance(c.tmp / "scores"))
 
 
+def _nan_checkpoint(c) -> Path:
+    """A pruned checkpoint with one NaN weight: every zero is where the metadata says, the model outputs NaN."""
+    from safetensors.torch import load_file, save_file
+
+    folder = _checkpoint(c)
+    tensors = load_file(folder / "model.safetensors")
+    tensors["model.layers.0.mlp.up_proj.weight"][3, 5] = float("nan")
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+def _tampered(c, **changes) -> Path:
+    """A pruned checkpoint whose `dpruner_sparsity` block was edited (`per_matrix` edits the first matrix)."""
+    folder = _checkpoint(c)
+    config = json.loads((folder / "config.json").read_text())
+    block = config["dpruner_sparsity"]
+    for key, value in changes.items():
+        if key == "per_matrix":
+            block["per_matrix_sparsity"][next(iter(block["per_matrix_sparsity"]))] = value
+        else:
+            block[key] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def _latin1_jsonl(c) -> Path:
+    (c.tmp / "l.jsonl").write_bytes('{"text": "café"}\n'.encode("latin-1"))
+    return c.tmp / "l.jsonl"
+
+
+def _model_without_tokenizer(c) -> Path:
+    c.make_tiny("llama").save_pretrained(c.tmp / "notok")
+    return c.tmp / "notok"
+
+
+def _mismatched_config(c) -> Path:
+    config = json.loads((c.model / "config.json").read_text())
+    return _with_file(c.model, "config.json", json.dumps({**config, "hidden_size": 32}))
+
+
+def _without_config(c) -> Path:
+    (c.model / "config.json").unlink()
+    return c.model
+
+
+def _mixed_data_folder(c) -> Path:
+    """Issue 31: a jsonl beside two .txt files, which datasets read instead of the jsonl (the most common extension)."""
+    folder = c.tmp / "mydata"
+    folder.mkdir()
+    _with_file(folder, "data.jsonl", "".join(json.dumps({"text": f"text number {i} " * 20}) + "\n" for i in range(20)))
+    _with_file(folder, "notes.txt", "my notes")
+    return _with_file(folder, "LICENSE.txt", "MIT licence")
+
+
 PRUNE = ["dpruner", "prune", "--method", "wanda", *CALIBRATION]
+SCORES = ["dpruner", "prune", "--domain-dataset", "builtin:medical", "--preset", "paper", *CALIBRATION]
 # (id, arguments built from the fixtures, exit code, what the one error line holds: a string or a tuple of them)
 BAD_INPUTS = [
     ("empty-general-dataset", lambda c: [*PRUNE, "-m", c.model, "--general-dataset", "", "-o", c.out], 2,
      "--general-dataset '' is empty"),
     ("empty-jsonl", lambda c: [*PRUNE, "-m", c.model, "--general-dataset", _with_file(c.tmp, "empty.jsonl", "") / "empty.jsonl",
-                               "-o", c.out], 1, "empty.jsonl' is empty"),
+                               "-o", c.out], 2, "empty.jsonl' is empty"),
+    ("data-folder-of-mixed-kinds", lambda c: [*PRUNE, "-m", c.model, "--general-dataset", _mixed_data_folder(c), "-o", c.out], 2,
+     ("--general-dataset '", "holds data files of 2 kinds (json: data.jsonl; text: LICENSE.txt, notes.txt)",
+      "pass the file you mean (e.g. '")),
+    ("missing-relative-data", lambda c: [*PRUNE, "-m", c.model, "--general-dataset", "mydata/train.jsonl", "-o", c.out], 2,
+     "--general-dataset 'mydata/train.jsonl': 'mydata/train.jsonl' does not exist (nothing at '"),
+    ("model-folder-as-data", lambda c: [*PRUNE, "-m", c.model, "--general-dataset", c.model, "-o", c.out], 2,
+     "holds a model (config.json, model.safetensors), not calibration texts"),
     ("nan-weight", lambda c: [*PRUNE, "-m", _nan_model(c), "-o", c.out], 1,
      "the weight model.layers.0.mlp.up_proj.weight holds 1 NaN"),
     ("missed-sparsity", lambda c: [*PRUNE, "-m", _overflowing_model(c), "-o", c.out], 1, "pruning missed --sparsity=0.5"),
@@ -560,6 +622,39 @@ BAD_INPUTS = [
     ("save-importance-under-a-file", lambda c: ["dpruner", "prune", "-m", c.model, "--domain-dataset", "builtin:medical",
                                                 "--save-importance", _with_file(c.tmp, "f.txt", "x") / "f.txt" / "s", "-o", c.out],
      2, ("--save-importance=", "f.txt', which is a file")),
+    ("save-importance-over-the-input-weights", lambda c: [*SCORES, "-m", c.model, "--save-importance", c.model / "model.safetensors",
+                                                          "-o", c.out], 2,
+     ("--save-importance='", "tiny/model.safetensors' is inside the model being pruned (")),
+    ("save-importance-into-the-input-model", lambda c: [*SCORES, "-m", c.model, "--save-importance", c.model, "-o", c.out], 2,
+     "is inside the model being pruned"),
+    ("save-importance-into-the-output", lambda c: [*SCORES, "-m", c.model, "--save-importance", c.out / "model.safetensors",
+                                                   "-o", c.out], 2,
+     ("--save-importance='", "out/model.safetensors' is inside the checkpoint being saved (--output)")),
+    ("save-importance-into-the-replaced-output", lambda c: [*SCORES, "-m", c.model, "--save-importance", _checkpoint(c, "out2"),
+                                                            "--overwrite", "-o", c.tmp / "out2"], 2,
+     "is inside the checkpoint being saved (--output)"),
+    ("save-importance-over-earlier-scores", lambda c: [*SCORES, "-m", c.model, "--save-importance", _scores_of_another_model(c),
+                                                       "-o", c.out], 2,
+     "already holds importance scores; pass --overwrite to replace them, or choose another path."),
+    ("save-importance-over-a-foreign-file", lambda c: [*SCORES, "-m", c.model, "--overwrite", "--save-importance",
+                                                       _with_file(c.tmp, "mine.safetensors", "x") / "mine.safetensors", "-o", c.out], 2,
+     "mine.safetensors' exists and is not a scores file written by optimum-dpruner; it is never replaced"),
+    ("config-seed-not-a-number", lambda c: [*PRUNE, "-m", c.model, "--config", _with_file(c.tmp, "c.json", '{"seed": "abc"}') / "c.json",
+                                            "-o", c.out], 2, "--seed='abc' must be an integer in [0, 2**64)"),
+    ("config-seed-float", lambda c: [*PRUNE, "-m", c.model, "--config", _with_file(c.tmp, "c.json", '{"seed": 1.5}') / "c.json",
+                                     "-o", c.out], 2, "--seed=1.5 must be an integer"),
+    ("config-sparsity-false", lambda c: [*PRUNE, "-m", c.model, "--config", _with_file(c.tmp, "c.json", '{"sparsity": false}') / "c.json",
+                                         "-o", c.out], 2, "--sparsity=False must be a number in [0, 1)"),
+    ("config-text-column-null", lambda c: [*PRUNE, "-m", c.model, "--config", _with_file(c.tmp, "c.json", '{"text_column": null}') / "c.json",
+                                           "-o", c.out], 2, "--text-column=None must be the name of a dataset column"),
+    ("importance-device-bogus", lambda c: [*SCORES, "-m", c.model, "--importance-device", "bogus", "-o", c.out], 2,
+     "--importance-device='bogus' is not a device name"),
+    ("mask-score-with-wanda", lambda c: [*PRUNE, "-m", c.model, "--mask-score", "importance", "-o", c.out], 2,
+     "--mask-score is used only by --method dpruner, so with --method wanda it would have no effect"),
+    ("general-importance-with-magnitude", lambda c: ["dpruner", "prune", "--method", "magnitude", "-m", c.model,
+                                                     "--general-importance", "sparsegpt", "-o", c.out], 2,
+     "--general-importance is used only by --method dpruner"),
+    ("empty-output", lambda c: [*PRUNE, "-m", c.model, "-o", ""], 2, "--output '' is empty; pass the folder to write"),
     ("overwrite-foreign-files", lambda c: [*PRUNE, "-m", c.model, "--overwrite", "-o", _with_file(_checkpoint(c), "notes.txt", "mine")],
      2, "holds files optimum-dpruner did not write (notes.txt)"),
     ("overwrite-current-directory", lambda c: [*PRUNE, "-m", c.model, "--overwrite", "-o", "."], 2,
@@ -573,6 +668,30 @@ BAD_INPUTS = [
      "dpruner_config.json' is not valid JSON"),
     ("inspect-truncated-weights", lambda c: ["dpruner", "inspect", _truncated(_checkpoint(c))], 1,
      "model.safetensors' is truncated or corrupt"),
+    ("inspect-nan-weight", lambda c: ["dpruner", "inspect", _nan_checkpoint(c)], 1,
+     "model.layers.0.mlp.up_proj: holds 1 NaN and 0 inf values (of 8192)"),
+    ("push-nan-weight", lambda c: ["dpruner", "push", _nan_checkpoint(c), "user/tiny"], 1, "holds 1 NaN and 0 inf values"),
+    ("inspect-tampered-global-sparsity", lambda c: ["dpruner", "inspect", _tampered(c, global_sparsity=0.9)], 1,
+     "global_sparsity 0.9000 is recorded, but the target matrices hold 0.5000 zeros"),
+    ("inspect-tampered-pattern", lambda c: ["dpruner", "inspect", _tampered(c, pattern="abc")], 1,
+     "config.json's dpruner_sparsity has pattern='abc', not 'unstructured' or 'N:M'"),
+    ("inspect-nan-target", lambda c: ["dpruner", "inspect", _tampered(c, target_sparsity=float("nan"))], 1,
+     "has target_sparsity=nan, not a number in [0, 1]"),
+    ("inspect-per-matrix-half", lambda c: ["dpruner", "inspect", _tampered(c, per_matrix="half")], 1,
+     "='half', not a number in [0, 1]"),
+    ("evaluate-nan-model", lambda c: ["dpruner", "evaluate", "-m", _nan_model(c), "--dataset", "builtin:medical", "--limit", "2",
+                                      "--window", "32"], 1,
+     ("perplexity on 'builtin:medical' is nan, so the model's outputs are not finite",)),
+    ("latin-1-jsonl", lambda c: [*PRUNE, "-m", c.model, "--general-dataset", _latin1_jsonl(c), "-o", c.out], 1,
+     ("--general-dataset=", "l.jsonl' is not UTF-8 text (byte 13 is 0xe9); re-encode it as UTF-8")),
+    ("model-without-tokenizer", lambda c: [*PRUNE, "-m", _model_without_tokenizer(c), "-o", c.out], 1,
+     "notok' has no tokenizer, which --method wanda needs to cut calibration data; save the tokenizer"),
+    ("model-config-not-matching-the-weights", lambda c: [*PRUNE, "-m", _mismatched_config(c), "-o", c.out], 1,
+     "tiny': config.json does not match the weights"),
+    ("model-folder-without-config", lambda c: [*PRUNE, "-m", _without_config(c), "-o", c.out], 1,
+     "is a folder without config.json (it holds"),
+    ("fake-gguf", lambda c: [*PRUNE, "-m", _with_file(c.tmp, "fake.gguf", "GGUF garbage") / "fake.gguf", "-o", c.out], 1,
+     "fake.gguf' is not a readable GGUF file"),
     ("push-under-requested", lambda c: ["dpruner", "push", _underpruned_checkpoint(c), "user/tiny"], 1, "< requested 0.5000"),
     ("push-corrupt-config", lambda c: ["dpruner", "push", _with_file(_checkpoint(c), "config.json", "{bad"), "user/tiny"], 1,
      "config.json' is not valid JSON"),
@@ -601,6 +720,19 @@ def test_bad_input_fails_with_one_line_and_touches_nothing(optimum_cli, model_di
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before  # nothing deleted or changed
     if code == 2 and "--importance" not in args:  # the scores' fingerprint is checked against the loaded model
         assert "[dpruner] loading" not in proc.stderr  # refused before any work
+
+
+def test_save_importance_replaces_earlier_scores_only_with_overwrite(optimum_cli, model_dir, make_tiny, tokenizer, tmp_path):
+    """Issue 31: earlier scores are replaced with --overwrite (and the checkpoint beside them still loads)."""
+    from optimum_dpruner import load_importance, load_pretrained
+
+    earlier = _scores_of_another_model(_Context(tmp_path, model_dir, make_tiny, tokenizer))
+    old = earlier.read_bytes()
+    proc = run_cli(optimum_cli, *SCORES, "-m", model_dir, "--save-importance", earlier, "--overwrite", "-o", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert earlier.read_bytes() != old and load_importance(earlier)["I"]
+    load_pretrained(tmp_path / "out")
+    assert not (tmp_path / "out" / "dpruner_importance.safetensors").exists()
 
 
 # ----------------------------------------------------------------------------------------------- Ctrl-C

@@ -219,3 +219,64 @@ def test_paper_preset_masks_the_lowest_plain_taylor_importance(make_tiny, tokeni
         expected = module.weight.detach().masked_fill(prune_mask(importance[name], 0.5, "layer"), 0)
         assert torch.equal(pruned[name].weight, expected), name
     assert set(result.report.stage_seconds) == {"calibration_data", "general_importance", "domain_importance", "masking"}
+
+
+def _bytes_under(folder):
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_saved_scores_never_replace_a_model_or_a_file_the_library_did_not_write(make_tiny, tokenizer, tmp_path):
+    """Issue 31 bad #2 and #3: save_importance wrote over the input model's weights and into the checkpoint just
+    saved (neither loaded afterwards); earlier scores were replaced without asking."""
+    from optimum_dpruner import ConfigError, load_pretrained
+
+    model_dir = tmp_path / "tiny"
+    make_tiny(seed=3).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    config = DPrunerConfig.paper(num_samples=2, seq_len=32, domain_num_samples=2)
+    result = DPruner.from_pretrained(str(model_dir), config=config).prune("builtin:general", "builtin:medical", progress=False)
+    out = tmp_path / "out"
+    result.save_pretrained(out)
+    foreign = tmp_path / "mine.safetensors"
+    foreign.write_bytes(b"not scores")
+    before = _bytes_under(tmp_path)
+
+    cases = [
+        (model_dir / "model.safetensors", False, r"^importance=.* is inside the folder the model was loaded from"),
+        (model_dir, True, r"is inside the folder the model was loaded from"),
+        (out / "model.safetensors", True, r"is inside the model folder '.*out' \(it holds config.json\); scores are never written into a model"),
+        (out, False, r"is inside the model folder"),
+        (foreign, True, r"mine.safetensors' exists and is not a scores file written by optimum-dpruner; it is never replaced"),
+        (model_dir / "config.json", True, r"is an existing file, not a .safetensors file or a folder"),
+    ]
+    for path, overwrite, message in cases:
+        with pytest.raises(ConfigError, match=message.replace("importance=", "save_importance=")):
+            result.save_importance(path, overwrite=overwrite)
+    assert _bytes_under(tmp_path) == before  # files compared byte for byte
+    load_pretrained(out)  # the checkpoint still loads
+
+    # an earlier scores file is replaced only with overwrite=True
+    scores = result.save_importance(tmp_path / "scores")
+    first = (tmp_path / "scores" / "dpruner_importance.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match=r"already holds importance scores; pass overwrite=True to replace them"):
+        result.save_importance(tmp_path / "scores")
+    with pytest.raises(ConfigError, match=r"already holds importance scores"):
+        save_importance(scores, result.importance)
+    assert open(scores, "rb").read() == first
+    assert result.save_importance(scores, overwrite=True) == scores
+    assert set(load_importance(scores)["I"]) == set(result.importance["I"])
+
+
+def test_foreign_files_and_methods_without_scores_are_typed_errors(make_tiny, tokenizer, tmp_path):
+    """Issue 31 weak: a scores file with foreign keys (model weights) failed with a bare ValueError/KeyError;
+    save_importance after wanda raised a plain ValueError."""
+    from optimum_dpruner import CheckpointError, ConfigError
+
+    model = make_tiny()
+    model.save_pretrained(tmp_path / "m")
+    with pytest.raises(CheckpointError, match=r"model.safetensors' is not a scores file written by save_importance \(it holds \d+ tensors outside G/ and I/"):
+        load_importance(tmp_path / "m" / "model.safetensors")
+    wanda = DPruner(model, tokenizer, DPrunerConfig(method="wanda", num_samples=1, seq_len=16)).prune(progress=False)
+    with pytest.raises(ConfigError, match=r"^method='wanda' computes no importance scores to save; use method='dpruner'.$"):
+        wanda.save_importance(tmp_path / "s")
+    assert not (tmp_path / "s").exists()
