@@ -7,7 +7,18 @@ import os
 
 from .exits import UsageError
 
-__all__ = ["DTYPE_CHOICES", "add_model_loading_arguments", "add_hub_arguments", "push_folder", "require_folder"]
+__all__ = [
+    "DTYPE_CHOICES",
+    "DATA_FLAG_NAMES",
+    "add_model_and_data_arguments",
+    "add_model_loading_arguments",
+    "add_hub_arguments",
+    "push_folder",
+    "require_folder",
+]
+
+#: The flags of the library's data and output arguments, for messages (`DPrunerCLICommand.FLAG_NAMES`).
+DATA_FLAG_NAMES = {"general_ds": "--general-dataset", "domain_ds": "--domain-dataset", "save_directory": "--output"}
 
 #: Values of `--dtype`; `models.loading.resolve_dtype` accepts these (and aliases).
 DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
@@ -49,3 +60,13 @@ def require_folder(flag: str, path: str, must_contain: str | None = "config.json
     if must_contain and not os.path.isfile(os.path.join(full, must_contain)):
         raise UsageError(f"{flag} {path!r} holds no {must_contain}; pass the folder written by 'optimum-cli dpruner prune'.")
     return full
+
+
+def add_model_and_data_arguments(parser: argparse.ArgumentParser, model: str, general: str, domain: str):
+    """The "model and data" group of a command that reads a model and general + domain text (`-m`,
+    `--general-dataset`, `--domain-dataset`, each with its help); returns the group for the command's own flags."""
+    group = parser.add_argument_group("model and data")
+    group.add_argument("-m", "--model", required=True, help=model)
+    group.add_argument("--general-dataset", default=None, metavar="DATASET", help=general)
+    group.add_argument("--domain-dataset", default=None, metavar="DATASET", help=domain)
+    return group

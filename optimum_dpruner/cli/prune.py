@@ -7,7 +7,13 @@ import os
 
 from ..models.hub_ids import is_hub_id, is_repo_id
 from ..tables import format_pairs
-from .arguments import add_hub_arguments, add_model_loading_arguments, push_folder
+from .arguments import (
+    DATA_FLAG_NAMES,
+    add_hub_arguments,
+    add_model_and_data_arguments,
+    add_model_loading_arguments,
+    push_folder,
+)
 from .base import DPrunerCLICommand
 from .exits import RunFailure, UsageError
 from .flags import CONFIG_FLAGS, add_config_arguments, config_from_args
@@ -80,9 +86,7 @@ class PruneCommand(DPrunerCLICommand):
     EXAMPLES = _EXAMPLES
     FLAG_NAMES = {
         **CONFIG_FLAGS,
-        "domain_ds": "--domain-dataset",
-        "general_ds": "--general-dataset",
-        "save_directory": "--output",
+        **DATA_FLAG_NAMES,
         "save_importance": "--save-importance",
         "importance": "--importance",
         "dtype": "--dtype",
@@ -90,19 +94,11 @@ class PruneCommand(DPrunerCLICommand):
 
     @staticmethod
     def parse_args(parser: argparse.ArgumentParser) -> None:
-        io = parser.add_argument_group("model and data")
-        io.add_argument("-m", "--model", required=True, help="Model to prune: a folder, a .gguf file or a Hub model id.")
-        io.add_argument(
-            "--general-dataset",
-            default=None,
-            metavar="DATASET",
-            help="General calibration data (default: builtin:general).",
-        )
-        io.add_argument(
-            "--domain-dataset",
-            default=None,
-            metavar="DATASET",
-            help="Domain calibration data: D-Pruner's, or mixed into a baseline's statistics (--domain-weight).",
+        io = add_model_and_data_arguments(
+            parser,
+            model="Model to prune: a folder, a .gguf file or a Hub model id.",
+            general="General calibration data (default: builtin:general).",
+            domain="Domain calibration data: D-Pruner's, or mixed into a baseline's statistics (--domain-weight).",
         )
         io.add_argument(
             "--importance", default=None, metavar="PATH",

@@ -17,7 +17,13 @@ from typing import Any
 
 from ..recovery.config import RECOVERY_MODES, SCHEDULERS, RecoveryConfig
 from ..tables import format_pairs
-from .arguments import add_hub_arguments, add_model_loading_arguments, push_folder
+from .arguments import (
+    DATA_FLAG_NAMES,
+    add_hub_arguments,
+    add_model_and_data_arguments,
+    add_model_loading_arguments,
+    push_folder,
+)
 from .base import DPrunerCLICommand
 from .exits import RunFailure, UsageError
 from .output import disable_progress_bars, status
@@ -125,21 +131,13 @@ class RecoverCommand(DPrunerCLICommand):
         "zero), optionally distilled from the dense model, on transformers' Trainer (DDP with accelerate launch)."
     )
     EXAMPLES = _EXAMPLES
-    FLAG_NAMES = {
-        **RECOVERY_FLAGS,
-        "general_ds": "--general-dataset",
-        "domain_ds": "--domain-dataset",
-        "save_directory": "--output",
-        "allow_dense": "--allow-dense",
-        "teacher": "--teacher",
-    }
+    FLAG_NAMES = {**RECOVERY_FLAGS, **DATA_FLAG_NAMES, "allow_dense": "--allow-dense", "teacher": "--teacher"}
 
     @staticmethod
     def parse_args(parser: argparse.ArgumentParser) -> None:
-        io = parser.add_argument_group("model and data")
-        io.add_argument("-m", "--model", required=True, help="The pruned model: a folder written by 'prune', or a Hub id.")
-        io.add_argument("--general-dataset", default=None, metavar="DATASET", help="General text (default: builtin:general).")
-        io.add_argument("--domain-dataset", default=None, metavar="DATASET", help="Domain text (needed unless --domain-share 0).")
+        io = add_model_and_data_arguments(parser, "The pruned model: a folder written by 'prune', or a Hub id.",
+                                          "General text (default: builtin:general).",
+                                          "Domain text (needed unless --domain-share 0).")
         io.add_argument("--eval-dataset", nargs="*", default=None, metavar="DATASET",
                         help="Evaluated every --eval-steps steps (loss per set in the summary).")
         io.add_argument("--teacher", default=None, metavar="MODEL",

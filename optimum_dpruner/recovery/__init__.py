@@ -10,25 +10,11 @@ Trainer, with optional distillation from the dense model.
 - `report`, `result`: `RecoveryReport`, `RecoveryResult` (saved like a pruned model);
 - `run`: `recover`.
 
-Importing this package imports only the config; the rest is loaded on first use.
+Importing this package imports only the config (the CLI reads its fields without torch); the public entry points
+are `optimum_dpruner.recover`, `RecoveryConfig`, `RecoveryResult` and `RecoveryReport`, and the masked-LoRA pieces
+are `recovery.lora.MaskedLoraLinear` and `recovery.lora.merge_masked_lora`.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import Any
 
 from .config import RecoveryConfig
 
-__all__ = ["RecoveryConfig", "RecoveryReport", "RecoveryResult", "recover", "merge_masked_lora", "MaskedLoraLinear"]
-
-_LAZY = {"recover": "run", "RecoveryReport": "report", "RecoveryResult": "result", "merge_masked_lora": "lora",
-         "MaskedLoraLinear": "lora"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["RecoveryConfig"]

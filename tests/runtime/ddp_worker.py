@@ -1,6 +1,6 @@
-"""Run by tests/test_distributed.py under `accelerate launch`: D-Pruner on a saved tiny model, one output per rank.
+"""Run by tests/runtime/test_distributed.py under `accelerate launch`: D-Pruner on a saved tiny model, one output per rank.
 
-    accelerate launch --multi_gpu --num_processes 2 tests/ddp_worker.py MODEL_DIR CONFIG_JSON OUT_DIR
+    accelerate launch --multi_gpu --num_processes 2 tests/runtime/ddp_worker.py MODEL_DIR CONFIG_JSON OUT_DIR
 
 Writes OUT_DIR/rank{R}.safetensors with the mask (`mask.<name>`, 1 = kept) and I (`I.<name>`) of every target,
 and the report's world size, so the test can compare every process with a single-process run.
