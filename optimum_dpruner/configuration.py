@@ -288,15 +288,11 @@ class DPrunerConfig:
             raise ConfigError(f"importance_exponent={self.importance_exponent!r} must be a finite number >= 0, e.g. 0.5.")
         if self.reconstruction not in (None, "none", "obs"):
             raise ConfigError(f"reconstruction={self.reconstruction!r} must be 'obs' or 'none'.")
-        if self.method == MethodName.SPARSEGPT.value and self.reconstruction == "none":
-            raise ConfigError("reconstruction='none' does not apply to method='sparsegpt', which always updates the "
-                              "surviving weights; drop reconstruction or use method='wanda'.")
-        if self.method == MethodName.DPRUNER.value:
-            if self.general_importance == "none" and self.lambda_reg > 0:
-                raise ConfigError(f"lambda_reg={self.lambda_reg} needs the general stage G; set lambda_reg=0 or "
-                                  "general_importance='sparsegpt'.")
-            if self.mask_score not in ("importance", "saliency_x_importance"):
-                raise ConfigError(f"mask_score={self.mask_score!r} must be 'importance' or 'saliency_x_importance'.")
+        if self.general_importance == "none" and self.lambda_reg > 0:
+            raise ConfigError(f"lambda_reg={self.lambda_reg} needs the general stage G; set lambda_reg=0 or "
+                              "general_importance='sparsegpt'.")
+        if self.mask_score not in ("importance", "saliency_x_importance"):
+            raise ConfigError(f"mask_score={self.mask_score!r} must be 'importance' or 'saliency_x_importance'.")
         if self.apply_mask_to not in ("pretrained", "finetuned"):
             raise ConfigError(f"apply_mask_to={self.apply_mask_to!r} must be 'pretrained' or 'finetuned'.")
         if self.domain_parallelism not in ("ddp", "fsdp"):

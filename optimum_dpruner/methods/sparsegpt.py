@@ -36,6 +36,13 @@ class SparseGPTMethod(PruningMethod):
     default_granularity = "block"
     default_reconstruction = "obs"
 
+    @classmethod
+    def from_config(cls, config) -> "SparseGPTMethod":
+        if config.reconstruction == "none":
+            raise ConfigError("reconstruction='none' does not apply to method='sparsegpt', which always updates the "
+                              "surviving weights; drop reconstruction or use method='wanda'.")
+        return cls(config)
+
     def __init__(self, config, keep_saliency: bool = False) -> None:
         super().__init__(config, keep_saliency)
         nm = config.nm

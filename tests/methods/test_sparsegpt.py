@@ -55,3 +55,11 @@ def test_obs_update_lowers_the_layer_output_error(smollm2, tokenizer):
     err_mask_only = (x @ (dense.masked_fill(result.mask, 0) - dense).T).pow(2).sum()
     assert (result.weight == 0).float().mean() == pytest.approx(0.5, abs=1e-3)
     assert err_update < 0.9 * err_mask_only, (err_update, err_mask_only)
+
+
+def test_sparsegpt_refuses_to_leave_the_surviving_weights_alone():
+    from optimum_dpruner import ConfigError, DPrunerConfig
+    from optimum_dpruner.methods import build_method
+
+    with pytest.raises(ConfigError, match=r"^reconstruction='none' does not apply to method='sparsegpt'"):
+        build_method(DPrunerConfig(method="sparsegpt", reconstruction="none"))
