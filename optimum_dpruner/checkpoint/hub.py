@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..errors import ConfigError, HubError
+from ..models.hub_ids import is_repo_id
 
 __all__ = ["push_to_hub", "RETRY_STATUS"]
 
@@ -143,6 +144,8 @@ def push_to_hub(
         raise ConfigError(f"folder={folder!r} holds no config.json; save the model with save_pretrained first.")
     if not isinstance(max_retries, int) or max_retries < 0:
         raise ConfigError(f"max_retries={max_retries!r} must be a non-negative integer, e.g. 5.")
+    if not is_repo_id(repo_id):
+        raise ConfigError(f"repo_id={repo_id!r} is not a Hub repository id; pass 'name' or 'namespace/name'.")
     files = _folder_files(folder)
     api = HfApi(token=token)
     retry: dict[str, Any] = {

@@ -36,6 +36,14 @@ def iter_target_linears(model: nn.Module, config: DPrunerConfig) -> dict[str, nn
     for i, block in enumerate(blocks.blocks):
         found.update(find_target_linears(block, f"{blocks.name}.{i}", config.targets, config.ignore))
     if not found:
+        from transformers.pytorch_utils import Conv1D
+
+        if any(isinstance(m, Conv1D) for block in blocks.blocks for m in block.modules()):
+            raise UnsupportedModelError(
+                f"{type(model).__name__} computes its projections with transformers' Conv1D (GPT-2 style, weights stored "
+                "transposed), not nn.Linear, and only nn.Linear layers can be pruned; use a model with nn.Linear layers "
+                "(Llama, Qwen2, Mistral, Gemma, SmolLM2...)."
+            )
         raise UnsupportedModelError(
             f"no target linear matched targets={config.targets!r} ignore={config.ignore!r} in {type(model).__name__}."
         )

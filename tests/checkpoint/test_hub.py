@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from fake_hub import FakeHub
-from optimum_dpruner import DPruner, DPrunerConfig, HubError, load_pretrained, push_to_hub, verify_sparsity
+from optimum_dpruner import ConfigError, DPruner, DPrunerConfig, HubError, load_pretrained, push_to_hub, verify_sparsity
 from optimum_dpruner.checkpoint.card import PLOT_NAME
 
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None  # the plot is drawn only with the `plots` extra
@@ -121,6 +121,13 @@ def test_401_is_one_clear_line_and_the_token_never_appears(hub, saved, caplog, c
     for text in (message, repr(info.value), caplog.text, out, err):
         assert WRONG_TOKEN not in text
     assert hub.commits == [] and "user/secret" not in hub.repos
+
+
+@pytest.mark.parametrize("repo_id", ["a/b/c", "bad repo!", "me/", "me/..", "x" * 200], ids=["three-parts", "space", "no-name", "dots", "too-long"])
+def test_a_malformed_repo_id_is_a_config_error_before_any_request(hub, saved, repo_id):
+    with pytest.raises(ConfigError, match=r"is not a Hub repository id; pass 'name' or 'namespace/name'"):
+        push_to_hub(saved, repo_id, token=TOKEN, retry_wait=0.01)
+    assert hub.requests_to("/api/repos/create") == [] and hub.commits == []
 
 
 def test_403_names_the_namespace_problem(hub, saved):

@@ -160,3 +160,13 @@ def test_a_model_offloaded_to_disk_by_accelerate_gives_the_in_memory_weights(tmp
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "pruned")
     for name, param in in_memory.model.named_parameters():
         torch.testing.assert_close(reloaded.get_parameter(name), param, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_a_gpt2_style_model_is_refused_for_its_conv1d_layers(tokenizer):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from optimum_dpruner import DPruner, DPrunerConfig, UnsupportedModelError
+
+    model = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=len(tokenizer), n_positions=128))
+    with pytest.raises(UnsupportedModelError, match=r"^GPT2LMHeadModel computes its projections with transformers' Conv1D"):
+        DPruner(model, tokenizer, DPrunerConfig(method="magnitude")).prune(progress=False)
