@@ -37,9 +37,14 @@ def fail(prog: str, message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-_FIELD_RE = re.compile(r"\b([a-z_]+)=")
+# a quoted value after `=` and a URL are kept as they are: `seed=` inside 'https://host/x?seed=3' is no field
+_FIELD_RE = re.compile(r"""\b\w+://\S+|\b(?P<name>[a-z_]+)=(?P<value>'[^']*'|"[^"]*")?""")
 
 
 def flagify(message: str, flags: dict[str, str]) -> str:
     """Rewrite `name=` in a library message as the CLI flag (`sparsity=` -> `--sparsity=`) where `name` has one."""
-    return _FIELD_RE.sub(lambda m: f"{flags[m.group(1)]}=" if m.group(1) in flags else m.group(0), message)
+    def rewrite(match: re.Match) -> str:
+        name = match.group("name")
+        return f"{flags[name]}={match.group('value') or ''}" if name in flags else match.group(0)
+
+    return _FIELD_RE.sub(rewrite, message)

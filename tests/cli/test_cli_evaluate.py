@@ -106,3 +106,13 @@ def test_lengths_past_the_model_s_positions_are_one_line_errors(optimum_cli, sho
     assert "Traceback" not in proc.stderr
     error = last_line(proc.stderr)
     assert error.startswith("optimum-cli dpruner evaluate: error: ") and message in error, proc.stderr[-2000:]
+
+
+def test_library_names_become_flags_but_values_and_urls_stay_as_they_are():
+    from optimum_dpruner.cli.exits import flagify
+
+    flags = {"seed": "--seed", "text_column": "--text-column", "general_ds": "--general-dataset"}
+    message = "general_ds='data?seed=3&text_column=a' is empty; seed=3, see https://host/x?seed=4 or x=\"seed=5\""
+    assert flagify(message, flags) == (
+        "--general-dataset='data?seed=3&text_column=a' is empty; --seed=3, see https://host/x?seed=4 or x=\"seed=5\""
+    )
