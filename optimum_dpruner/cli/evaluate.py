@@ -8,10 +8,17 @@ import math
 import os
 
 from ..tables import format_table
-from .arguments import add_model_loading_arguments
+from .arguments import (
+    DEFAULT_MODEL,
+    DEFAULT_MODEL_HELP,
+    add_model_loading_arguments,
+    loading_options,
+    model_source,
+    resolve_device,
+)
 from .base import DPrunerCLICommand
 from .exits import RunFailure, UsageError
-from .flags import auto_or_bool
+from .flags import AUTO_OR_BOOL_CHOICES, auto_or_bool
 from .output import disable_progress_bars, status
 from .prune import check_model_argument, load_model_or_fail
 
@@ -26,8 +33,11 @@ _EXAMPLES = """
   # perplexity of a pruned model on the bundled medical and general test texts
   optimum-cli dpruner evaluate --model smollm2-medical-50 --dataset builtin:medical builtin:general
 
-  # the first 16 windows of 1024 tokens of your own file, as JSON
-  optimum-cli dpruner evaluate -m ./my-model --dataset eval.jsonl --window 1024 --limit 16 --json
+  # the first 16 windows of 1024 tokens of your own file, as JSON (printed, and written to results.json)
+  optimum-cli dpruner evaluate -m ./my-model --dataset eval.jsonl --window 1024 --limit 16 --json --output results.json
+
+  # the embedded dense SmolLM2-135M-Instruct (no -m), for reference
+  optimum-cli dpruner evaluate --dataset builtin:medical --limit 8
 
   # zero-shot PubMedQA and CaseHOLD on 50 items each (seeded subset), with medical perplexity
   optimum-cli dpruner evaluate -m smollm2-medical-50 --task pubmedqa casehold --dataset builtin:medical --limit 50
@@ -50,6 +60,32 @@ def _positive(text: str) -> int:
     return value
 
 
+def _check_output_file(path: str | None) -> str | None:
+    """The absolute path of `--output`, checked before any work: not a folder, in a folder that exists."""
+    if path is None:
+        return None
+    full = os.path.abspath(os.path.expanduser(path))
+    if not path.strip() or os.path.isdir(full):
+        raise UsageError(f"--output {path!r} is a folder; pass the path of a JSON file to write, e.g. results.json.")
+    if not os.path.isdir(os.path.dirname(full)):
+        raise UsageError(f"--output {path!r}: the folder {os.path.dirname(full)!r} does not exist; create it first.")
+    return full
+
+
+def _write_json(path: str, payload: dict) -> None:
+    """Write `payload` to `path` whole or not at all (a temporary file beside it, then a rename)."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=2)
+            f.write("\n")
+        os.replace(temporary, path)
+    except OSError as e:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise RunFailure(f"--output {path!r} could not be written ({type(e).__name__}: {e}).") from e
+
+
 class EvaluateCommand(DPrunerCLICommand):
     DESCRIPTION = (
         "Strided perplexity of a causal LM (pruned or not): windows of --window tokens moved by --stride, loss on\n"
@@ -60,12 +96,13 @@ class EvaluateCommand(DPrunerCLICommand):
         "percentile bootstrap interval over windows or items (JSON: perplexity_intervals, <metric>_low / _high)."
     )
     EXAMPLES = _EXAMPLES
-    FLAG_NAMES = {"stride": "--stride", "window": "--window", "text_column": "--text-column", "dtype": "--dtype",
+    FLAG_NAMES = {"output": "--output", "stride": "--stride", "window": "--window", "text_column": "--text-column", "dtype": "--dtype",
                   "limit": "--limit", "max_new_tokens": "--max-new-tokens", "batch_size": "--batch-size", "add_bos": "--add-bos"}
 
     @staticmethod
     def parse_args(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("-m", "--model", required=True, help="Model to evaluate: a folder, a .gguf file or a Hub id.")
+        parser.add_argument("-m", "--model", default=DEFAULT_MODEL,
+                            help="Model to evaluate: a folder, a .gguf file or a Hub id." + DEFAULT_MODEL_HELP)
         parser.add_argument(
             "--dataset", nargs="+", default=[], metavar="DATASET", help="Perplexity data, e.g. builtin:medical."
         )
@@ -90,7 +127,7 @@ class EvaluateCommand(DPrunerCLICommand):
                                  "(default: 0; perplexity intervals always use seed 0).")
         parser.add_argument("--text-column", default="text", metavar="COLUMN", help="Column holding the text (default: text).")
         parser.add_argument(
-            "--add-bos", type=auto_or_bool, default="auto", metavar="{auto,true,false}",
+            "--add-bos", type=auto_or_bool, choices=AUTO_OR_BOOL_CHOICES, default="auto", metavar="{auto,true,false}",
             help="Start each perplexity window with the tokenizer's BOS: auto (when the tokenizer adds one), true or false (default: auto).",
         )
         parser.add_argument(
@@ -100,6 +137,8 @@ class EvaluateCommand(DPrunerCLICommand):
                  "documents, which --limit, keeping the first windows, may not give).",
         )
         parser.add_argument("--json", action="store_true", help="Print the results as JSON instead of a table.")
+        parser.add_argument("-o", "--output", default=None, metavar="PATH",
+                            help="Also write the results as JSON to this file (the --json object; replaced if it exists).")
         add_model_loading_arguments(parser)
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bars.")
         DPrunerCLICommand.add_common_arguments(parser)
@@ -111,6 +150,7 @@ class EvaluateCommand(DPrunerCLICommand):
             raise UsageError("nothing to evaluate; pass --dataset (perplexity), --task (downstream tasks) or both.")
         if args.stride is not None and args.window is not None and args.stride > args.window:
             raise UsageError(f"--stride {args.stride} exceeds --window {args.window}; pass a stride of at most the window.")
+        output = _check_output_file(args.output)
         from ..data.calibration import BUILTIN_DATASETS, window_bos_id
         from ..evaluation import evaluate_perplexity, evaluate_task
         from ..models.loading import load_model, load_tokenizer
@@ -127,11 +167,16 @@ class EvaluateCommand(DPrunerCLICommand):
             check_device(args.device, "--device", fix="pass --device cpu, or leave --device out.")
         if args.no_progress:
             disable_progress_bars()
-        status(f"loading {args.model}")
-        pruned = os.path.isfile(os.path.join(args.model, "config.json")) and read_sparsity_metadata(args.model) is not None
+        model_path, options, device = model_source(args.model), loading_options(args), resolve_device(args)
+        if model_path is None:
+            from ..models.default_model import ensure_default_model
+
+            model_path = load_model_or_fail(ensure_default_model, args.model)
+        status(f"loading {args.model} on {device or 'cpu'}")
+        pruned = os.path.isfile(os.path.join(model_path, "config.json")) and read_sparsity_metadata(model_path) is not None
         load = load_pretrained if pruned else load_model  # load_pretrained also reads compressed folders
-        model = load_model_or_fail(lambda: load(args.model, dtype=args.dtype, device=args.device), args.model)
-        tokenizer = load_tokenizer(args.model)
+        model = load_model_or_fail(lambda: load(model_path, dtype=args.dtype, device=device, **options), args.model)
+        tokenizer = load_tokenizer(model_path, **options)
         if tokenizer is None:
             raise RunFailure(f"--model {args.model!r} has no tokenizer; save the tokenizer into the model folder.")
         results, intervals = {}, {}
@@ -167,14 +212,18 @@ class EvaluateCommand(DPrunerCLICommand):
             result = evaluate_task(model, tokenizer, task, batch_size=args.batch_size, seed=args.seed,
                                    progress=not args.no_progress, **options)
             tasks[task] = {"items": result.num_items, **result.metrics}
-        metadata = read_sparsity_metadata(args.model) if pruned else None
+        metadata = read_sparsity_metadata(model_path) if pruned else None
+        window = next(iter(intervals.values())) if intervals else {"window": args.window, "stride": args.stride}
+        bos = window_bos_id(tokenizer, args.add_bos) if results else None  # a BOS leaves window - 1 text tokens
+        payload = {"model": args.model, "perplexity": results, "perplexity_intervals": intervals, "tasks": tasks,
+                   "interval": f"95% percentile bootstrap over {args.resample_by} (perplexity) or items (tasks)",
+                   "sparsity": metadata, "window": window["window"], "stride": window["stride"],
+                   "bos_token_id": bos, "limit": args.limit, "seed": args.seed}
+        if output is not None:
+            _write_json(output, payload)
+            status(f"results written to {output}")
         if args.json:
-            window = next(iter(intervals.values())) if intervals else {"window": args.window, "stride": args.stride}
-            bos = window_bos_id(tokenizer, args.add_bos) if results else None  # a BOS leaves window - 1 text tokens
-            print(json.dumps({"model": args.model, "perplexity": results, "perplexity_intervals": intervals, "tasks": tasks,
-                              "interval": f"95% percentile bootstrap over {args.resample_by} (perplexity) or items (tasks)",
-                              "sparsity": metadata, "window": window["window"], "stride": window["stride"],
-                              "bos_token_id": bos, "limit": args.limit, "seed": args.seed}, indent=2))
+            print(json.dumps(payload, indent=2))
             return 0
         if results:
             rows = [(k, f"{v:.3f}", f"[{intervals[k]['low']:.3f}, {intervals[k]['high']:.3f}]", intervals[k]["windows"],

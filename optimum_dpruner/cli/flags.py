@@ -11,18 +11,17 @@ import argparse
 import dataclasses
 import types
 import typing
-from enum import Enum
 from typing import Any, Callable
 
-from ..configuration import DPrunerConfig, Granularity, MethodName
+from ..configuration import FIELD_CHOICES, DPrunerConfig
 
-__all__ = ["CONFIG_FLAGS", "add_config_arguments", "config_from_args", "auto_or_bool"]
+__all__ = ["AUTO_OR_BOOL_CHOICES", "CONFIG_FLAGS", "add_config_arguments", "config_from_args", "auto_or_bool"]
 
 #: field name -> flag, for every `DPrunerConfig` field
 CONFIG_FLAGS: dict[str, str] = {f.name: "--" + f.name.replace("_", "-") for f in dataclasses.fields(DPrunerConfig)}
 
-_CHOICES: dict[str, type[Enum]] = {"method": MethodName, "granularity": Granularity}
-_METAVARS = {"apply_mask_to": "WEIGHTS", "general_importance": "KIND", "importance_dtype": "DTYPE"}
+#: the values `auto_or_bool` returns, as argparse `choices` (shown as {auto,true,false} by the metavar)
+AUTO_OR_BOOL_CHOICES = ("auto", True, False)
 
 
 def _typed(kind: type, what: str, example: Any) -> Callable[[str], Any]:
@@ -76,16 +75,16 @@ def add_config_arguments(parser: argparse.ArgumentParser, title: str = "pruning 
         elif typing.get_origin(kind) is list:
             kwargs.update(nargs="*", metavar="PATTERN")
         elif kind == str | bool:
-            kwargs.update(type=auto_or_bool, metavar="{auto,true,false}")
-        elif f.name in _CHOICES:
-            kwargs["choices"] = [m.value for m in _CHOICES[f.name]]
+            kwargs.update(type=auto_or_bool, choices=AUTO_OR_BOOL_CHOICES, metavar="{auto,true,false}")
+        elif f.name in FIELD_CHOICES:
+            kwargs["choices"] = list(FIELD_CHOICES[f.name])
         elif kind is int:
             kwargs.update(type=_typed(int, "an integer", f.default), metavar="N")
         elif kind is float:
             example = f.default if isinstance(f.default, float) else 0.5
             kwargs.update(type=_typed(float, "a number", example), metavar="X")
         else:
-            kwargs["metavar"] = _METAVARS.get(f.name, f.name.split("_")[-1].upper())
+            kwargs["metavar"] = f.name.split("_")[-1].upper()
         group.add_argument(CONFIG_FLAGS[f.name], **kwargs)
 
 

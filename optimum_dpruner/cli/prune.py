@@ -12,7 +12,10 @@ from .arguments import (
     add_hub_arguments,
     add_model_and_data_arguments,
     add_model_loading_arguments,
+    loading_options,
+    model_source,
     push_folder,
+    resolve_device,
 )
 from .base import DPrunerCLICommand
 from .exits import RunFailure, UsageError
@@ -22,10 +25,12 @@ from .output import disable_progress_bars, status
 __all__ = ["PruneCommand", "load_model_or_fail", "check_model_argument"]
 
 _EXAMPLES = """
-  # D-Pruner: general + domain calibration, 50% unstructured sparsity
-  optimum-cli dpruner prune --model HuggingFaceTB/SmolLM2-135M-Instruct \\
-      --general-dataset builtin:general --domain-dataset builtin:medical \\
-      --sparsity 0.5 --output smollm2-medical-50
+  # D-Pruner on the embedded SmolLM2-135M-Instruct (no -m): general + domain calibration, 50% unstructured
+  optimum-cli dpruner prune --domain-dataset builtin:medical --sparsity 0.5 --output smollm2-medical-50
+
+  # a Hub model at a given revision
+  optimum-cli dpruner prune -m HuggingFaceTB/SmolLM2-360M-Instruct --revision main \\
+      --domain-dataset builtin:legal --output smollm2-360m-legal-50
 
   # SparseGPT baseline with a 2:4 pattern on your own text, pushed to the Hub
   optimum-cli dpruner prune -m ./my-model --general-dataset notes.jsonl --text-column body \\
@@ -45,6 +50,8 @@ def check_model_argument(model: str) -> None:
     A missing path that reads as a Hub id (`name`, `owner/name`: `models.hub_ids.is_hub_id`) is tried on the Hub;
     if that fails too, the error says that nothing is at the local path.
     """
+    if model_source(model) is None:
+        return
     if not is_hub_id(model) and not os.path.exists(os.path.expanduser(model)):
         raise UsageError(
             f"--model {model!r} does not exist (nothing at {os.path.abspath(os.path.expanduser(model))!r}); pass a "
@@ -54,7 +61,7 @@ def check_model_argument(model: str) -> None:
 
 def _local_weight_bytes(model: str) -> int:
     """Bytes of the weight files of a local model folder (0 when it is not one): what the output will need."""
-    folder = os.path.expanduser(model)
+    folder = os.path.expanduser(model) if model_source(model) is not None else ""
     if not os.path.isdir(folder):
         return 0
     return sum(
@@ -77,6 +84,13 @@ def load_model_or_fail(load, model: str):
         ) from e
 
 
+def _default_model_folder() -> str:
+    """Where the embedded default model is converted to (protected from --output and --save-importance)."""
+    from ..models.default_model import default_model_path
+
+    return default_model_path()
+
+
 class PruneCommand(DPrunerCLICommand):
     DESCRIPTION = (
         "Prune a decoder-only causal LM with D-Pruner or a baseline (SparseGPT, Wanda, magnitude) and save it as a\n"
@@ -97,6 +111,7 @@ class PruneCommand(DPrunerCLICommand):
         io = add_model_and_data_arguments(
             parser,
             model="Model to prune: a folder, a .gguf file or a Hub model id.",
+            default_model=True,
             general="General calibration data (default: builtin:general).",
             domain="Domain calibration data: D-Pruner's, or mixed into a baseline's statistics (--domain-weight).",
         )
@@ -161,7 +176,7 @@ class PruneCommand(DPrunerCLICommand):
             from ..checkpoint.folders import check_output_folder
 
             # before any work: the folder can be written, has room, and --overwrite would delete only our files
-            source = os.path.expanduser(args.model)
+            source = os.path.expanduser(args.model) if model_source(args.model) is not None else _default_model_folder()
             check_output_folder(
                 output, args.overwrite, protected=[source] if os.path.exists(source) else [],
                 needed_bytes=_local_weight_bytes(args.model),
@@ -221,20 +236,26 @@ class PruneCommand(DPrunerCLICommand):
         from ..errors import DPrunerError
         from ..pruner import DPruner
 
+        source, options = model_source(args.model), loading_options(args)
+        device = resolve_device(args, config.execution_device)
         if args.dry_run:
             from ..data.calibration import check_seq_len
             from ..estimation import estimate
             from ..models.loading import load_model_config
 
-            check_seq_len(config.seq_len, load_model_or_fail(lambda: load_model_config(args.model), args.model))
+            if source is None:
+                from ..models.default_model import ensure_default_model
+
+                source = load_model_or_fail(ensure_default_model, args.model)
+            check_seq_len(config.seq_len, load_model_or_fail(lambda: load_model_config(source, **options), args.model))
             status(f"estimating {config.method} on {args.model} (architecture only, no weights loaded)")
-            print(load_model_or_fail(lambda: estimate(args.model, config, dtype=args.dtype, device=args.device), args.model))
+            print(load_model_or_fail(lambda: estimate(source, config, dtype=args.dtype, device=device, **options), args.model))
             return 0
         if args.no_progress:
             disable_progress_bars()
-        status(f"loading {args.model}")
+        status(f"loading {args.model} on {device or 'cpu'}")
         pruner = load_model_or_fail(
-            lambda: DPruner.from_pretrained(args.model, config=config, dtype=args.dtype, device=args.device), args.model
+            lambda: DPruner.from_pretrained(source, config=config, dtype=args.dtype, device=device, **options), args.model
         )
         from ..methods import build_method
         from ..stages.checks import needs_calibration_windows

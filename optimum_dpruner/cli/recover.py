@@ -27,7 +27,7 @@ from .arguments import (
 from .base import DPrunerCLICommand
 from .exits import RunFailure, UsageError
 from .output import disable_progress_bars, status
-from .flags import auto_or_bool
+from .flags import AUTO_OR_BOOL_CHOICES, auto_or_bool
 
 __all__ = ["RecoverCommand", "RECOVERY_FLAGS", "recovery_config_from_args"]
 
@@ -82,7 +82,7 @@ def add_recovery_arguments(parser: argparse.ArgumentParser) -> None:
         elif typing.get_origin(kind) is list:
             kwargs.update(nargs="*", metavar="PATTERN")
         elif kind == str | bool:
-            kwargs.update(type=auto_or_bool, metavar="{auto,true,false}")
+            kwargs.update(type=auto_or_bool, choices=AUTO_OR_BOOL_CHOICES, metavar="{auto,true,false}")
         elif f.name in _CHOICES:
             kwargs["choices"] = _CHOICES[f.name]
         elif kind is int:
@@ -155,7 +155,7 @@ class RecoverCommand(DPrunerCLICommand):
                          help="Resume from a Trainer checkpoint (default: the latest in --training-dir).")
         out.add_argument("--push-to-hub", default=None, metavar="REPO", help="Push the output folder to this Hub repo.")
         add_hub_arguments(parser, title="Hub options (with --push-to-hub)")
-        add_model_loading_arguments(parser)
+        add_model_loading_arguments(parser, hub=False)
         parser.add_argument("--gradient-checkpointing", action="store_true",
                             help="Recompute activations in the backward pass (less memory, more time).")
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bars.")

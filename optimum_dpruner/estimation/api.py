@@ -24,6 +24,7 @@ def estimate(
     dtype: str | torch.dtype | None = None,
     device: str | torch.device | None = None,
     domain_data: bool = False,
+    **hub_options,
 ) -> RunEstimate:
     """Expected peak memory and time of each stage of pruning `model_or_path` with `config`, without loading
     its weights (the architecture is built on the `meta` device).
@@ -36,6 +37,7 @@ def estimate(
         device (`str` or `torch.device`, *optional*): the device the model will be loaded on (default: CPU).
         domain_data (`bool`, *optional*, defaults to `False`): a baseline will get domain data as well (calibration
             mixing); D-Pruner always does.
+        hub_options: `revision`, `cache_dir`, `trust_remote_code`... of a Hub model's config.
 
     Example:
         ```python
@@ -50,7 +52,7 @@ def estimate(
     config = config or DPrunerConfig()
     load_device = resolve_device(device or "cpu")
     execution = resolve_device(config.execution_device or load_device)
-    return estimate_for_device(load_model_skeleton(model_or_path, dtype), config, execution, load_device, runtime_rss(),
+    return estimate_for_device(load_model_skeleton(model_or_path, dtype, **hub_options), config, execution, load_device, runtime_rss(),
                                domain_data=domain_data)
 
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError, UnsupportedModelError, describe_error
 
-__all__ = ["load_model", "load_model_config", "load_model_skeleton", "load_tokenizer", "find_decoder_blocks", "find_target_linears", "resolve_dtype", "DecoderBlocks"]
+__all__ = ["HUB_LOADING_OPTIONS", "hub_loading_options", "load_model", "load_model_config", "load_model_skeleton", "load_tokenizer", "find_decoder_blocks", "find_target_linears", "resolve_dtype", "DecoderBlocks"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +24,16 @@ _DTYPES = {
     "bfloat16": torch.bfloat16,
     "bf16": torch.bfloat16,
 }
+
+
+#: the `from_pretrained` options that the config and the tokenizer of a model must be loaded with too (the same
+#: revision, cache and code as the weights)
+HUB_LOADING_OPTIONS = ("revision", "cache_dir", "trust_remote_code", "token", "local_files_only")
+
+
+def hub_loading_options(load_kwargs: dict) -> dict:
+    """The entries of `load_kwargs` that also apply to the config and the tokenizer (`HUB_LOADING_OPTIONS`)."""
+    return {k: v for k, v in load_kwargs.items() if k in HUB_LOADING_OPTIONS}
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
@@ -171,7 +181,7 @@ def load_model(
         path, gguf_file = _split_gguf(os.fspath(model_or_path))
         if gguf_file is not None:
             load_kwargs.setdefault("gguf_file", gguf_file)
-        load_model_config(model_or_path)
+        load_model_config(model_or_path, **hub_loading_options(load_kwargs))
         model, loading_info = _from_pretrained(
             lambda: AutoModelForCausalLM.from_pretrained(
                 path, dtype=torch_dtype or "auto", output_loading_info=True, **load_kwargs
@@ -196,8 +206,10 @@ def load_model(
     return model
 
 
-def load_model_config(model_or_path):
+def load_model_config(model_or_path, **hub_options):
     """The transformers config of a model (loaded, folder, hub id or `.gguf` file), checked to be a causal LM.
+
+    `hub_options` (`revision`, `cache_dir`, `trust_remote_code`...) go to `AutoConfig.from_pretrained`.
 
     Raises:
         `UnsupportedModelError`: the model is not a decoder-only causal LM; `ConfigError`: no such path or Hub model.
@@ -209,13 +221,15 @@ def load_model_config(model_or_path):
     else:
         path, gguf_file = _split_gguf(os.fspath(model_or_path))
         config = _from_pretrained(
-            lambda: AutoConfig.from_pretrained(path, **({"gguf_file": gguf_file} if gguf_file else {})), path, gguf_file
+            lambda: AutoConfig.from_pretrained(path, **hub_options, **({"gguf_file": gguf_file} if gguf_file else {})),
+            path,
+            gguf_file,
         )
     _check_causal_lm(config)
     return config
 
 
-def load_model_skeleton(model_or_path, dtype: str | torch.dtype | None = None):
+def load_model_skeleton(model_or_path, dtype: str | torch.dtype | None = None, **hub_options):
     """The model's architecture on the `meta` device: every shape and dtype, no weights read (for estimates).
 
     Raises:
@@ -223,16 +237,19 @@ def load_model_skeleton(model_or_path, dtype: str | torch.dtype | None = None):
     """
     from transformers import AutoModelForCausalLM
 
-    config = load_model_config(model_or_path)
+    config = load_model_config(model_or_path, **hub_options)
     torch_dtype = resolve_dtype(dtype) or getattr(config, "dtype", None) or torch.float32
     if isinstance(torch_dtype, str):
         torch_dtype = resolve_dtype(torch_dtype)
     with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+        return AutoModelForCausalLM.from_config(
+            config, dtype=torch_dtype, **({"trust_remote_code": True} if hub_options.get("trust_remote_code") else {})
+        )
 
 
-def load_tokenizer(model_or_path, tokenizer=None):
-    """Return `tokenizer` if given, else load the one that belongs to `model_or_path` (or `None` if there is none)."""
+def load_tokenizer(model_or_path, tokenizer=None, **hub_options):
+    """Return `tokenizer` if given, else load the one that belongs to `model_or_path` (or `None` if there is none);
+    `hub_options` (`revision`, `cache_dir`, `trust_remote_code`...) go to `AutoTokenizer.from_pretrained`."""
     if tokenizer is not None:
         return tokenizer
     from transformers import AutoTokenizer, PreTrainedModel
@@ -245,7 +262,7 @@ def load_tokenizer(model_or_path, tokenizer=None):
     else:
         path, gguf_file = _split_gguf(os.fspath(model_or_path))
     try:
-        return AutoTokenizer.from_pretrained(path, **({"gguf_file": gguf_file} if gguf_file else {}))
+        return AutoTokenizer.from_pretrained(path, **hub_options, **({"gguf_file": gguf_file} if gguf_file else {}))
     except (OSError, ValueError) as e:
         logger.info("No tokenizer found for %s: %s", path, e)
         return None

@@ -7,7 +7,7 @@ import torch
 
 from ..errors import ConfigError
 
-__all__ = ["check_device"]
+__all__ = ["check_device", "default_device"]
 
 
 def check_device(
@@ -42,3 +42,18 @@ def check_device(
             f"{argument}={device!r}, but this machine has {count} {parsed.type} device(s) (0 to {count - 1}); {fix}"
         )
     return parsed
+
+
+def default_device() -> str:
+    """The accelerator of this machine (`"cuda"`, `"mps"`, `"xpu"`...) when torch sees one, else `"cpu"`: the default
+    of `--device`."""
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and accelerator.is_available():
+        current = accelerator.current_accelerator()
+        if current is not None:
+            return current.type
+    for name in ("cuda", "mps", "xpu"):
+        backend = getattr(torch, name, None)
+        if backend is not None and hasattr(backend, "is_available") and backend.is_available():
+            return name
+    return "cpu"

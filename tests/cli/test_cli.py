@@ -207,7 +207,8 @@ def test_install_layout(optimum_cli, request):
 
 # ----------------------------------------------------------------------------------------------- usage errors
 BAD_ARGUMENTS = [
-    ("missing-required", ["prune"], "-m/--model"),
+    ("missing-output", ["prune"], "--output is required"),  # -m may be left out: the embedded model
+    ("recover-missing-model", ["recover", "-o", "{out}"], "-m/--model"),
     ("not-a-number", ["prune", "-m", "org/m", "-o", "{out}", "--sparsity", "abc"], "--sparsity"),
     ("out-of-range", ["prune", "-m", "org/m", "-o", "{out}", "--sparsity", "1.5"], "--sparsity"),
     ("pattern-conflict", ["prune", "-m", "org/m", "-o", "{out}", "--pattern", "2:4", "--sparsity", "0.3"], "--sparsity"),
