@@ -36,7 +36,7 @@ def main(domain: str, argv: list[str] | None = None) -> None:
         method="dpruner",
         sparsity=args.sparsity,
         pattern=args.pattern,
-        domain_weight=args.domain_weight,
+        **({"domain_weight": args.domain_weight} if args.domain_weight is not None else {}),
         num_samples=args.num_samples,
         domain_num_samples=args.domain_num_samples,
         seq_len=args.seq_len,
