@@ -45,14 +45,15 @@ def command_line(script: str, argv: list[str]) -> str:
     return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(script), *argv])
 
 
-def write_result(out: str, record: dict[str, Any], markdown: Callable[[dict[str, Any]], str]) -> None:
-    """Write `record` to the JSON file `out` and `markdown(record)` beside it (`.md`), and print the markdown."""
+def write_result(out: str, record: dict[str, Any], markdown: Callable[[dict[str, Any]], str], echo: bool = True) -> None:
+    """Write `record` to the JSON file `out` and `markdown(record)` beside it (`.md`), and print the markdown (`echo`)."""
     with open(out, "w", encoding="utf-8") as f:
         json.dump(record, f, indent=1)
     text = markdown(record)
     with open(os.path.splitext(out)[0] + ".md", "w", encoding="utf-8") as f:
         f.write(text)
-    print(text)
+    if echo:
+        print(text)
 
 
 def test_perplexities(model, tokenizer, sets: dict[str, str], windows: int) -> dict[str, float]:

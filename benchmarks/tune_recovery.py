@@ -49,6 +49,9 @@ VARIANTS: dict[str, dict] = {
     "steps192": {"max_steps": 192},
     "lora": {"mode": "lora"},
     "lora-lr1e-3": {"mode": "lora", "learning_rate": 1e-3},
+    "lr3e-4-distill0.5": {"learning_rate": 3e-4, "distill_weight": 0.5},
+    "lr3e-4-share0.5": {"learning_rate": 3e-4, "domain_share": 0.5},
+    "lr1e-3": {"learning_rate": 1e-3},
 }
 
 
@@ -81,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     def row(name: str, nlls: dict[str, list[float]], **extra) -> dict:
         out = {"variant": name, **{f"{k}_ppl": _ppl(v) for k, v in nlls.items()}, "nll": nlls, **extra}
         record["rows"].append(out)
+        if len(record["rows"]) >= 2:  # dense and pruned: the markdown has its reference rows
+            write_result(args.out, record, markdown, echo=False)  # a partial file survives an interrupted run
         print(name, {k: round(v, 2) for k, v in out.items() if k.endswith("_ppl")}, flush=True)
         return out
 
