@@ -91,7 +91,7 @@ class RecoveryConfig:
         logging_steps (`int`, *optional*, defaults to 8):
             Log the loss every this many steps (the loss curve of the report).
         eval_steps (`int`, *optional*, defaults to 0):
-            Evaluate on `eval_ds` every this many steps; 0: no evaluation during training.
+            Evaluate on `eval_ds` before the first step and every this many steps; 0: no evaluation during training.
         save_steps (`int`, *optional*, defaults to 0):
             Write a Trainer checkpoint (resumable) into `output_dir` every this many steps; 0: none.
     """

@@ -50,6 +50,7 @@ def training_arguments(config: RecoveryConfig, output_dir: str, *, num_processes
         logging_first_step=True,
         eval_strategy="steps" if evaluate else "no",
         eval_steps=config.eval_steps if evaluate else None,
+        eval_on_start=evaluate,  # the curve's first point is the pruned model itself
         save_strategy="steps" if save else "no",
         save_steps=config.save_steps if save else None,
         save_only_model=False,
