@@ -22,6 +22,7 @@ from .arguments import (
     add_hub_arguments,
     add_model_and_data_arguments,
     add_model_loading_arguments,
+    loading_options,
     push_folder,
 )
 from .base import DPrunerCLICommand
@@ -155,7 +156,7 @@ class RecoverCommand(DPrunerCLICommand):
                          help="Resume from a Trainer checkpoint (default: the latest in --training-dir).")
         out.add_argument("--push-to-hub", default=None, metavar="REPO", help="Push the output folder to this Hub repo.")
         add_hub_arguments(parser, title="Hub options (with --push-to-hub)")
-        add_model_loading_arguments(parser, hub=False)
+        add_model_loading_arguments(parser)
         parser.add_argument("--gradient-checkpointing", action="store_true",
                             help="Recompute activations in the backward pass (less memory, more time).")
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bars.")
@@ -206,7 +207,8 @@ class RecoverCommand(DPrunerCLICommand):
             result = recover(args.model, args.general_dataset, args.domain_dataset, config, teacher=args.teacher,
                              eval_ds=eval_ds, output_dir=args.training_dir, resume_from_checkpoint=args.resume,
                              allow_dense=args.allow_dense, dtype=args.dtype, device=args.device,
-                             progress=not args.no_progress, gradient_checkpointing=args.gradient_checkpointing)
+                             progress=not args.no_progress, gradient_checkpointing=args.gradient_checkpointing,
+                             **loading_options(args))
         except NumericalError as e:
             hint = (f" Resume from the last checkpoint in {args.training_dir} with a lower --learning-rate."
                     if args.training_dir else "")

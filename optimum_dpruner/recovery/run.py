@@ -40,7 +40,7 @@ def _side_car(path: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _load(model_or_path, tokenizer, dtype, device):
+def _load(model_or_path, tokenizer, dtype, device, load_kwargs: dict):
     """The model, its tokenizer and what its checkpoint says of the pruning run (`dpruner_config.json`)."""
     from ..models.loading import load_model, load_tokenizer
 
@@ -52,8 +52,9 @@ def _load(model_or_path, tokenizer, dtype, device):
 
             model = load_pretrained(path, dtype=dtype, device=device)
         else:
-            model = load_model(path, dtype=dtype, device=device)
-        return model, load_tokenizer(path, tokenizer), side_car
+            model = load_model(path, dtype=dtype, device=device, **load_kwargs)
+        hub = {k: v for k, v in load_kwargs.items() if k in ("revision", "cache_dir", "trust_remote_code")}
+        return model, load_tokenizer(path, tokenizer, **hub), side_car
     model = load_model(model_or_path, dtype=dtype, device=device)
     return model, load_tokenizer(model, tokenizer), {}
 
@@ -75,7 +76,7 @@ def _prune_config(model, side_car: dict[str, Any], prune_config: DPrunerConfig |
     return DPrunerConfig(method="magnitude", sparsity=min(max(0.0, int(sparsity * 1e4) / 1e4), 0.9999))
 
 
-def _teacher(teacher, base_model: str | None, dtype):
+def _teacher(teacher, base_model: str | None, dtype, load_kwargs: dict):
     from ..models.loading import load_model
 
     if teacher is None:
@@ -83,7 +84,8 @@ def _teacher(teacher, base_model: str | None, dtype):
             raise ConfigError("distill_weight > 0 needs the dense model as teacher; pass teacher= (a model, folder or Hub "
                               "id), or set distill_weight=0.")
         teacher = base_model
-    model = load_model(teacher, dtype=dtype) if isinstance(teacher, (str, os.PathLike)) else teacher
+    shared = {k: v for k, v in load_kwargs.items() if k != "revision"}  # the revision names the pruned model's
+    model = load_model(teacher, dtype=dtype, **shared) if isinstance(teacher, (str, os.PathLike)) else teacher
     model.eval().requires_grad_(False)
     return model
 
@@ -131,6 +133,7 @@ def recover(
     calibration: dict[str, Any] | None = None,
     base_model: str | None = None,
     callbacks: list | None = None,
+    **load_kwargs,
 ) -> RecoveryResult:
     """Fine-tune a pruned model on a mix of general and domain windows while every pruned weight stays exactly zero.
 
@@ -160,6 +163,8 @@ def recover(
         prune_config, calibration, base_model (*optional*): what is known of the pruning run, for the saved
             checkpoint (read from the checkpoint when `model_or_path` is a folder; `PruneResult.recover` passes them).
         callbacks (`list[TrainerCallback]`, *optional*): more callbacks for the Trainer (logging, early stopping...).
+        load_kwargs: passed to `AutoModelForCausalLM.from_pretrained` when `model_or_path` is a Hub id or a plain
+            folder (`revision`, `cache_dir`, `trust_remote_code`...); the teacher gets them too, except `revision`.
 
     Returns:
         `RecoveryResult`: `.model` (a plain transformers model, in eval mode), `.tokenizer`, `.report`,
@@ -191,7 +196,7 @@ def recover(
         raise ConfigError(f"config={config!r} must be a RecoveryConfig or a dict of its options.")
     group = current_process_group()
     config.per_device_batch_size(group.num_processes)  # refuse a batch that does not split, before any work
-    model, tokenizer, side_car = _load(model_or_path, tokenizer, dtype, device)
+    model, tokenizer, side_car = _load(model_or_path, tokenizer, dtype, device, load_kwargs)
     if tokenizer is None:
         raise DataError("a tokenizer is needed to cut the training windows; pass tokenizer=.")
     targets = target_names(model)
@@ -204,7 +209,7 @@ def recover(
         general_ds = DEFAULT_GENERAL_DATASET
     stream, fingerprints = build_stream(general_ds, domain_ds, tokenizer, config, model.config)
     evaluation = _eval_windows(eval_ds, tokenizer, config, model.config, eval_windows)
-    teacher_model = _teacher(teacher, base_model, dtype) if config.distill_weight > 0 else None
+    teacher_model = _teacher(teacher, base_model, dtype, load_kwargs) if config.distill_weight > 0 else None
 
     set_seed(config.seed)
     report = RecoveryReport(mode=config.mode, num_processes=group.num_processes, sparsity_before=sparsity,

@@ -130,6 +130,11 @@ def test_revision_selects_the_loaded_model_and_inspect_reads_a_hub_id(optimum_cl
     proc = run_cli(optimum_cli, "dpruner", "prune", "-m", "user/tiny", "--revision", "dev", "--cache-dir", cache,
                    "--method", "magnitude", "--sparsity", "0.6", "-o", tmp_path / "out", env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_cli(optimum_cli, "dpruner", "recover", "-m", "user/tiny", "--revision", "dev", "--cache-dir", cache,
+                   "--domain-dataset", "builtin:medical", "--max-steps", "1", "--seq-len", "32", "-o", tmp_path / "rec",
+                   env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "rec" / "config.json").read_text())["dpruner_sparsity"]["recovery"]["steps"] == 1
 
 
 def test_inspect_of_an_unreachable_hub_id_is_one_line(optimum_cli, tmp_path):
