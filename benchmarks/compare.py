@@ -220,9 +220,26 @@ def _cell(values: dict, name: str, digits: int, paired) -> str:
     return text + ("*" if paired is not None and paired.significant else "")
 
 
-def _table(rows: list[dict], domain: str, reference: str = "dense/-/-") -> str:
+def _discrimination() -> dict:
+    """The committed discrimination test (`benchmarks/discrimination.py`): which task metrics tell models apart."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import discrimination
+
+    return discrimination.load()
+
+
+def _shown(rows: list[dict], domain: str) -> list[tuple[str, str]]:
+    """The (task, metric) columns of `domain`'s table."""
+    return [(task, metric) for task in _tasks(domain) for metric in TASK_METRICS[task] if any(task in r for r in rows)]
+
+
+def _table(rows: list[dict], domain: str, reference: str = "dense/-/-", discrimination: dict | None = None) -> str:
+    """`domain`'s table; a task metric that does not discriminate at this size (`discrimination`, default the
+    committed test) is marked † in its head."""
     tasks = _tasks(domain)
-    metric_heads = [f"{task} {metric}" for task in tasks for metric in TASK_METRICS[task] if any(task in r for r in rows)]
+    table = _discrimination() if discrimination is None else discrimination
+    metric_heads = [f"{task} {metric}" + ("" if table.get((domain, task, metric), {}).get("discriminates", True) else " †")
+                    for task, metric in _shown(rows, domain)]
     domain_ppl = {"medical": "PubMed", "legal": "US legislation"}[domain]
     head = ["method", "pattern", "calibration", "Wikipedia ppl", f"{domain_ppl} ppl", *metric_heads, "prune s", "peak RSS MiB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -254,9 +271,14 @@ def _write_tables(path: str, data: dict, domains: list[str], reference: str) -> 
                 f"sparsity; perplexity on {windows_text} 512-token test windows; items: "
                 f"{sizes} (seed {data.get('seed', 0)}). Brackets: 95% percentile bootstrap interval over windows / items; "
                 f"`*`: the paired bootstrap difference from the {reference} row excludes 0 at 95%.\n")
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import discrimination
+
+        table = discrimination.load()
         for name in domains:
             if any(r["domain"] == name for r in rows):
-                f.write(f"\n### {name}\n\n" + _table(rows, name, reference))
+                note = discrimination.footnote(table, name, [c for c in _shown(rows, name) if (name, *c) in table])
+                f.write(f"\n### {name}\n\n" + _table(rows, name, reference, table) + (f"\n{note}" if note else ""))
 
 
 def _summary(row: dict) -> dict:

@@ -1,13 +1,18 @@
 """Draw the trade-off between general and domain ability from compare.py results: one PNG per domain.
 
-    python benchmarks/plot_tradeoff.py benchmarks/results/compare_medical.json benchmarks/results/compare_legal.json [--criteria]
+    python benchmarks/plot_tradeoff.py benchmarks/results/compare_medical_full.json --suffix _full --criteria
+    python benchmarks/plot_tradeoff.py benchmarks/results/compare_legal_full.json --suffix _full --criteria
+    python benchmarks/plot_tradeoff.py benchmarks/results/compare_medical.json benchmarks/results/compare_medical_2of4.json \
+        benchmarks/results/compare_legal.json benchmarks/results/compare_legal_2of4.json --criteria
 
 For each domain, one panel per sparsity pattern: general perplexity (Wikipedia test) against domain perplexity
 (PubMed / US legislation test), both on log axes, lower-left is better. One point per method x calibration, with
 its 95% bootstrap interval as bars when the JSON has them (compare.py writes them; older files have none); the
 dense model is a black star in every panel; the dashed line is the Pareto front of the pruned models (those no
 other pruned model beats on both axes). Writes `tradeoff_<domain><--suffix>.png` into `--out-dir` (default: next to the first JSON); the rows of several files of
-one domain (e.g. one file per pattern) are pooled into its figure.
+one domain (e.g. one file per pattern) are pooled into its figure. With `--criteria` each panel's title gives
+`verdict.py`'s verdict there and what it was judged on: perplexity and the task metrics that discriminate at this
+size (`benchmarks/discrimination.py`); PubMedQA and CaseHOLD on SmolLM2-135M do not, and are not counted.
 
 Needs matplotlib: `pip install optimum-dpruner[benchmarks]` (or `pip install matplotlib`).
 """
@@ -42,9 +47,9 @@ def _errors(rows: list[dict], key: str) -> list[list[float]] | None:
 
 
 def criteria(rows: list[dict]) -> dict[tuple[str, str], str]:
-    """`(domain, pattern) -> "holds" | "holds so far" | "does not hold"`: issue 17's criteria as `verdict.py` judges them
-    (its defaults; "so far": some baseline rows are missing); a panel without the candidate's or any baseline's rows is
-    left out."""
+    """`(domain, pattern) -> "holds" | "holds so far" | "does not hold"`: the criteria as `verdict.py` judges them
+    (its defaults, discriminating task metrics only; "so far": some baseline rows are missing); a panel without the
+    candidate's or any baseline's rows is left out."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from verdict import verdict
 
@@ -66,9 +71,21 @@ def colour_slots(methods) -> dict[str, int]:
     return {m: k for k, m in enumerate([*COLOUR_ORDER, *others])}
 
 
+def judged_on(rows: list[dict], domain: str, pattern: str) -> str:
+    """What the verdict of a panel is judged on, for its title: perplexity and the task metrics it counts."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from verdict import counted
+
+    metrics: dict[str, list[str]] = {}
+    for name in counted(rows, domain, pattern):  # "billsum rouge1", "billsum rougeL" -> "billsum rouge1/rougeL"
+        task, metric = name.split(" ")
+        metrics.setdefault(task, []).append(metric)
+    return " + ".join(["perplexity", *(f"{task} {'/'.join(m)}" for task, m in metrics.items())])
+
+
 def draw(rows: list[dict], domain: str, path: str, title: str = "", verdicts: dict | None = None) -> str:
-    """One figure for `domain`: a panel per pattern with the dense row in each (its title says whether issue 17's
-    criteria hold there, when `verdicts` has the panel); returns `path`."""
+    """One figure for `domain`: a panel per pattern with the dense row in each (its title gives the verdict there and
+    what it was judged on, when `verdicts` has the panel); returns `path`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,8 +118,8 @@ def draw(rows: list[dict], domain: str, path: str, title: str = "", verdicts: di
         ax.set_xlabel("general perplexity (Wikipedia test)")
         ax.set_ylabel(f"domain perplexity ({DOMAIN_TEXT.get(domain, domain)} test)")
         verdict = (verdicts or {}).get((domain, pattern))
-        ax.set_title(f"{domain}, 50% {pattern}" + (f"; issue 17's criteria: {verdict}" if verdict else ""),
-                     color="firebrick" if verdict == "does not hold" else "black")
+        ax.set_title(f"{domain}, 50% {pattern}" + (f"\nverdict on {judged_on(rows, domain, pattern)}: {verdict}" if verdict else ""),
+                     color="firebrick" if verdict == "does not hold" else "black", fontsize=9.5)
         ax.grid(True, which="both", linewidth=0.3)
         ax.legend(fontsize=7, loc="upper left")
     if title:
@@ -119,7 +136,7 @@ def main() -> None:
     parser.add_argument("--out-dir", default=None, help="folder of the PNGs (default: the first JSON's folder)")
     parser.add_argument("--suffix", default="", help="appended to each PNG's name (tradeoff_<domain><suffix>.png), e.g. _full")
     parser.add_argument("--criteria", action="store_true",
-                        help="each panel's title says whether issue 17's criteria hold there (benchmarks/verdict.py's defaults)")
+                        help="each panel's title gives the verdict there (benchmarks/verdict.py's defaults) and what it was judged on")
     args = parser.parse_args()
     try:
         import matplotlib  # noqa: F401

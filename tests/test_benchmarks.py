@@ -1,4 +1,5 @@
-"""The benchmark scripts' own logic: compare.py's interval table and paired marks, plot_tradeoff.py's Pareto front."""
+"""The benchmark scripts' own logic: compare.py's interval table and paired marks, plot_tradeoff.py's Pareto front,
+the discrimination test and the verdicts that count only what it passes."""
 
 from __future__ import annotations
 
@@ -120,6 +121,40 @@ def test_plot_titles_each_panel_with_the_verdict_of_its_rows():
     rest = (("sparsegpt", "mixed"), ("wanda", "mixed"), ("sparsegpt", "general"))
     mixed = [_judged_row(m, c, 40.0, 2.5, domain_name="medical") for m, c in rest]
     assert _load("plot_tradeoff").criteria(rows + mixed)[("medical", "unstructured")] == "holds"
+
+
+def test_trivial_answers_are_the_best_score_without_reading_the_item():
+    discrimination = _load("discrimination")
+    answers = {"references": ["yes"] * 6 + ["no"] * 3 + ["maybe"]}
+    assert discrimination.trivial("pubmedqa", "accuracy", answers) == ('always "yes"', 0.6)
+    assert discrimination.trivial("pubmedqa", "macro_f1", answers) == ("chance", 1 / 3)
+    assert discrimination.trivial("pubmed_title", "accuracy", {"references": [0, 1, 2, 3]}) == ("chance", 0.25)
+    assert discrimination.trivial("billsum", "rouge1", {"rouge1": [0.3]}) is None  # a summary must be written
+
+
+def test_a_task_discriminates_only_above_the_trivial_answer_and_a_damaged_model():
+    discrimination = _load("discrimination")
+    right = [k % 10 < 8 for k in range(200)]
+    dense = _row("dense/-/-", 2.0, right)
+    dense["pubmed_title"].update(accuracy_low=0.74, accuracy_high=0.86)
+    damaged = _judged_row("wanda", "domain", 90.0, 9.0, [ok and k % 2 == 0 for k, ok in enumerate(right)])
+    mild = _judged_row("sparsegpt", "domain", 40.0, 3.0, right)
+    [entry] = [e for e in discrimination.judge([dense, mild, damaged], "medical") if e["task"] == "pubmed_title"]
+    assert entry["damaged"] == "wanda/domain" and entry["discriminates"]  # the highest domain perplexity is the damaged one
+    # a model that scores like dense on it: not discriminating, and the verdict does not count it
+    [entry] = [e for e in discrimination.judge([dense, _judged_row("wanda", "domain", 90.0, 9.0, right)], "medical")
+               if e["task"] == "pubmed_title"]
+    assert not entry["above_damaged"] and not entry["discriminates"]
+    table = {("medical", "pubmed_title", "accuracy"): entry}
+    verdict = _load("verdict")
+    baselines = [_judged_row("sparsegpt", "domain", 40.0, 2.5), _judged_row("wanda", "domain", 38.0, 2.6),
+                 _judged_row("sparsegpt", "general", 45.0, 3.0)]
+    worse_task = _judged_row("dpruner", "general+domain", 39.0, 2.0, [ok and k % 2 == 0 for k, ok in enumerate(right)])
+    text, failures, _ = verdict.verdict([worse_task, *baselines], "medical", "unstructured", "dpruner/general+domain",
+                                        ["sparsegpt/domain", "wanda/domain"], 1.05, table)
+    assert failures == [] and "**Holds**" in text and "pubmed_title accuracy: candidate - baseline †" in text
+    assert "† not discriminating at 135M" in text and "Judged on general and domain perplexity: **Holds**" in text
+    assert verdict.counted([worse_task], "medical", "unstructured", table=table) == []
 
 
 def test_compare_resumes_a_command_that_asks_for_more_rows_measured_the_same_way():
