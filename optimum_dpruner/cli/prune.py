@@ -36,6 +36,9 @@ _EXAMPLES = """
   optimum-cli dpruner prune -m ./my-model --general-dataset notes.jsonl --text-column body \\
       --method sparsegpt --pattern 2:4 --output my-model-2of4 --push-to-hub me/my-model-2of4
 
+  # prune, then recover (masked fine-tuning on the same general + domain text, RecoveryConfig's defaults)
+  optimum-cli dpruner prune --domain-dataset builtin:medical --recover -o smollm2-medical-50-recovered
+
   # re-run a saved configuration with one option changed
   optimum-cli dpruner prune -m ./my-model --config smollm2-medical-50 --sparsity 0.6 -o out-60
 
@@ -137,6 +140,16 @@ class PruneCommand(DPrunerCLICommand):
         )
         out.add_argument("--save-importance", default=None, metavar="PATH", help="Also save D-Pruner's scores here.")
         out.add_argument("--push-to-hub", default=None, metavar="REPO", help="Push the output folder to this Hub repo.")
+        recovery = parser.add_argument_group("recovery (with --recover)")
+        recovery.add_argument(
+            "--recover", action="store_true",
+            help="After pruning, fine-tune on the same general + domain data keeping every pruned zero, and save the "
+                 "recovered model ('optimum-cli dpruner recover' has every option).",
+        )
+        recovery.add_argument(
+            "--recovery-config", default=None, metavar="PATH",
+            help="A RecoveryConfig JSON file, or a recovered folder (default: RecoveryConfig()).",
+        )
         add_hub_arguments(parser, title="Hub options (with --push-to-hub)")
         add_model_loading_arguments(parser)
         parser.add_argument("--no-progress", action="store_true", help="Hide the progress bars.")
@@ -207,9 +220,9 @@ class PruneCommand(DPrunerCLICommand):
 
             check_device(args.device, "--device", fix="pass --device cpu, or leave --device out.")
         method = build_method(config)
+        self.prune_data = self._prune_data(method)
         try:  # the library's rules, worded with the flags
-            check_data_arguments(method, args.general_dataset, args.domain_dataset, args.importance,
-                                 DEFAULT_GENERAL_DATASET, CLI_NAMES)
+            check_data_arguments(method, *self.prune_data, args.importance, DEFAULT_GENERAL_DATASET, CLI_NAMES)
         except DPrunerError as e:
             raise UsageError(str(e)) from None
         if args.save_importance is not None and not method.accepts_scores:
@@ -228,7 +241,40 @@ class PruneCommand(DPrunerCLICommand):
                 raise UsageError(f"{flag} {value!r} is not a bundled dataset; choose one of {choices}.")
         if args.push_to_hub is not None and not is_repo_id(args.push_to_hub):
             raise UsageError(f"--push-to-hub {args.push_to_hub!r} is not a repo id; pass 'name' or 'owner/name'.")
+        self.recovery = self._recovery_config()
         return config, output
+
+    def _prune_data(self, method) -> tuple:
+        """(general, domain) for `prune()`: the datasets given, except that with --recover a method that reads no
+        calibration data gets none (the datasets are then the recovery's)."""
+        from ..stages.checks import reads_calibration_data
+
+        args = self.args
+        if args.recover and not reads_calibration_data(method, args.importance):
+            return None, None
+        return args.general_dataset, args.domain_dataset
+
+    def _recovery_config(self):
+        """The `RecoveryConfig` of `--recover` (None without it), checked before any work."""
+        args = self.args
+        if args.recovery_config is not None and not args.recover:
+            raise UsageError("--recovery-config is used only with --recover; add --recover, or drop it.")
+        if not args.recover:
+            return None
+        if args.dry_run:
+            raise UsageError("--dry-run estimates the pruning only; drop --recover (or --dry-run).")
+        if args.recovery_config is not None and not os.path.exists(args.recovery_config):
+            raise UsageError(f"--recovery-config {args.recovery_config!r} does not exist; pass a RecoveryConfig JSON file "
+                             "or a recovered folder.")
+        from ..recovery.config import RecoveryConfig
+        from .recover import load_recovery_config_file
+
+        config = RecoveryConfig.from_dict(load_recovery_config_file(args.recovery_config, "--recovery-config")
+                                          if args.recovery_config is not None else {})
+        if args.domain_dataset is None and config.domain_share > 0:
+            raise UsageError(f"--recover needs --domain-dataset: its stream is {config.domain_share:.0%} domain windows; "
+                             'pass the domain text, or a --recovery-config with "domain_share": 0.')
+        return config
 
     def execute(self) -> int:
         args = self.args
@@ -266,12 +312,20 @@ class PruneCommand(DPrunerCLICommand):
                 "data; save the tokenizer into the model folder."
             )
         status(f"pruning with {config.method}, sparsity {config.sparsity:g}, pattern {config.pattern}")
-        result = pruner.prune(
-            args.general_dataset, args.domain_dataset, importance=args.importance, progress=not args.no_progress
-        )
-        status(f"saving to {output}")
-        result.save_pretrained(output, overwrite=args.overwrite, **({"compressed": True} if args.compressed else {}))
+        result = pruner.prune(*self.prune_data, importance=args.importance, progress=not args.no_progress)
         rows = []
+        if self.recovery is not None:
+            prune_report = result.report
+            status(f"recovering ({self.recovery.mode}, {self.recovery.steps} steps of {self.recovery.batch_size} x "
+                   f"{self.recovery.seq_len} tokens)")
+            recovered = result.recover(args.general_dataset, args.domain_dataset, self.recovery,
+                                       progress=not args.no_progress)
+            r = recovered.report
+            rows.append(("recovery", f"{r.steps} steps, {r.tokens:,} tokens in {r.seconds:.1f}s; pruned weights made "
+                                     f"non-zero: {r.unmasked_after}"))
+        status(f"saving to {output}")
+        saved = recovered if self.recovery is not None else result
+        saved.save_pretrained(output, overwrite=args.overwrite, **({"compressed": True} if args.compressed else {}))
         if args.save_importance is not None:
             rows.append(("importance", result.save_importance(args.save_importance, overwrite=args.overwrite)))
         if args.push_to_hub is not None:
@@ -283,7 +337,8 @@ class PruneCommand(DPrunerCLICommand):
                     f"--push-to-hub {args.push_to_hub!r}: {e} The model is saved in {output}; push it again with "
                     f"'optimum-cli dpruner push {output} {args.push_to_hub}'."
                 ) from e
-        print(format_pairs(self._summary(result.report, output) + rows, title="\nsummary"))
+        print(format_pairs(self._summary(prune_report if self.recovery is not None else result.report, output) + rows,
+                           title="\nsummary"))
         return 0
 
     def _summary(self, report, output: str) -> list[tuple[str, str]]:

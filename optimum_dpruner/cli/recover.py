@@ -30,7 +30,7 @@ from .exits import RunFailure, UsageError
 from .output import disable_progress_bars, status
 from .flags import AUTO_OR_BOOL_CHOICES, auto_or_bool
 
-__all__ = ["RecoverCommand", "RECOVERY_FLAGS", "recovery_config_from_args"]
+__all__ = ["RecoverCommand", "RECOVERY_FLAGS", "load_recovery_config_file", "recovery_config_from_args"]
 
 #: field name -> flag, for every `RecoveryConfig` field
 RECOVERY_FLAGS: dict[str, str] = {f.name: "--" + f.name.replace("_", "-") for f in dataclasses.fields(RecoveryConfig)}
@@ -93,8 +93,8 @@ def add_recovery_arguments(parser: argparse.ArgumentParser) -> None:
         group.add_argument(RECOVERY_FLAGS[f.name], **kwargs)
 
 
-def _load_config_file(path: str) -> dict[str, Any]:
-    """A `RecoveryConfig` dict from a JSON file, or from a recovered folder's `dpruner_config.json`."""
+def load_recovery_config_file(path: str, flag: str = "--config") -> dict[str, Any]:
+    """A `RecoveryConfig` dict from a JSON file, or from a recovered folder's `dpruner_config.json` (errors name `flag`)."""
     from ..configuration import CONFIG_NAME
 
     file = os.path.join(path, CONFIG_NAME) if os.path.isdir(path) else path
@@ -102,22 +102,22 @@ def _load_config_file(path: str) -> dict[str, Any]:
         with open(file, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError) as e:
-        raise UsageError(f"--config {path!r} could not be read as JSON ({type(e).__name__}: {e}); pass a RecoveryConfig "
+        raise UsageError(f"{flag} {path!r} could not be read as JSON ({type(e).__name__}: {e}); pass a RecoveryConfig "
                          "JSON file or a recovered folder.") from None
     if isinstance(data, dict) and isinstance(data.get("recovery"), dict):
         data = data["recovery"].get("config") or {}
     elif isinstance(data, dict) and isinstance(data.get("config"), dict):
-        raise UsageError(f"--config {path!r} is a pruned folder without a recovery; pass a RecoveryConfig JSON file or a "
+        raise UsageError(f"{flag} {path!r} is a pruned folder without a recovery; pass a RecoveryConfig JSON file or a "
                          "recovered folder.")
     if not isinstance(data, dict):
-        raise UsageError(f"--config {path!r} holds no JSON object; write the options as {{\"learning_rate\": 1e-4, ...}}.")
+        raise UsageError(f"{flag} {path!r} holds no JSON object; write the options as {{\"learning_rate\": 1e-4, ...}}.")
     return data
 
 
 def recovery_config_from_args(args: argparse.Namespace, config_path: str | None = None) -> RecoveryConfig:
     """`--config` (if any) overridden by the flags typed. Raises `ConfigError` on an invalid value."""
     overrides = {name: getattr(args, name) for name in RECOVERY_FLAGS if hasattr(args, name)}
-    base = _load_config_file(config_path) if config_path is not None else {}
+    base = load_recovery_config_file(config_path) if config_path is not None else {}
     if "max_tokens" in overrides:
         base.pop("max_steps", None)
     if "max_steps" in overrides:

@@ -71,6 +71,12 @@ class ArgumentNames:
 CLI_NAMES = ArgumentNames("--general-dataset", "--domain-dataset", "--importance", cli=True)
 
 
+def reads_calibration_data(method, importance: Any = None) -> bool:
+    """True when a prune with `method` reads calibration data: its block walk calibrates (`requires_data`), or its
+    `prepare` stage needs domain data that no saved scores (`importance`) replace."""
+    return method.requires_data or (importance is None and method.requires_domain_data)
+
+
 def check_data_arguments(
     method, general_ds: Any, domain_ds: Any, importance: Any, default_general: str, names: ArgumentNames = ArgumentNames()
 ) -> None:
@@ -100,7 +106,7 @@ def check_data_arguments(
                 f"{method_option} needs both a general and a domain dataset; pass {names.domain} (e.g. builtin:medical)"
                 f"{scores}, or pick a method that takes one dataset."
             )
-        if domain_ds is not None and not (method.requires_data or method.requires_domain_data):
+        if domain_ds is not None and not reads_calibration_data(method):
             raise DataError(
                 f"{method_option} uses no calibration data, so {names.domain} has no effect; drop it, or use a method "
                 f"that calibrates ({calibrating}) or {names.option('reconstruction', 'obs')}."
@@ -113,7 +119,7 @@ def check_data_arguments(
             f"{names.importance} holds the scores of {scorers}, which {method_option} does not use; drop it, or choose "
             f"{names.option('method', scorers)} to take the masks from the scores."
         )
-    if (general_ds is not None or domain_ds is not None) and not method.requires_data:
+    if (general_ds is not None or domain_ds is not None) and not reads_calibration_data(method, importance):
         raise ConfigError(
             f"{names.importance} and calibration data were both given; drop {names.general}/{names.domain} to take the "
             f"masks from the saved scores, drop {names.importance} to compute new scores from the data, or set "

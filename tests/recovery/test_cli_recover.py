@@ -52,3 +52,37 @@ def test_recover_command_end_to_end_and_its_errors(prune_tiny, tmp_path):
     assert len(refused.stderr.strip().splitlines()) == 1 and os.listdir(foreign) == ["mine.txt"]
     bad_lr = _run(*common, "--learning-rate", "0", "-o", tmp_path / "x", cwd=tmp_path)
     assert bad_lr.returncode == 2 and "--learning-rate=0.0 must be a finite number > 0" in bad_lr.stderr
+
+
+def test_prune_with_recover_saves_the_recovered_model(make_tiny, tokenizer, tmp_path):
+    dense = tmp_path / "dense"
+    make_tiny("llama").save_pretrained(dense)
+    tokenizer.save_pretrained(dense)
+    (tmp_path / "general.jsonl").write_text(json.dumps({"text": GENERAL}) + "\n")
+    (tmp_path / "domain.jsonl").write_text(json.dumps({"text": TEXT}) + "\n")
+    (tmp_path / "recipe.json").write_text(json.dumps({"max_steps": 2, "seq_len": 32, "warmup_steps": 0}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONPATH")}
+    env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    cli = Path(sys.executable).with_name("optimum-cli")
+
+    def prune(*args):
+        common = ["-m", dense, "--method", "magnitude", "--general-dataset", tmp_path / "general.jsonl", "--no-progress"]
+        return subprocess.run([str(cli), "dpruner", "prune", *map(str, common), *map(str, args)], capture_output=True,
+                              text=True, env=env, cwd=tmp_path, timeout=600)
+
+    done = prune("--domain-dataset", tmp_path / "domain.jsonl", "--recover", "--recovery-config",
+                 tmp_path / "recipe.json", "-o", tmp_path / "out")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "recovery" in done.stdout and "pruned weights made non-zero: 0" in done.stdout
+    side_car = json.loads((tmp_path / "out" / "dpruner_config.json").read_text())
+    assert side_car["config"]["method"] == "magnitude" and side_car["recovery"]["steps"] == 2
+    assert side_car["recovery"]["config"]["seq_len"] == 32
+    check = verify_sparsity(str(tmp_path / "out"))
+    assert check.ok and check.rows and all(abs(r.actual - 0.5) < 0.01 for r in check.rows)
+
+    # errors: one line, exit 2, before the model is loaded
+    lone = prune("--recovery-config", tmp_path / "recipe.json", "-o", tmp_path / "x")
+    assert lone.returncode == 2 and "--recovery-config is used only with --recover" in lone.stderr
+    no_domain = prune("--recover", "-o", tmp_path / "y")
+    assert no_domain.returncode == 2 and "--recover needs --domain-dataset" in no_domain.stderr
+    assert len(no_domain.stderr.strip().splitlines()) == 1 and not (tmp_path / "y").exists()
