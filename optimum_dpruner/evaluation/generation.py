@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from .checks import model_positions, positive_int
 from .scoring import greedy_generate, pad_token_id, stop_token_ids, text_ids
 
-__all__ = ["generate_samples", "check_prompts", "sample_record", "DEFAULT_MAX_NEW_TOKENS"]
+__all__ = ["generate_samples", "check_prompts", "card_samples", "DEFAULT_MAX_NEW_TOKENS"]
 
 #: new tokens of a continuation unless asked otherwise: a sentence or two
 DEFAULT_MAX_NEW_TOKENS = 32
@@ -89,7 +89,10 @@ def generate_samples(
     return [tokenizer.decode(ids, skip_special_tokens=True) for ids in generated]
 
 
-def sample_record(model, tokenizer, prompt: str, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> dict:
-    """One greedy sample as a checkpoint's model card shows it: `{"prompt", "continuation", "max_new_tokens"}`."""
-    continuation = generate_samples(model, tokenizer, prompt, max_new_tokens=max_new_tokens)[0]
-    return {"prompt": prompt, "continuation": continuation, "max_new_tokens": max_new_tokens}
+def card_samples(model, tokenizer, sample_prompt: str | None) -> list[dict] | None:
+    """What `save_pretrained(sample_prompt=...)` puts on the model card: the model's greedy continuation of
+    `sample_prompt` as `[{"prompt", "continuation", "max_new_tokens"}]`; `None` (nothing generated) without a prompt."""
+    if sample_prompt is None:
+        return None
+    continuation = generate_samples(model, tokenizer, sample_prompt)[0]
+    return [{"prompt": sample_prompt, "continuation": continuation, "max_new_tokens": DEFAULT_MAX_NEW_TOKENS}]
