@@ -41,11 +41,13 @@ def test_json_and_tables_carry_the_intervals(optimum_cli, pruned_dir, tokenizer)
     from optimum_dpruner.evaluation import evaluate_perplexity, evaluate_task, generate_samples
 
     proc = run_cli(optimum_cli, "dpruner", "evaluate", "-m", pruned_dir, "--dataset", "builtin:medical", "--window", "32",
-                   "--limit", "3", "--task", "pubmed_title", "wiki_next", "--prompt", "The patient", "--max-new-tokens", "4", "--json")
+                   "--limit", "3", "--task", "pubmed_title", "wiki_next", "--prompt", "The patient", "--max-new-tokens", "4",
+                   "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
     model = AutoModelForCausalLM.from_pretrained(pruned_dir)
-    assert [s["continuation"] for s in report["samples"]] == generate_samples(model, tokenizer, "The patient", max_new_tokens=4)
+    continuation = generate_samples(model, tokenizer, "The patient", max_new_tokens=4)
+    assert [sample["continuation"] for sample in report["samples"]] == continuation
     expected = evaluate_perplexity(model, tokenizer, "builtin:medical", window=32, limit=3, progress=False)
     assert report["perplexity"]["builtin:medical"] == pytest.approx(expected.perplexity, rel=1e-4)
     interval = report["perplexity_intervals"]["builtin:medical"]
