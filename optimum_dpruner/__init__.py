@@ -19,6 +19,7 @@ _EXPORTS = {
     "perplexity": "evaluation",
     "evaluate_task": "evaluation",
     "TaskResult": "evaluation",
+    "generate_samples": "evaluation",
     "calibration_samples": "data",
     "builtin_path": "data",
     "save_importance": "checkpoint.importance",

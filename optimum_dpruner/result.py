@@ -32,11 +32,12 @@ class PruneResult(SavesCheckpoint):
     def __str__(self) -> str:
         return str(self.report)
 
-    def _save(self, save_directory, overwrite, compressed, **kwargs) -> str:
+    def _save(self, save_directory, overwrite, compressed, sample_prompt=None, **kwargs) -> str:
         from .checkpoint.serialization import save_pruned
+        from .evaluation.generation import card_samples
 
         return save_pruned(save_directory, self.model, self.tokenizer, self.config, self.report, overwrite=overwrite,
-                           compressed=compressed, **kwargs)
+                           compressed=compressed, samples=card_samples(self.model, self.tokenizer, sample_prompt), **kwargs)
 
     def recover(self, general_ds: Any = None, domain_ds: Any = None, config: Any = None, **kwargs: Any):
         """Fine-tune the pruned model (in place) while every pruned weight stays zero: `optimum_dpruner.recover` with

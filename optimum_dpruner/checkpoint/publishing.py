@@ -40,6 +40,9 @@ class SavesCheckpoint:
             overwrite (`bool`, *optional*, defaults to `False`): replace an existing folder.
             compressed (`bool`, *optional*, defaults to `False`): store target matrices as bitmask + values (smaller
                 on disk; load with `optimum_dpruner.load_pretrained`).
+            sample_prompt (`str`, *optional*): a text the model continues greedily (`do_sample=False`, 32 new
+                tokens) before the folder is written; the model card shows the continuation under the perplexities
+                of `evaluation`. Nothing is generated without it.
             kwargs: passed to `optimum_dpruner.checkpoint.serialization.save_pruned` (`model_card`, `base_model`,
                 `license`, `evaluation`, `max_shard_size`).
 
@@ -64,7 +67,7 @@ class SavesCheckpoint:
             compressed (`bool`, *optional*, defaults to `False`): upload the compressed format.
             kwargs: the Hub options of `optimum_dpruner.push_to_hub` (`private`, `token`, `revision`, `create_pr`,
                 `commit_message`, `max_retries`, `retry_wait`); the others go to `save_pretrained` (`base_model`,
-                `license`, `evaluation`...).
+                `license`, `evaluation`, `sample_prompt`...).
 
         Returns:
             `str`: the URL of the commit (or of the pull request); empty on processes other than the main one.

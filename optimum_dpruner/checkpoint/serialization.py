@@ -60,6 +60,7 @@ def save_pruned(
     license: str | None = None,
     evaluation: dict[str, dict[str, float]] | None = None,
     recovery: dict[str, Any] | None = None,
+    samples: list[dict[str, Any]] | None = None,
 ) -> str:
     """Write a pruned model to `save_directory` atomically (temporary sibling folder, then rename).
 
@@ -86,6 +87,8 @@ def save_pruned(
             `{set name: {"dense": ppl, "pruned": ppl}}`; defaults to `report.extra["evaluation"]` when present.
         recovery (`dict`, *optional*): what a recovery run after the pruning did (`RecoveryResult.recovery_record`):
             stored under `"recovery"` in `dpruner_config.json`, summarised in the sparsity metadata and the card.
+        samples (`list[dict]`, *optional*): greedy samples of the model's text for the card, each `{"prompt",
+            "continuation", "max_new_tokens"}` (`save_pretrained(sample_prompt=...)` generates one).
 
     Returns:
         `str`: the folder written.
@@ -136,6 +139,7 @@ def save_pruned(
                 license=license,
                 evaluation=evaluation if evaluation is not None else report.extra.get("evaluation"),
                 model_name=os.path.basename(target),
+                samples=samples,
             )
             side_car["base_model"] = card_info.get("base_model") or side_car["base_model"]
             if recovery is not None:

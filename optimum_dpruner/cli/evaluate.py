@@ -1,4 +1,5 @@
-"""`optimum-cli dpruner evaluate`: strided perplexity and the downstream tasks, each with a 95% bootstrap interval."""
+"""`optimum-cli dpruner evaluate`: strided perplexity and the downstream tasks, each with a 95% bootstrap interval,
+and greedy continuations of prompts (the model's, and a reference model's beside them)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .exits import RunFailure, UsageError
 from .flags import AUTO_OR_BOOL_CHOICES, auto_or_bool
 from .output import disable_progress_bars, status
 from .prune import check_model_argument, load_model_or_fail
+from .samples import DEFAULT_MAX_NEW_TOKENS, continue_prompts, format_samples
 
 __all__ = ["EvaluateCommand", "TASK_NAMES", "RESAMPLING_UNITS"]
 
@@ -47,6 +49,9 @@ _EXAMPLES = """
 
   # general perplexity with an interval over whole articles, not windows
   optimum-cli dpruner evaluate -m smollm2-medical-50 --dataset builtin:general --resample-by documents
+
+  # what the pruned model writes, beside what the embedded dense model writes (no perplexity run)
+  optimum-cli dpruner evaluate -m smollm2-medical-50 --prompt "The patient was admitted with" --reference default
 """
 
 
@@ -72,6 +77,27 @@ def _check_output_file(path: str | None) -> str | None:
     return full
 
 
+def _load(name: str, flag: str, args: argparse.Namespace, options: dict, device: str | None):
+    """The model and tokenizer that `flag` names, its folder, and whether it is a pruned checkpoint of this library."""
+    from ..checkpoint.metadata import read_sparsity_metadata
+    from ..checkpoint.serialization import load_pretrained
+    from ..models.loading import load_model, load_tokenizer
+
+    path = model_source(name)
+    if path is None:
+        from ..models.default_model import ensure_default_model
+
+        path = load_model_or_fail(ensure_default_model, name, flag)
+    status(f"loading {name} on {device or 'cpu'}")
+    pruned = os.path.isfile(os.path.join(path, "config.json")) and read_sparsity_metadata(path) is not None
+    load = load_pretrained if pruned else load_model  # load_pretrained also reads compressed folders
+    model = load_model_or_fail(lambda: load(path, dtype=args.dtype, device=device, **options), name, flag)
+    tokenizer = load_tokenizer(path, **options)
+    if tokenizer is None:
+        raise RunFailure(f"{flag} {name!r} has no tokenizer; save the tokenizer into the model folder.")
+    return model, tokenizer, path, pruned
+
+
 def _write_json(path: str, payload: dict) -> None:
     """Write `payload` to `path` whole or not at all (a temporary file beside it, then a rename)."""
     temporary = f"{path}.tmp-{os.getpid()}"
@@ -93,11 +119,14 @@ class EvaluateCommand(DPrunerCLICommand):
         "tasks on their bundled test items: PubMedQA (accuracy, macro-F1), CaseHOLD (macro-F1, accuracy), BillSum\n"
         "(ROUGE-1/2/L), and the 4-way matching tasks pubmed_title, billsum_title, wiki_next, billsum_next (accuracy;\n"
         "chance 0.25); --limit then picks that many items at random by --seed. Every number comes with its 95%\n"
-        "percentile bootstrap interval over windows or items (JSON: perplexity_intervals, <metric>_low / _high)."
+        "percentile bootstrap interval over windows or items (JSON: perplexity_intervals, <metric>_low / _high).\n"
+        "--prompt prints the model's greedy continuation of a text, and with --reference another model's (e.g. the\n"
+        "dense one's) beside it; with --prompt alone nothing else is run."
     )
     EXAMPLES = _EXAMPLES
     FLAG_NAMES = {"output": "--output", "stride": "--stride", "window": "--window", "text_column": "--text-column", "dtype": "--dtype",
-                  "limit": "--limit", "max_new_tokens": "--max-new-tokens", "batch_size": "--batch-size", "add_bos": "--add-bos"}
+                  "limit": "--limit", "max_new_tokens": "--max-new-tokens", "batch_size": "--batch-size", "add_bos": "--add-bos",
+                  "prompt": "--prompt"}
 
     @staticmethod
     def parse_args(parser: argparse.ArgumentParser) -> None:
@@ -120,15 +149,25 @@ class EvaluateCommand(DPrunerCLICommand):
             help="At most N windows per data set, N items per task (BillSum defaults to 20).",
         )
         parser.add_argument("--batch-size", type=_positive, default=8, metavar="N", help="Task sequences per forward pass (default: 8).")
+        parser.add_argument("--prompt", action="append", default=None, metavar="TEXT",
+                            help="A text for the model to continue greedily (plain text, no chat template); repeat the "
+                                 "flag for more prompts. The continuation is printed and written to --output.")
+        parser.add_argument("--reference", default=None, metavar="MODEL",
+                            help="A second model (a folder, a .gguf file, a Hub id, or 'default': the embedded "
+                                 "SmolLM2-135M-Instruct) whose continuation of each --prompt is printed beside the "
+                                 "model's, e.g. the dense model it was pruned from. --trust-remote-code and --cache-dir "
+                                 "apply to it; --revision names a revision of --model only.")
         parser.add_argument("--max-new-tokens", type=_positive, default=None, metavar="N",
-                            help="BillSum summary length (default: 128, or what the model's positions leave).")
+                            help=f"Tokens to generate: per --prompt continuation (default: {DEFAULT_MAX_NEW_TOKENS}) and "
+                                 "per BillSum summary (default: 128, or what the model's positions leave).")
         parser.add_argument("--seed", type=int, default=0,
                             help="Seed of the task items chosen by --limit and of the tasks' bootstrap intervals "
                                  "(default: 0; perplexity intervals always use seed 0).")
         parser.add_argument("--text-column", default="text", metavar="COLUMN", help="Column holding the text (default: text).")
         parser.add_argument(
             "--add-bos", type=auto_or_bool, choices=AUTO_OR_BOOL_CHOICES, default="auto", metavar="{auto,true,false}",
-            help="Start each perplexity window with the tokenizer's BOS: auto (when the tokenizer adds one), true or false (default: auto).",
+            help="Start each perplexity window and each --prompt with the tokenizer's BOS: auto (when the tokenizer "
+                 "adds one), true or false (default: auto).",
         )
         parser.add_argument(
             "--resample-by", choices=RESAMPLING_UNITS, default="windows",
@@ -145,17 +184,25 @@ class EvaluateCommand(DPrunerCLICommand):
 
     def execute(self) -> int:
         args = self.args
+        args.prompt = args.prompt or []
         check_model_argument(args.model)
-        if not args.dataset and not args.task:
-            raise UsageError("nothing to evaluate; pass --dataset (perplexity), --task (downstream tasks) or both.")
+        if not args.dataset and not args.task and not args.prompt:
+            raise UsageError("nothing to evaluate; pass --dataset (perplexity), --task (downstream tasks), --prompt (a "
+                             "greedy continuation) or several of them.")
+        if args.reference is not None and not args.prompt:
+            raise UsageError("--reference continues the --prompt texts; pass --prompt too, e.g. --prompt 'The patient was'.")
+        if args.reference is not None:
+            check_model_argument(args.reference, "--reference")
         if args.stride is not None and args.window is not None and args.stride > args.window:
             raise UsageError(f"--stride {args.stride} exceeds --window {args.window}; pass a stride of at most the window.")
         output = _check_output_file(args.output)
+        from ..checkpoint.metadata import read_sparsity_metadata
         from ..data.calibration import BUILTIN_DATASETS, window_bos_id
         from ..evaluation import evaluate_perplexity, evaluate_task
-        from ..models.loading import load_model, load_tokenizer
-        from ..checkpoint.metadata import read_sparsity_metadata
-        from ..checkpoint.serialization import load_pretrained
+        from ..evaluation.generation import check_prompts
+
+        if args.prompt:
+            check_prompts(args.prompt)  # an empty --prompt is a usage error (ConfigError), found before any loading
 
         for value in args.dataset:
             if value.startswith("builtin:") and value[8:] not in BUILTIN_DATASETS:
@@ -167,18 +214,8 @@ class EvaluateCommand(DPrunerCLICommand):
             check_device(args.device, "--device", fix="pass --device cpu, or leave --device out.")
         if args.no_progress:
             disable_progress_bars()
-        model_path, options, device = model_source(args.model), loading_options(args), resolve_device(args)
-        if model_path is None:
-            from ..models.default_model import ensure_default_model
-
-            model_path = load_model_or_fail(ensure_default_model, args.model)
-        status(f"loading {args.model} on {device or 'cpu'}")
-        pruned = os.path.isfile(os.path.join(model_path, "config.json")) and read_sparsity_metadata(model_path) is not None
-        load = load_pretrained if pruned else load_model  # load_pretrained also reads compressed folders
-        model = load_model_or_fail(lambda: load(model_path, dtype=args.dtype, device=device, **options), args.model)
-        tokenizer = load_tokenizer(model_path, **options)
-        if tokenizer is None:
-            raise RunFailure(f"--model {args.model!r} has no tokenizer; save the tokenizer into the model folder.")
+        loading, device = loading_options(args), resolve_device(args)
+        model, tokenizer, model_path, pruned = _load(args.model, "--model", args, loading, device)
         results, intervals = {}, {}
         for source in args.dataset:
             status(f"perplexity on {source}")
@@ -212,13 +249,19 @@ class EvaluateCommand(DPrunerCLICommand):
             result = evaluate_task(model, tokenizer, task, batch_size=args.batch_size, seed=args.seed,
                                    progress=not args.no_progress, **options)
             tasks[task] = {"items": result.num_items, **result.metrics}
+        samples = continue_prompts(args.model, model, tokenizer, args) if args.prompt else []
+        if args.reference is not None:
+            del model  # one model in memory at a time
+            reference = _load(args.reference, "--reference", args, {k: v for k, v in loading.items() if k != "revision"}, device)
+            continue_prompts(args.reference, *reference[:2], args, samples)
         metadata = read_sparsity_metadata(model_path) if pruned else None
         window = next(iter(intervals.values())) if intervals else {"window": args.window, "stride": args.stride}
         bos = window_bos_id(tokenizer, args.add_bos) if results else None  # a BOS leaves window - 1 text tokens
         payload = {"model": args.model, "perplexity": results, "perplexity_intervals": intervals, "tasks": tasks,
                    "interval": f"95% percentile bootstrap over {args.resample_by} (perplexity) or items (tasks)",
                    "sparsity": metadata, "window": window["window"], "stride": window["stride"],
-                   "bos_token_id": bos, "limit": args.limit, "seed": args.seed}
+                   "bos_token_id": bos, "limit": args.limit, "seed": args.seed, "samples": samples,
+                   "reference": args.reference}
         if output is not None:
             _write_json(output, payload)
             status(f"results written to {output}")
@@ -234,6 +277,8 @@ class EvaluateCommand(DPrunerCLICommand):
             rows = [(name, f"{metrics[name]:.4f}", f"[{metrics[name + '_low']:.4f}, {metrics[name + '_high']:.4f}]") for name in names]
             rows.append(("items", str(metrics["items"]), ""))
             print(("\n" if results or task != args.task[0] else "") + format_table(rows, header=(task, "value", "95% interval")))
+        if samples:
+            print(("\n" if results or tasks else "") + format_samples(samples, args.model, args.reference))
         if metadata:
             print(
                 f"\nmodel: {metadata.get('method')} {metadata.get('pattern')}, "

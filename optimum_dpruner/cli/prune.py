@@ -47,8 +47,8 @@ file (optionally .gz), a folder, or a Hub dataset id.
 """
 
 
-def check_model_argument(model: str) -> None:
-    """`UsageError` when `--model` is a local path that does not exist and cannot be a Hub id either.
+def check_model_argument(model: str, flag: str = "--model") -> None:
+    """`UsageError` when `--model` (or `flag`) is a local path that does not exist and cannot be a Hub id either.
 
     A missing path that reads as a Hub id (`name`, `owner/name`: `models.hub_ids.is_hub_id`) is tried on the Hub;
     if that fails too, the error says that nothing is at the local path.
@@ -57,7 +57,7 @@ def check_model_argument(model: str) -> None:
         return
     if not is_hub_id(model) and not os.path.exists(os.path.expanduser(model)):
         raise UsageError(
-            f"--model {model!r} does not exist (nothing at {os.path.abspath(os.path.expanduser(model))!r}); pass a "
+            f"{flag} {model!r} does not exist (nothing at {os.path.abspath(os.path.expanduser(model))!r}); pass a "
             "model folder, a .gguf file or a Hub model id."
         )
 
@@ -72,17 +72,17 @@ def _local_weight_bytes(model: str) -> int:
     )
 
 
-def load_model_or_fail(load, model: str):
-    """Call `load()`; turn a failure into a `RunFailure` naming `--model`."""
+def load_model_or_fail(load, model: str, flag: str = "--model"):
+    """Call `load()`; turn a failure into a `RunFailure` naming `--model` (or `flag`)."""
     from ..errors import DPrunerError
 
     try:
         return load()
     except DPrunerError as e:
-        raise RunFailure(f"--model {model!r}: {e}") from e
+        raise RunFailure(f"{flag} {model!r}: {e}") from e
     except (OSError, ValueError) as e:
         raise RunFailure(
-            f"--model {model!r} could not be loaded ({type(e).__name__}: {e}); pass a folder with config.json, "
+            f"{flag} {model!r} could not be loaded ({type(e).__name__}: {e}); pass a folder with config.json, "
             "a .gguf file or a Hub model id."
         ) from e
 

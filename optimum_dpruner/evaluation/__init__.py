@@ -4,10 +4,12 @@
   window adds (`evaluate_perplexity` adds the per-window sums and an interval over windows, or over documents);
 - `evaluate_task(model, tokenizer, name)` over `TASKS`: the paper's `pubmedqa`, `casehold`, `billsum` and the
   matching tasks `pubmed_title`, `billsum_title`, `wiki_next`, `billsum_next`, each metric with a 95% bootstrap interval;
+- `generate_samples(model, tokenizer, prompts)`: greedy continuations of plain-text prompts (what the model writes);
 - `accuracy`, `macro_f1`, `rouge`: the metrics they report; `bootstrap_interval`, `paired_bootstrap`: intervals
   and paired comparisons of two models on the same items.
 """
 
+from .generation import generate_samples
 from .metrics import accuracy, macro_f1, rouge
 from .perplexity import (
     RESAMPLING_UNITS,
@@ -38,6 +40,7 @@ __all__ = [
     "accuracy",
     "macro_f1",
     "rouge",
+    "generate_samples",
     "TASKS",
     "TASK_METRICS",
     "TaskResult",

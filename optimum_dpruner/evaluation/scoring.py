@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DataError
 
-__all__ = ["continuation_logprobs", "greedy_generate", "pad_token_id", "text_ids"]
+__all__ = ["continuation_logprobs", "greedy_generate", "pad_token_id", "stop_token_ids", "text_ids"]
 
 
 def text_ids(tokenizer, text: str) -> list[int]:
@@ -29,6 +29,13 @@ def pad_token_id(tokenizer) -> int:
         if value is not None:
             return int(value)
     return 0
+
+
+def stop_token_ids(model, tokenizer) -> int | list[int] | None:
+    """Where a greedy continuation ends: the model's generation config's eos id(s), else the tokenizer's."""
+    config = getattr(model, "generation_config", None)
+    eos = config.eos_token_id if config is not None else None
+    return eos if eos is not None else tokenizer.eos_token_id
 
 
 def _left_pad(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:

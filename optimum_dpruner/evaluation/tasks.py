@@ -28,7 +28,7 @@ from .choice import ChoiceItem, choice_logprobs, choose
 from .matching import billsum_next, billsum_title, pubmed_title, wiki_next
 from .metrics import rouge_per_item
 from .records import TASK_LABELS, TaskResult, load_task_records, task_result
-from .scoring import greedy_generate, pad_token_id, text_ids
+from .scoring import greedy_generate, pad_token_id, stop_token_ids, text_ids
 
 __all__ = ["TaskResult", "TASKS", "evaluate_task", "load_task_records", "pubmedqa", "casehold", "billsum"]
 
@@ -137,9 +137,8 @@ def billsum(
     for r in records:
         document = text_ids(tokenizer, r["source"].replace(" <SECTION-HEADER> ", "\n").replace("<SECTION-HEADER>", "\n").strip())
         prompts.append(before + document[:budget] + after)
-    eos = model.generation_config.eos_token_id if getattr(model, "generation_config", None) is not None else None
-    generated = greedy_generate(model, prompts, max_new_tokens, pad_token_id(tokenizer),
-                                eos if eos is not None else tokenizer.eos_token_id, batch_size, progress, desc="billsum")
+    generated = greedy_generate(model, prompts, max_new_tokens, pad_token_id(tokenizer), stop_token_ids(model, tokenizer),
+                                batch_size, progress, desc="billsum")
     predictions = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in generated]
     references = [r["summary"] for r in records]
     return task_result("billsum", predictions, references, rouge_per_item(predictions, references), seed=seed)

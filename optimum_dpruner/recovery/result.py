@@ -82,13 +82,15 @@ class RecoveryResult(SavesCheckpoint):
             "library_versions": versions,
         }
 
-    def _save(self, save_directory, overwrite, compressed, **kwargs) -> str:
+    def _save(self, save_directory, overwrite, compressed, sample_prompt=None, **kwargs) -> str:
         from ..checkpoint.serialization import save_pruned
+        from ..evaluation.generation import card_samples
 
         kwargs.setdefault("base_model", self.base_model)
         summary = _measure(self.model, self.prune_config, self.targets, self.calibration)
         return save_pruned(save_directory, self.model, self.tokenizer, self.prune_config, summary, overwrite=overwrite,
-                           compressed=compressed, recovery=self.recovery_record(), **kwargs)
+                           compressed=compressed, recovery=self.recovery_record(),
+                           samples=card_samples(self.model, self.tokenizer, sample_prompt), **kwargs)
 
     def _commit_message(self) -> str:
         return f"Upload recovered model ({self.config.mode}, {self.report.tokens:,} tokens)"

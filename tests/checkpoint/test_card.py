@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -63,3 +64,25 @@ def test_with_matplotlib_the_plot_is_a_png_linked_from_the_card(tmp_path):
 def test_per_layer_table_orders_layers_numerically():
     kinds, rows = per_layer_table({"model.layers.10.mlp": 0.1, "model.layers.2.mlp": 0.2, "lm_head": 0.0})
     assert kinds == ["mlp", "lm_head"] and [layer for layer, _ in rows] == ["2", "10", "-"]
+
+
+def test_the_card_shows_the_saved_model_s_greedy_sample_under_the_perplexities(tmp_path, tiny_llama, tokenizer):
+    from optimum_dpruner import DPruner, DPrunerConfig, generate_samples
+
+    result = DPruner(tiny_llama, tokenizer, DPrunerConfig(method="magnitude")).prune(progress=False)
+    prompt, evaluation = "The patient was admitted with", {"medical": {"dense": 10.0, "pruned": 12.0}}
+    expected = generate_samples(result.model, tokenizer, prompt)[0]  # what the pruned model writes
+    text = (Path(result.save_pretrained(tmp_path / "out", evaluation=evaluation, sample_prompt=prompt)) / "README.md").read_text()
+    table, sample = text.index("| medical | 10.00 | 12.00 | +20.0 % |"), text.index(f"```text\n{expected}\n```")
+    assert table < text.index(f"```text\n{prompt}\n```") < sample < text.index("## Speed and size")
+    assert "`do_sample=False`, at most 32 new tokens" in text
+    plain = (Path(result.save_pretrained(tmp_path / "plain", evaluation=evaluation)) / "README.md").read_text()
+    assert "Greedy continuation" not in plain and "| medical |" in plain  # nothing is generated unless asked
+
+
+def test_a_sample_holding_backticks_keeps_its_block():
+    from optimum_dpruner.checkpoint.card import build_model_card
+
+    sample = {"prompt": "Code:", "continuation": " ```py\nx = 1", "max_new_tokens": 8}
+    card = build_model_card(METADATA, SIDE_CAR, samples=[sample], plot_file=None)
+    assert "## Evaluation" in card.content and "````text\n ```py\nx = 1\n````" in card.content

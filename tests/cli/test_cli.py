@@ -231,6 +231,8 @@ BAD_ARGUMENTS = [
     ("evaluate-bad-add-bos", ["evaluate", "-m", "org/m", "--dataset", "builtin:medical", "--add-bos", "1"], "argument --add-bos: '1' is not auto, true or false"),
     ("stride-over-window", ["evaluate", "-m", "org/m", "--dataset", "builtin:medical", "--window", "8", "--stride", "16"], "--stride"),
     ("evaluate-nothing", ["evaluate", "-m", "org/m"], "--task"),
+    ("evaluate-empty-prompt", ["evaluate", "-m", "org/m", "--prompt", ""], "--prompt='' is empty; pass a text for the model to continue"),
+    ("reference-without-prompt", ["evaluate", "-m", "org/m", "--dataset", "builtin:medical", "--reference", "default"], "pass --prompt too"),
     ("unknown-task", ["evaluate", "-m", "org/m", "--task", "mmlu"], "--task"),
     ("inspect-no-folder", ["inspect", "{tmp}/missing"], "DIR"),
     ("push-no-checkpoint", ["push", "{tmp}", "me/model"], "DIR"),

@@ -1,4 +1,5 @@
-"""`optimum-cli dpruner evaluate` as a user runs it: intervals in --json and the tables, the new tasks, position limits."""
+"""`optimum-cli dpruner evaluate` as a user runs it: intervals in --json and the tables, the new tasks, position limits,
+greedy continuations of prompts beside a reference model's."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from optimum_dpruner.cli.evaluate import RESAMPLING_UNITS, TASK_NAMES
 
-from .test_cli import last_line, optimum_cli, pruned_dir, run_cli  # noqa: F401  (fixtures)
+from .test_cli import last_line, model_dir, optimum_cli, pruned_dir, run_cli  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
@@ -28,20 +29,25 @@ def short_gpt2_dir(tokenizer, tmp_path) -> Path:
 
 def test_task_names_and_resampling_units_are_the_library_s():
     from optimum_dpruner import evaluation
+    from optimum_dpruner.cli import samples
 
     assert TASK_NAMES == tuple(evaluation.TASKS) and RESAMPLING_UNITS == evaluation.RESAMPLING_UNITS
+    assert samples.DEFAULT_MAX_NEW_TOKENS == evaluation.generation.DEFAULT_MAX_NEW_TOKENS
 
 
 def test_json_and_tables_carry_the_intervals(optimum_cli, pruned_dir, tokenizer):  # noqa: F811
     from transformers import AutoModelForCausalLM
 
-    from optimum_dpruner.evaluation import evaluate_perplexity, evaluate_task
+    from optimum_dpruner.evaluation import evaluate_perplexity, evaluate_task, generate_samples
 
     proc = run_cli(optimum_cli, "dpruner", "evaluate", "-m", pruned_dir, "--dataset", "builtin:medical", "--window", "32",
-                   "--limit", "3", "--task", "pubmed_title", "wiki_next", "--json")
+                   "--limit", "3", "--task", "pubmed_title", "wiki_next", "--prompt", "The patient", "--max-new-tokens", "4",
+                   "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
     model = AutoModelForCausalLM.from_pretrained(pruned_dir)
+    continuation = generate_samples(model, tokenizer, "The patient", max_new_tokens=4)
+    assert [sample["continuation"] for sample in report["samples"]] == continuation
     expected = evaluate_perplexity(model, tokenizer, "builtin:medical", window=32, limit=3, progress=False)
     assert report["perplexity"]["builtin:medical"] == pytest.approx(expected.perplexity, rel=1e-4)
     interval = report["perplexity_intervals"]["builtin:medical"]
@@ -56,6 +62,28 @@ def test_json_and_tables_carry_the_intervals(optimum_cli, pruned_dir, tokenizer)
                     "--limit", "2", "--task", "billsum_title")
     assert table.returncode == 0, table.stderr[-3000:]
     assert "95% interval (windows)" in table.stdout and "billsum_title" in table.stdout and "accuracy" in table.stdout
+
+
+def test_prompts_print_the_model_s_and_the_reference_s_continuations(optimum_cli, pruned_dir, model_dir, tokenizer,  # noqa: F811
+                                                                     tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from optimum_dpruner.evaluation import generate_samples
+
+    prompts, out = ["The patient was admitted with", "The court held that"], tmp_path / "samples.json"
+    proc = run_cli(optimum_cli, "dpruner", "evaluate", "-m", pruned_dir, "--prompt", prompts[0], "--prompt", prompts[1],
+                   "--reference", model_dir, "--max-new-tokens", "6", "--output", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pruned = generate_samples(AutoModelForCausalLM.from_pretrained(pruned_dir), tokenizer, prompts, max_new_tokens=6)
+    dense = generate_samples(AutoModelForCausalLM.from_pretrained(model_dir), tokenizer, prompts, max_new_tokens=6)
+    assert pruned != dense  # half the weights gone: the continuations part
+    for prompt, mine, theirs in zip(prompts, pruned, dense):
+        assert f"prompt: {prompt}\nmodel ({pruned_dir}): {mine}\nreference ({model_dir}): {theirs}\n" in proc.stdout
+    report = json.loads(out.read_text())
+    assert report["samples"] == [{"prompt": p, "max_new_tokens": 6, "continuation": m, "reference_continuation": r}
+                                 for p, m, r in zip(prompts, pruned, dense)]
+    assert report["reference"] == str(model_dir) and report["perplexity"] == {} and report["tasks"] == {}
+    assert "perplexity" not in proc.stderr  # --prompt alone runs no perplexity
 
 
 def test_perplexity_intervals_can_resample_documents(optimum_cli, pruned_dir, tokenizer, tmp_path):  # noqa: F811

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from optimum_dpruner import (
-    CheckpointError, ConfigError, DataError, RecoveryConfig, UnsupportedModelError, recover, verify_sparsity,
+    CheckpointError, ConfigError, DataError, RecoveryConfig, UnsupportedModelError, generate_samples, recover, verify_sparsity,
 )
 from optimum_dpruner.recovery.masking import target_names
 
@@ -25,7 +25,7 @@ def test_saved_folder_records_the_recovery_and_recovers_again(prune_tiny, tokeni
     names = target_names(pruned.model)
     before = pruned_positions(pruned.model, names)
     result = recover(pruned_dir, [GENERAL], [TEXT], RecoveryConfig(mode="lora", lora_r=4, **FAST), progress=False)
-    out = result.save_pretrained(tmp_path / "recovered")
+    out = result.save_pretrained(tmp_path / "recovered", sample_prompt="The court held that")
     assert verify_sparsity(out).ok
     side_car = json.loads((tmp_path / "recovered" / "dpruner_config.json").read_text())
     recovery = side_car["recovery"]
@@ -38,6 +38,8 @@ def test_saved_folder_records_the_recovery_and_recovers_again(prune_tiny, tokeni
     assert metadata["recovery"] == {"mode": "lora", "steps": 2, "tokens": 128}
     card = (tmp_path / "recovered" / "README.md").read_text()
     assert "## Recovery" in card and "fine-tuned to recover" in card and "- recovered" in card
+    sample = generate_samples(result.model, result.tokenizer, "The court held that")[0]  # the recovered model's text
+    assert f"```text\n{sample}\n```" in card and card.index("Greedy continuation") < card.index("## Recovery")
     from transformers import AutoModelForCausalLM
 
     reloaded = AutoModelForCausalLM.from_pretrained(out)
