@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import os
 import sys
@@ -69,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-windows", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data", default=DATA, help="The data bundle (shared/data) holding the validation texts.")
+    parser.add_argument("--resume", action="store_true",
+                        help="Keep the variants already in --out and run the others (the pruned model is checked to be "
+                             "the same, window by window).")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -89,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         print(name, {k: round(v, 2) for k, v in out.items() if k.endswith("_ppl")}, flush=True)
         return out
 
+    previous = None
+    if args.resume and os.path.exists(args.out):
+        with open(args.out, encoding="utf-8") as f:
+            previous = json.load(f)
+        record["command"] = previous["command"] + " ; " + record["command"]
     row("dense", _scores(dense, tokenizer, texts, args.eval_windows))
     model = copy.deepcopy(dense)
     start = time.time()
@@ -96,7 +105,16 @@ def main(argv: list[str] | None = None) -> int:
         "builtin:general", f"builtin:{args.domain}", progress=False)
     row("pruned", _scores(model, tokenizer, texts, args.eval_windows), prune_seconds=round(time.time() - start, 1))
     pruned_state = {k: v.clone() for k, v in model.state_dict().items()}
-    for name in args.variants:
+    if previous is not None:
+        stored = {r["variant"]: r for r in previous["rows"]}
+        same = all(abs(a - b) <= 1e-4 for key in ("dense", "pruned")
+                   for s in record["rows"][0]["nll"] for a, b in zip(stored[key]["nll"][s], next(
+                       r for r in record["rows"] if r["variant"] == key)["nll"][s]))
+        if not same:
+            raise SystemExit(f"--resume: the dense or pruned model differs from the one in {args.out}; start afresh")
+        record["rows"] += [r for r in previous["rows"] if r["variant"] not in ("dense", "pruned")]
+    done = {r["variant"] for r in record["rows"]}
+    for name in [v for v in args.variants if v not in done]:
         overrides = dict(VARIANTS[name])
         if args.max_steps is not None:
             overrides["max_steps"] = args.max_steps
