@@ -16,25 +16,29 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["RecoveryConfig", "RECOVERY_MODES", "SCHEDULERS", "DEFAULT_MAX_STEPS"]
+__all__ = ["RecoveryConfig", "RECOVERY_MODES", "SCHEDULERS", "DEFAULT_MAX_STEPS", "DEFAULT_LEARNING_RATES"]
 
 RECOVERY_MODES = ("full", "lora")
 #: learning-rate schedules of `transformers.SchedulerType` that need no extra arguments
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt")
 #: budget when neither `max_steps` nor `max_tokens` is given (the first experiment's 96 one-window steps)
 DEFAULT_MAX_STEPS = 96
+#: peak learning rate per mode when `learning_rate` is not given (chosen on validation text:
+#: benchmarks/results/tune_recovery_medical.md)
+DEFAULT_LEARNING_RATES = {"full": 1e-4, "lora": 1e-3}
 
 
 @dataclass
 class RecoveryConfig:
     """Recipe of a recovery run: fine-tune a pruned model on general + domain text while every pruned weight stays zero.
 
-    The defaults are placeholders taken from one first experiment (SmolLM2, 50%: AdamW, lr 1e-4, 8 warm-up steps,
-    cosine, one 256-token window a step, 75% domain windows); they are to be chosen on validation text by the
-    recovery benchmark (issue 29, item 4).
+    The defaults were chosen on validation text after the default D-Pruner at 50% on SmolLM2
+    (`benchmarks/tune_recovery.py`): a masked LoRA adapter (r 16, lr 1e-3) closed more of the general-perplexity gap
+    than masked full fine-tuning at its best learning rate, in less time; distillation from the dense model changed
+    nothing measurable at this budget, so it is off.
 
     Args:
-        mode (`str`, *optional*, defaults to `"full"`):
+        mode (`str`, *optional*, defaults to `"lora"`):
             `"full"`: masked full-parameter fine-tuning (pruned weights' gradients, optimizer state and values stay
             zero); `"lora"`: a peft LoRA adapter whose update is masked (delta W * M) in training and at the merge.
         train_params (`str`, *optional*, defaults to `"all"`):
@@ -44,8 +48,9 @@ class RecoveryConfig:
             Optimizer steps. Give this or `max_tokens`; with neither, 96.
         max_tokens (`int`, *optional*):
             Training tokens; the steps are `ceil(max_tokens / (batch_size * seq_len))`.
-        learning_rate (`float`, *optional*, defaults to 1e-4):
-            Peak learning rate of AdamW (finite, > 0).
+        learning_rate (`float`, *optional*):
+            Peak learning rate of AdamW (finite, > 0); by default 1e-3 for `"lora"`, 1e-4 for `"full"`
+            (`DEFAULT_LEARNING_RATES`).
         lr_scheduler_type (`str`, *optional*, defaults to `"cosine"`):
             Schedule after the warm-up: one of `SCHEDULERS`.
         warmup_steps (`int`, *optional*, defaults to 8):
@@ -96,13 +101,15 @@ class RecoveryConfig:
             Write a Trainer checkpoint (resumable) into `output_dir` every this many steps; 0: none.
     """
 
-    mode: str = field(default="full", metadata={"help": "'full' (masked full fine-tuning) or 'lora' (masked LoRA, merged)."})
+    mode: str = field(default="lora", metadata={"help": "'lora' (masked LoRA, merged) or 'full' (masked full fine-tuning)."})
     train_params: str = field(
         default="all", metadata={"help": "Full mode: 'targets' (pruned linears only) or 'all' parameters train."}
     )
     max_steps: int | None = field(default=None, metadata={"help": "Optimizer steps (or max_tokens); default 96."})
     max_tokens: int | None = field(default=None, metadata={"help": "Training tokens (instead of max_steps)."})
-    learning_rate: float = field(default=1e-4, metadata={"help": "Peak AdamW learning rate (> 0)."})
+    learning_rate: float | None = field(
+        default=None, metadata={"help": "Peak AdamW learning rate (> 0); default 1e-3 for lora, 1e-4 for full."}
+    )
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Schedule: " + ", ".join(SCHEDULERS) + "."})
     warmup_steps: int = field(default=8, metadata={"help": "Linear warm-up steps."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW decoupled weight decay."})
@@ -137,6 +144,8 @@ class RecoveryConfig:
     save_steps: int = field(default=0, metadata={"help": "Write a resumable Trainer checkpoint every N steps (0: never)."})
 
     def __post_init__(self) -> None:
+        if self.learning_rate is None and self.mode in DEFAULT_LEARNING_RATES:
+            self.learning_rate = DEFAULT_LEARNING_RATES[self.mode]
         self._validate()
 
     def _validate(self) -> None:
