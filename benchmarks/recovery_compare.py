@@ -123,7 +123,9 @@ def _single(args: argparse.Namespace) -> dict:
     out: dict = {"row": args.single, "domain": args.domain, "pattern": args.pattern, "before_run": stored["run"]}
     prune_config = None
     if args.single != "dense":
-        config = DPrunerConfig(**{k: v for k, v in stored["config"].items() if k in DPrunerConfig.__dataclass_fields__})
+        # None in a stored config meant "resolved at run time"; today's fields hold those defaults themselves
+        config = DPrunerConfig(**{k: v for k, v in stored["config"].items()
+                                  if k in DPrunerConfig.__dataclass_fields__ and v is not None})
         data = ROWS[args.single][2]
         both = ("builtin:general", f"builtin:{args.domain}")
         start = time.time()
