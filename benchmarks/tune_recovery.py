@@ -40,19 +40,17 @@ DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 #: name -> RecoveryConfig overrides (the default variant is RecoveryConfig() itself)
 VARIANTS: dict[str, dict] = {
     "default": {},
-    "lr3e-5": {"learning_rate": 3e-5},
-    "lr3e-4": {"learning_rate": 3e-4},
+    "lora-lr3e-4": {"mode": "lora", "learning_rate": 3e-4},
+    "lora-lr3e-3": {"mode": "lora", "learning_rate": 3e-3},
+    "full": {"mode": "full"},
+    "full-lr3e-5": {"mode": "full", "learning_rate": 3e-5},
+    "full-lr3e-4": {"mode": "full", "learning_rate": 3e-4},
+    "full-distill0.5": {"mode": "full", "distill_weight": 0.5},
     "share0.5": {"domain_share": 0.5},
     "share1.0": {"domain_share": 1.0},
     "distill0.5": {"distill_weight": 0.5},
-    "distill1.0": {"distill_weight": 1.0},
     "steps48": {"max_steps": 48},
     "steps192": {"max_steps": 192},
-    "lora": {"mode": "lora"},
-    "lora-lr1e-3": {"mode": "lora", "learning_rate": 1e-3},
-    "lr3e-4-distill0.5": {"learning_rate": 3e-4, "distill_weight": 0.5},
-    "lr3e-4-share0.5": {"learning_rate": 3e-4, "domain_share": 0.5},
-    "lr1e-3": {"learning_rate": 1e-3},
 }
 
 
@@ -137,7 +135,7 @@ def markdown(record: dict) -> str:
     dense, pruned = rows["dense"], rows["pruned"]
     sets = [k[: -len("_ppl")] for k in dense if k.endswith("_ppl")]
     lines = [f"# Recovery variants on validation text ({record['domain']}, {record['pattern']})", "",
-             f"`{record['command']}`", "",
+             f"`{record['command']}`", "", *([record["note"], ""] if record.get("note") else []),
              f"{record['eval_windows']} windows of 512 tokens per set. Gap closed = (pruned - variant) / (pruned - dense) "
              "perplexity; the interval is the paired 95% bootstrap of ppl(variant) / ppl(default) - 1 over windows.", "",
              "| variant | " + " | ".join(f"{s} ppl | {s} gap closed | vs default" for s in sets) + " | steps | tokens | s | zeros kept |",

@@ -37,7 +37,7 @@ RECOVERY_FLAGS: dict[str, str] = {f.name: "--" + f.name.replace("_", "-") for f 
 _CHOICES = {"mode": list(RECOVERY_MODES), "lr_scheduler_type": list(SCHEDULERS), "train_params": ["targets", "all"]}
 
 _EXAMPLES = """
-  # recover a pruned model: masked full fine-tuning, 75% domain windows, 96 steps of one 256-token window
+  # recover a pruned model: masked LoRA (merged without losing a zero), 75% domain windows, 96 steps of one 256-token window
   optimum-cli dpruner recover -m smollm2-medical-50 --general-dataset builtin:general \\
       --domain-dataset builtin:medical -o smollm2-medical-50-recovered
 
