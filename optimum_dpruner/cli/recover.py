@@ -37,12 +37,12 @@ RECOVERY_FLAGS: dict[str, str] = {f.name: "--" + f.name.replace("_", "-") for f 
 _CHOICES = {"mode": list(RECOVERY_MODES), "lr_scheduler_type": list(SCHEDULERS), "train_params": ["targets", "all"]}
 
 _EXAMPLES = """
-  # recover a pruned model: masked LoRA (merged without losing a zero), 75% domain windows, 96 steps of one 256-token window
+  # recover a pruned model: masked LoRA merged without losing a zero, 75% domain windows, 96 steps of 256 tokens
   optimum-cli dpruner recover -m smollm2-medical-50 --general-dataset builtin:general \\
       --domain-dataset builtin:medical -o smollm2-medical-50-recovered
 
-  # masked LoRA (merged without losing a zero), a token budget, distillation from the dense model
-  optimum-cli dpruner recover -m smollm2-medical-50 --domain-dataset builtin:medical --mode lora \\
+  # masked full fine-tuning, a token budget, distillation from the dense model
+  optimum-cli dpruner recover -m smollm2-medical-50 --domain-dataset builtin:medical --mode full \\
       --max-tokens 50000 --distill-weight 0.5 --teacher HuggingFaceTB/SmolLM2-135M-Instruct -o out
 
   # resumable: Trainer checkpoints every 16 steps; after an interruption, the same command with --resume
