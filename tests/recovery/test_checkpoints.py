@@ -16,7 +16,7 @@ from optimum_dpruner.recovery.masking import target_names
 
 from .conftest import GENERAL, TEXT, assert_zeros_kept, pruned_positions
 
-FAST = dict(max_steps=2, seq_len=32, batch_size=2, warmup_steps=0, logging_steps=1, learning_rate=1e-2)
+FAST = dict(mode="full", max_steps=2, seq_len=32, batch_size=2, warmup_steps=0, logging_steps=1, learning_rate=1e-2)
 
 
 def test_saved_folder_records_the_recovery_and_recovers_again(prune_tiny, tokenizer, tmp_path):
@@ -24,7 +24,7 @@ def test_saved_folder_records_the_recovery_and_recovers_again(prune_tiny, tokeni
     pruned_dir = pruned.save_pretrained(tmp_path / "pruned")
     names = target_names(pruned.model)
     before = pruned_positions(pruned.model, names)
-    result = recover(pruned_dir, [GENERAL], [TEXT], RecoveryConfig(mode="lora", lora_r=4, **FAST), progress=False)
+    result = recover(pruned_dir, [GENERAL], [TEXT], RecoveryConfig(**{**FAST, "mode": "lora", "lora_r": 4}), progress=False)
     out = result.save_pretrained(tmp_path / "recovered", sample_prompt="The court held that")
     assert verify_sparsity(out).ok
     side_car = json.loads((tmp_path / "recovered" / "dpruner_config.json").read_text())

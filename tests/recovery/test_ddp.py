@@ -27,7 +27,7 @@ def _free_port() -> int:
 def test_two_processes_give_the_single_process_weights(prune_tiny, tmp_path):
     pruned_dir = prune_tiny().save_pretrained(tmp_path / "pruned")
     # 3 steps of a global batch of 2 windows: one window per process per step, AdamW, clipping on
-    config = RecoveryConfig(max_steps=3, seq_len=32, batch_size=2, warmup_steps=1, logging_steps=1, learning_rate=1e-2,
+    config = RecoveryConfig(mode="full", max_steps=3, seq_len=32, batch_size=2, warmup_steps=1, logging_steps=1, learning_rate=1e-2,
                             weight_decay=0.01)
     (tmp_path / "config.json").write_text(config.to_json_string())
     (tmp_path / "texts.json").write_text(json.dumps([GENERAL, TEXT]))

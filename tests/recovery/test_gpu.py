@@ -14,7 +14,7 @@ from .conftest import GENERAL, TEXT, assert_nm, assert_zeros_kept, pruned_positi
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
-FAST = dict(max_steps=4, seq_len=32, batch_size=2, warmup_steps=0, logging_steps=1, learning_rate=1e-2)
+FAST = dict(mode="full", max_steps=4, seq_len=32, batch_size=2, warmup_steps=0, logging_steps=1, learning_rate=1e-2)
 
 
 @pytest.mark.parametrize("mode", ["full", "lora"])
@@ -23,7 +23,7 @@ def test_zeros_kept_on_cuda(prune_tiny, mode, pattern):
     pruned = prune_tiny(pattern)
     names = target_names(pruned.model)
     before = pruned_positions(pruned.model, names)
-    result = pruned.recover([GENERAL], [TEXT], RecoveryConfig(mode=mode, **FAST), device="cuda", progress=False)
+    result = pruned.recover([GENERAL], [TEXT], RecoveryConfig(**{**FAST, "mode": mode}), device="cuda", progress=False)
     assert next(result.model.parameters()).device.type == "cuda"
     assert_zeros_kept(result.model, before)
     if pattern == "2:4":

@@ -13,7 +13,7 @@ from optimum_dpruner.recovery.stream import stream_layout
 
 from .conftest import GENERAL, TEXT, assert_nm, assert_zeros_kept, pruned_positions
 
-FAST = dict(max_steps=4, seq_len=32, batch_size=2, warmup_steps=0, logging_steps=1, learning_rate=1e-2)
+FAST = dict(mode="full", max_steps=4, seq_len=32, batch_size=2, warmup_steps=0, logging_steps=1, learning_rate=1e-2)
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,7 @@ def test_every_pruned_weight_stays_zero(prune_tiny, tokenizer, mode, pattern, ex
     names = target_names(pruned.model)
     before = pruned_positions(pruned.model, names)
     start = {n: pruned.model.get_submodule(n).weight.detach().clone() for n in names}
-    result = pruned.recover([GENERAL], [TEXT], RecoveryConfig(mode=mode, **FAST, **extra), progress=False)
+    result = pruned.recover([GENERAL], [TEXT], RecoveryConfig(**{**FAST, "mode": mode, **extra}), progress=False)
     assert_zeros_kept(result.model, before)
     if pattern == "2:4":
         assert_nm(result.model, names, 2, 4)
@@ -98,7 +98,7 @@ def test_masked_merge_keeps_zeros_and_logits_plain_peft_merge_does_not(prune_tin
 
 
 def test_loss_falls_on_repeated_text(prune_tiny):
-    config = RecoveryConfig(max_steps=8, seq_len=32, batch_size=2, warmup_steps=0, logging_steps=1, learning_rate=1e-2,
+    config = RecoveryConfig(mode="full", max_steps=8, seq_len=32, batch_size=2, warmup_steps=0, logging_steps=1, learning_rate=1e-2,
                             domain_share=1.0)
     result = prune_tiny().recover(None, [TEXT], config, progress=False)
     losses = [loss for _, loss in result.report.losses]

@@ -13,7 +13,7 @@ from optimum_dpruner.data.calibration import calibration_samples
 
 from .conftest import GENERAL, TEXT
 
-FAST = dict(max_steps=4, seq_len=32, batch_size=2, warmup_steps=0, logging_steps=1, learning_rate=1e-2)
+FAST = dict(mode="full", max_steps=4, seq_len=32, batch_size=2, warmup_steps=0, logging_steps=1, learning_rate=1e-2)
 
 
 def test_evaluations_start_with_the_pruned_model_and_follow_eval_steps(prune_tiny, tokenizer):
