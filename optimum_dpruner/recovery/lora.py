@@ -6,8 +6,9 @@ positions of its base weight: the forward pass adds `x (s * B A * M)^T`, and `ge
 `merge`, `unmerge` and `merge_and_unload` use) returns the same masked update. The merged weight `W + s B A * M`
 therefore has exactly the pruned zeros and computes what the adapter model computed, up to float rounding.
 
-The masked forward builds the d_out x d_in update once per call (the price of masking: one extra matmul of the
-layer's size, like SQFT's); the memory of a LoRA run is otherwise peft's.
+The masked forward builds the d_out x d_in update once per call (the price of masking: matmuls of the layer's size,
+like SQFT's, where plain LoRA's are of rank r); a layer with no pruned zeros takes peft's own forward. The memory of
+a LoRA run is otherwise peft's.
 """
 
 from __future__ import annotations
@@ -41,13 +42,14 @@ class MaskedLoraLinear(_LoraLinear):
         super().__init__(base_layer, adapter_name, **kwargs)
         weight = self.get_base_layer().weight
         self.register_buffer("dpruner_pruned", weight.detach().eq(0), persistent=False)
+        self.dpruner_has_zeros = bool(self.dpruner_pruned.any())  # without zeros the mask is a no-op: peft's path
 
     def get_delta_weight(self, adapter: str) -> torch.Tensor:
         delta = super().get_delta_weight(adapter)
         return delta.masked_fill(self.dpruner_pruned.to(delta.device), 0)
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        if self.disable_adapters or self.merged or kwargs.get("adapter_names") is not None:
+        if not self.dpruner_has_zeros or self.disable_adapters or self.merged or kwargs.get("adapter_names") is not None:
             return super().forward(x, *args, **kwargs)
         result = self.base_layer(x, *args, **kwargs)
         dtype = result.dtype

@@ -97,6 +97,27 @@ def test_masked_merge_keeps_zeros_and_logits_plain_peft_merge_does_not(prune_tin
     assert not plain.ok and "sparsity" in plain.problems[0]  # peft's own merge fills the pruned positions in
 
 
+def test_a_layer_without_zeros_takes_peft_own_forward(make_tiny, monkeypatch):
+    from peft.tuners.lora.layer import Linear as LoraLinear
+
+    model = make_tiny("llama")
+    names = target_names(model)
+    model.get_submodule(names[0]).weight.data[0, :3] = 0  # one layer with zeros, the others dense
+    peft_model = add_masked_lora(model, names, r=4, alpha=8, dropout=0.0)
+    _random_adapters(peft_model)
+    layers = {n: m for n, m in peft_model.named_modules() if hasattr(m, "dpruner_has_zeros")}
+    assert sorted(n for n, m in layers.items() if m.dpruner_has_zeros) == [n for n in layers if n.endswith(names[0])]
+    calls = []
+    original = LoraLinear.forward
+    monkeypatch.setattr(LoraLinear, "forward", lambda self, *a, **k: calls.append(self) or original(self, *a, **k))
+    ids = torch.randint(0, 1000, (1, 8), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        peft_model(input_ids=ids)
+    dense_layers = [m for m in layers.values() if not m.dpruner_has_zeros]
+    assert dense_layers and all(any(c is m for c in calls) for m in dense_layers)
+    assert not any(c is m for c in calls for m in layers.values() if m.dpruner_has_zeros)
+
+
 def test_loss_falls_on_repeated_text(prune_tiny):
     config = RecoveryConfig(mode="full", max_steps=8, seq_len=32, batch_size=2, warmup_steps=0, logging_steps=1, learning_rate=1e-2,
                             domain_share=1.0)
