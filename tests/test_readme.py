@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -81,7 +82,7 @@ def workdir(make_tiny, tokenizer, tmp_path) -> Path:
 
 def _light(command: str) -> list[str]:
     """A README command made cheap: prune --dry-run, evaluate on one 32-token window."""
-    args = command.split()[1:]
+    args = shlex.split(command)[1:]
     if args[1] == "prune":
         args.append("--dry-run")
     if args[1] == "evaluate":
