@@ -174,7 +174,7 @@ def markdown(record: dict) -> str:
     rows = {r["row"]: r for r in record["rows"]}
     dense = rows.get("dense", {}).get("before")
     lines = [f"# Recovery on the full test sets ({record['domain']}, {record['pattern']})", "",
-             f"Command: `{record['command']}`", "",
+             f"Command: `{record['command']}`", "", *([record["note"], ""] if record.get("note") else []),
              f"Date: {record['date']}; SmolLM2-135M-Instruct (fp32), {record['threads']} torch threads, CPU. Perplexity "
              "on every 512-token test window (general: Wikipedia; domain: "
              f"{'PubMed abstracts' if record['domain'] == 'medical' else 'US legislation'}), 95% bootstrap intervals over "
