@@ -6,9 +6,12 @@ positions of its base weight: the forward pass adds `x (s * B A * M)^T`, and `ge
 `merge`, `unmerge` and `merge_and_unload` use) returns the same masked update. The merged weight `W + s B A * M`
 therefore has exactly the pruned zeros and computes what the adapter model computed, up to float rounding.
 
-The masked forward builds the d_out x d_in update once per call (the price of masking: matmuls of the layer's size,
-like SQFT's, where plain LoRA's are of rank r); a layer with no pruned zeros takes peft's own forward. The memory of
-a LoRA run is otherwise peft's.
+The masked forward builds the d_out x d_in update once per call (the price of masking: an elementwise pass and a
+rank-r matmul of the layer's size, like SQFT's). Where the input reaches every adapter unchanged (no dropout) and the
+base layer is a plain `nn.Linear`, the update is added to the frozen weight and the layer runs one matmul,
+`x (W + delta W)^T + b`, instead of two; backward then also costs one layer-size matmul for the input's gradient and
+one for the update's, as plain full fine-tuning does. A layer with no pruned zeros takes peft's own forward. The
+memory of a LoRA run is otherwise peft's.
 """
 
 from __future__ import annotations
@@ -51,14 +54,28 @@ class MaskedLoraLinear(_LoraLinear):
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         if not self.dpruner_has_zeros or self.disable_adapters or self.merged or kwargs.get("adapter_names") is not None:
             return super().forward(x, *args, **kwargs)
+        adapters = [adapter for adapter in self.active_adapters if adapter in self.lora_A]
+        base = self.get_base_layer()
+        if self._fusable(base, adapters, x, args, kwargs):
+            weight = base.weight
+            for adapter in adapters:
+                weight = weight + self.get_delta_weight(adapter).to(weight.dtype)
+            return F.linear(x, weight, base.bias)
         result = self.base_layer(x, *args, **kwargs)
         dtype = result.dtype
-        for adapter in self.active_adapters:
-            if adapter not in self.lora_A:
-                continue
+        for adapter in adapters:
             delta = self.get_delta_weight(adapter)
             result = result + F.linear(self.lora_dropout[adapter](self._cast_input_dtype(x, delta.dtype)), delta)
         return result.to(dtype)
+
+    def _fusable(self, base: nn.Module, adapters: list[str], x: torch.Tensor, args: tuple, kwargs: dict) -> bool:
+        """One matmul with W + delta W computes the same as base + update when nothing sits between: a plain
+        `nn.Linear` without hooks (offload or quantisation hooks must see their own call), no dropout, no extra
+        arguments, an input already in the weight's dtype."""
+        return (type(base) is nn.Linear and not args and not kwargs and x.dtype == base.weight.dtype
+                and not base._forward_hooks
+                and not base._forward_pre_hooks and bool(adapters)
+                and all(isinstance(self.lora_dropout[adapter], nn.Identity) for adapter in adapters))
 
     def __repr__(self) -> str:
         return "masked_" + super().__repr__()

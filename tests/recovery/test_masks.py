@@ -97,6 +97,34 @@ def test_masked_merge_keeps_zeros_and_logits_plain_peft_merge_does_not(prune_tin
     assert not plain.ok and "sparsity" in plain.problems[0]  # peft's own merge fills the pruned positions in
 
 
+def test_fused_masked_forward_matches_base_plus_update(prune_tiny, monkeypatch):
+    """Without dropout the layer runs x (W + delta W)^T once; its outputs and adapter gradients are those of
+    base(x) + x delta W^T."""
+    from optimum_dpruner.recovery.lora import MaskedLoraLinear
+
+    ids = torch.randint(0, 1000, (2, 24), generator=torch.Generator().manual_seed(2))
+    runs = {}
+    for fused in (True, False):
+        pruned = prune_tiny("unstructured")
+        peft_model = add_masked_lora(pruned.model, target_names(pruned.model), r=4, alpha=8, dropout=0.0)
+        _random_adapters(peft_model)
+        layers = [m for m in peft_model.modules() if isinstance(m, MaskedLoraLinear)]
+        taken = []
+        original = MaskedLoraLinear._fusable
+        monkeypatch.setattr(MaskedLoraLinear, "_fusable",
+                            lambda self, *a: taken.append(fused and original(self, *a)) or taken[-1])
+        loss = peft_model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        monkeypatch.undo()
+        assert len(taken) == len(layers) and all(t is fused for t in taken)
+        grads = {n: p.grad.clone() for n, p in peft_model.named_parameters() if p.requires_grad}
+        runs[fused] = (loss.detach(), grads)
+    torch.testing.assert_close(runs[True][0], runs[False][0], rtol=1e-5, atol=1e-5)
+    assert runs[True][1].keys() == runs[False][1].keys() and any("lora_A" in n for n in runs[True][1])
+    for name, grad in runs[True][1].items():
+        torch.testing.assert_close(grad, runs[False][1][name], rtol=1e-4, atol=1e-6)
+
+
 def test_a_layer_without_zeros_takes_peft_own_forward(make_tiny, monkeypatch):
     from peft.tuners.lora.layer import Linear as LoraLinear
 
