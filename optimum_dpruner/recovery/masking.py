@@ -110,8 +110,8 @@ class MaskKeeper(TrainerCallback):
     """
 
     def __init__(self, model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-        self.weights = {name: model.get_submodule(name).weight for name in masks}
-        self.masks = masks
+        self.masks = {name: mask for name, mask in masks.items() if mask.any()}  # a layer without zeros: nothing to keep
+        self.weights = {name: model.get_submodule(name).weight for name in self.masks}
         self._hooks = HookManager()
 
     def __enter__(self) -> "MaskKeeper":
