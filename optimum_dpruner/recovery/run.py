@@ -154,7 +154,8 @@ def recover(
         output_dir (`str`, *optional*): where the Trainer writes its checkpoints (`config.save_steps`); a temporary
             folder when not given. Not the final model: save that with `result.save_pretrained`.
         resume_from_checkpoint (`str` or `bool`, *optional*): a Trainer checkpoint to resume from (`True`: the
-            latest in `output_dir`). Pass the same pruned model and config as the interrupted run.
+            latest complete one in `output_dir`; a folder left half-written by a stopped save is skipped). Pass the
+            same pruned model and config as the interrupted run.
         allow_dense (`bool`, *optional*, defaults to `False`): fine-tune a model with no pruned zeros anyway.
         dtype, device (*optional*): dtype to load in; device to train on (default: the Trainer's choice).
         progress (`bool`, *optional*, defaults to `True`): show the Trainer's progress bar.
@@ -186,7 +187,7 @@ def recover(
     """
     from transformers import set_seed
 
-    from .trainer import LossCurve, RecoveryTrainer, training_arguments
+    from .trainer import LossCurve, RecoveryTrainer, resume_point, training_arguments
 
     if config is None:
         config = RecoveryConfig()
@@ -243,10 +244,11 @@ def recover(
             trainer.remove_callback(PrinterCallback)  # it prints every log line when the progress bar is off
         if teacher_model is not None:
             teacher_model.to(trainer.args.device)
+        resume = resume_point(resume_from_checkpoint, folder)
         failure = None
         try:
             with StageMonitor().measure(report, "recovery"), keeper:
-                trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+                trainer.train(resume_from_checkpoint=resume)
         except NumericalError as e:
             failure = e
             report.stopped = str(e)

@@ -17,9 +17,36 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from .config import RecoveryConfig
 from .distillation import token_losses
 
-__all__ = ["RecoveryTrainer", "training_arguments", "LossCurve"]
+__all__ = ["RecoveryTrainer", "training_arguments", "LossCurve", "resume_point"]
 
 logger = logging.getLogger(__name__)
+
+
+def resume_point(resume_from_checkpoint: str | bool | None, folder: str) -> str | None:
+    """The checkpoint to resume from: a path as given, or for `True` the latest *complete* `checkpoint-N` in `folder`.
+
+    The Trainer writes a checkpoint file by file and `trainer_state.json` last, so a run stopped mid-save (Ctrl-C, a
+    lost machine) leaves a newest folder without it; resuming from that one would fail or load half a state.
+    """
+    import os
+
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    from ..errors import ConfigError
+
+    if resume_from_checkpoint is not True:
+        return resume_from_checkpoint or None
+    steps = sorted((int(name.rsplit("-", 1)[1]), name) for name in (os.listdir(folder) if os.path.isdir(folder) else [])
+                   if name.startswith(PREFIX_CHECKPOINT_DIR + "-") and name.rsplit("-", 1)[1].isdigit())
+    complete = [name for _, name in steps if os.path.isfile(os.path.join(folder, name, "trainer_state.json"))]
+    if not complete:
+        raise ConfigError(f"no complete Trainer checkpoint in {folder}; run without resuming (or pass a checkpoint-N "
+                          "folder).")
+    skipped = [name for _, name in steps if name not in complete and int(name.rsplit("-", 1)[1]) >
+               int(complete[-1].rsplit("-", 1)[1])]
+    if skipped:
+        logger.warning("skipping %s in %s: written only in part (no trainer_state.json)", ", ".join(skipped), folder)
+    return os.path.join(folder, complete[-1])
 
 
 def training_arguments(config: RecoveryConfig, output_dir: str, *, num_processes: int = 1, device: str | None = None,

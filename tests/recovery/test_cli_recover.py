@@ -86,3 +86,42 @@ def test_prune_with_recover_saves_the_recovered_model(make_tiny, tokenizer, tmp_
     no_domain = prune("--recover", "-o", tmp_path / "y")
     assert no_domain.returncode == 2 and "--recover needs --domain-dataset" in no_domain.stderr
     assert len(no_domain.stderr.strip().splitlines()) == 1 and not (tmp_path / "y").exists()
+
+
+def test_ctrl_c_mid_training_leaves_no_output_and_resume_finishes(prune_tiny, tmp_path):
+    """SIGINT while the Trainer trains: exit 130 with one line, nothing at -o; the same command with --resume goes on
+    from the last complete Trainer checkpoint (a newer folder a stopped save left half-written is skipped)."""
+    import signal
+    import time
+
+    pruned_dir = prune_tiny().save_pretrained(tmp_path / "pruned")
+    (tmp_path / "general.jsonl").write_text(json.dumps({"text": GENERAL}) + "\n")
+    (tmp_path / "domain.jsonl").write_text(json.dumps({"text": TEXT}) + "\n")
+    ckpt, out = tmp_path / "ckpt", tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONPATH")}
+    env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    command = [str(Path(sys.executable).with_name("optimum-cli")), "dpruner", "recover", "-m", str(pruned_dir),
+               "--general-dataset", str(tmp_path / "general.jsonl"), "--domain-dataset", str(tmp_path / "domain.jsonl"),
+               "--max-steps", "200", "--seq-len", "32", "--batch-size", "1", "--warmup-steps", "0", "--lora-r", "4",
+               "--save-steps", "5", "--training-dir", str(ckpt), "--no-progress", "-o", str(out)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    deadline = time.time() + 300
+    while not (ckpt / "checkpoint-10" / "trainer_state.json").is_file() and child.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=300)
+    assert child.returncode == 130, err[-3000:]
+    assert err.strip().splitlines()[-1] == "optimum-cli dpruner recover: error: interrupted." and "Traceback" not in err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "ckpt", "domain.jsonl", "general.jsonl", "pruned"]  # no half-written output beside it either
+    steps = sorted(int(p.name.split("-")[1]) for p in ckpt.iterdir())
+    assert steps and steps[-1] < 200
+    first = (ckpt / "checkpoint-5" / "trainer_state.json").stat().st_mtime_ns
+    (ckpt / "checkpoint-9999").mkdir()  # what a save stopped after its first file leaves: no trainer_state.json
+    (ckpt / "checkpoint-9999" / "model.safetensors").write_bytes(b"")
+
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    side_car = json.loads((out / "dpruner_config.json").read_text())
+    assert side_car["recovery"]["steps"] == 200 and verify_sparsity(str(out)).ok
+    assert (ckpt / "checkpoint-5" / "trainer_state.json").stat().st_mtime_ns == first  # went on, did not start over
