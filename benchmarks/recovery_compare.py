@@ -306,7 +306,11 @@ def main(argv: list[str] | None = None) -> int:
               "recovery_config": recovery.to_dict(), "out": args.out, "rows": []}
     if args.resume and os.path.exists(args.out):
         with open(args.out, encoding="utf-8") as f:
-            record["rows"] = json.load(f)["rows"]
+            kept = json.load(f)
+        record["rows"] = kept["rows"]  # the rows made by earlier commands, and what was said of them
+        record["earlier_commands"] = kept.get("earlier_commands", []) + [kept["command"]]
+        if "note" in kept:
+            record["note"] = kept["note"]
     done = {r["row"] for r in record["rows"]}
     for name in args.rows:
         if name in done:
