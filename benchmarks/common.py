@@ -45,6 +45,18 @@ def command_line(script: str, argv: list[str]) -> str:
     return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(script), *argv])
 
 
+def smollm2(threads: int):
+    """The default model (SmolLM2-135M-Instruct, fp32, eval mode) and its tokenizer, with torch on `threads` threads."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from optimum_dpruner.models.default_model import ensure_default_model
+
+    torch.set_num_threads(threads)
+    path = ensure_default_model()
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval(), AutoTokenizer.from_pretrained(path)
+
+
 def write_result(out: str, record: dict[str, Any], markdown: Callable[[dict[str, Any]], str], echo: bool = True) -> None:
     """Write `record` to the JSON file `out` and `markdown(record)` beside it (`.md`), and print the markdown (`echo`)."""
     with open(out, "w", encoding="utf-8") as f:

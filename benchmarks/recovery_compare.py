@@ -36,7 +36,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import command_line, validation_texts  # noqa: E402
+from common import command_line, smollm2, validation_texts  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
@@ -108,17 +108,10 @@ def _step_timer():
 
 
 def _single(args: argparse.Namespace) -> dict:
-    import torch
-
     from optimum_dpruner import DPruner, DPrunerConfig, RecoveryConfig, recover
-    from optimum_dpruner.models.default_model import ensure_default_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.set_num_threads(args.threads)
     stored = _stored_row(args.domain, args.pattern, args.single)
-    path = ensure_default_model()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    dense = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    dense, tokenizer = smollm2(args.threads)
     model = copy.deepcopy(dense)
     out: dict = {"row": args.single, "domain": args.domain, "pattern": args.pattern, "before_run": stored["run"]}
     prune_config = None
@@ -174,7 +167,10 @@ def markdown(record: dict) -> str:
     rows = {r["row"]: r for r in record["rows"]}
     dense = rows.get("dense", {}).get("before")
     lines = [f"# Recovery on the full test sets ({record['domain']}, {record['pattern']})", "",
-             f"Command: `{record['command']}`", "", *([record["note"], ""] if record.get("note") else []),
+             f"Command: `{record['command']}`", "",
+             *([f"Rows kept from earlier commands: {'; '.join(f'`{c}`' for c in record['earlier_commands'])}", ""]
+               if record.get("earlier_commands") else []),
+             *([record["note"], ""] if record.get("note") else []),
              f"Date: {record['date']}; SmolLM2-135M-Instruct (fp32), {record['threads']} torch threads, CPU. Perplexity "
              "on every 512-token test window (general: Wikipedia; domain: "
              f"{'PubMed abstracts' if record['domain'] == 'medical' else 'US legislation'}), 95% bootstrap intervals over "

@@ -26,14 +26,11 @@ import os
 import sys
 import time
 
-import torch
-
 sys.path.insert(0, os.path.dirname(__file__))
-from common import command_line, validation_texts, write_result  # noqa: E402
+from common import command_line, smollm2, validation_texts, write_result  # noqa: E402
 from tune_extraction import _paired_interval, _ppl, window_nlls  # noqa: E402
 
 from optimum_dpruner import DPruner, DPrunerConfig, RecoveryConfig, recover  # noqa: E402
-from optimum_dpruner.models.default_model import ensure_default_model  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 
@@ -73,12 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                              "the same, window by window).")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = ensure_default_model()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    dense = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    dense, tokenizer = smollm2(args.threads)
     texts = {k: v for k, v in validation_texts(args.data).items() if k in ("general", args.domain)}
     record = {"command": command_line(__file__, sys.argv[1:] if argv is None else argv), "domain": args.domain,
               "pattern": args.pattern, "eval_windows": args.eval_windows, "rows": []}

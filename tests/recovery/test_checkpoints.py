@@ -104,3 +104,10 @@ def test_resume_gives_the_uninterrupted_weights(prune_tiny, tmp_path):
     assert resumed.report.steps == 4
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-6, msg=name)
+
+
+def test_resume_without_a_complete_checkpoint_names_the_fix(prune_tiny, tmp_path):
+    (tmp_path / "run" / "checkpoint-4").mkdir(parents=True)  # a save stopped before trainer_state.json
+    with pytest.raises(ConfigError, match="no complete Trainer checkpoint in .*run; run without resuming"):
+        prune_tiny().recover([GENERAL], [TEXT], RecoveryConfig(**FAST), output_dir=tmp_path / "run", progress=False,
+                             resume_from_checkpoint=True)
