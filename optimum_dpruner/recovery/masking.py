@@ -5,10 +5,12 @@ tensor that is `True` where the weight is pruned. `MaskKeeper` keeps them exact 
 
 - a gradient hook on each target weight zeroes the pruned entries of every gradient *before* it is accumulated,
   so gradient accumulation, clipping and the DDP all-reduce only ever see masked gradients;
-- after every optimizer step (`on_optimizer_step`) the pruned weights are set to zero again and the optimizer's
-  state of the same shape (AdamW's `exp_avg`, `exp_avg_sq`) is zeroed there. With masked gradients AdamW leaves
-  a zero weight at zero on its own (its moments stay zero, decoupled weight decay scales zero), so this is the
-  guarantee for any optimizer, not a correction of AdamW.
+- after every optimizer step (`on_optimizer_step`) the pruned weights are set to zero again. With masked gradients
+  AdamW (the Trainer's optimizer here) leaves a zero weight at zero on its own and its moments there stay exactly
+  zero (decoupled weight decay scales zero; `0 / (sqrt(0) + eps)` is 0), so the re-zeroing is the guarantee, not a
+  correction; the optimizer state gets no pass of its own (each pass over the weights costs memory bandwidth of
+  the model's size, a step's largest overhead on a CPU). `MaskKeeper.apply(optimizer)` also zeroes the state, for
+  use outside the Trainer's loop.
 
 An N:M pattern stays valid because no pruned position can become non-zero.
 """
@@ -126,7 +128,7 @@ class MaskKeeper(TrainerCallback):
 
     @torch.no_grad()
     def apply(self, optimizer: Any = None) -> None:
-        """Zero the pruned weights and the optimizer state at the same positions."""
+        """Zero the pruned weights, and the state of `optimizer` (if given) at the same positions."""
         state = getattr(getattr(optimizer, "optimizer", optimizer), "state", None) or {}
         for name, weight in self.weights.items():
             mask = self.masks[name]
@@ -136,7 +138,7 @@ class MaskKeeper(TrainerCallback):
                     value.masked_fill_(mask, 0)
 
     def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
-        self.apply(optimizer)
+        self.apply()  # the weights; AdamW's state stays zero from the masked gradients (module docstring)
 
 
 class FiniteGradients(TrainerCallback):

@@ -53,8 +53,9 @@ def test_full_mode_keeps_the_optimizer_state_zero(prune_tiny):
             model(input_ids=ids, labels=ids).loss.backward()
             for n in names:  # the gradient hook masked the gradient before it was accumulated
                 assert int(model.get_submodule(n).weight.grad[masks[n]].ne(0).sum()) == 0
-            optimizer.step()
-            keeper.on_optimizer_step(None, None, None, optimizer=optimizer)
+            optimizer.step()  # AdamW on masked gradients leaves the pruned weights at zero before any re-zeroing
+            assert all(int(model.get_submodule(n).weight[masks[n]].ne(0).sum()) == 0 for n in names)
+            keeper.on_optimizer_step(None, None, None, optimizer=optimizer)  # re-zeroes the weights only
             optimizer.zero_grad()
     for n in names:
         weight = model.get_submodule(n).weight
