@@ -71,7 +71,11 @@ def test_two_processes_give_the_single_process_mask(tmp_path, make_tiny, tokeniz
         assert meta["num_processes"] == "2" and meta["parallelism"] == parallelism
         for name, module in targets.items():
             assert torch.equal(tensors[f"mask.{name}"].bool(), module.weight != 0), (rank, name)
-            torch.testing.assert_close(tensors[f"I.{name}"], single.importance["I"][name], rtol=1e-4, atol=1e-12)
+            # the two-process gradient is a sum of halves, not one batch's mean: after SGD steps rounding differs,
+            # so entries near zero are compared at the tensor's scale rather than their own
+            reference = single.importance["I"][name]
+            torch.testing.assert_close(tensors[f"I.{name}"], reference, rtol=1e-4,
+                                       atol=1e-5 * reference.abs().max().item())
         # the logged loss is the global batch's: the mean of the two processes' halves
         torch.testing.assert_close(torch.tensor(json.loads(meta["losses"])), torch.tensor(single.report.extra["domain_losses"]),
                                    rtol=1e-5, atol=0)
