@@ -3,8 +3,10 @@
 A mask is the set of pruned positions of a target linear (`weight == 0` when training starts), held as a bool
 tensor that is `True` where the weight is pruned. `MaskKeeper` keeps them exact in a `transformers.Trainer`:
 
-- a gradient hook on each target weight zeroes the pruned entries of every gradient *before* it is accumulated,
-  so gradient accumulation, clipping and the DDP all-reduce only ever see masked gradients;
+- a post-accumulate-grad hook on each target weight zeroes the pruned entries of `weight.grad` in place as soon as
+  autograd has accumulated it, before DDP's reducer (a hook on the same accumulation node that runs after it) copies
+  the gradient for the all-reduce; so clipping, the all-reduce and the optimizer only ever see masked gradients,
+  and no masked copy of a layer-size gradient is allocated;
 - after every optimizer step (`on_optimizer_step`) the pruned weights are set to zero again. With masked gradients
   AdamW (the Trainer's optimizer here) leaves a zero weight at zero on its own and its moments there stay exactly
   zero (decoupled weight decay scales zero; `0 / (sqrt(0) + eps)` is 0), so the re-zeroing is the guarantee, not a
@@ -119,9 +121,15 @@ class MaskKeeper(TrainerCallback):
     def __enter__(self) -> "MaskKeeper":
         for name, weight in self.weights.items():
             if weight.requires_grad:
-                mask = self.masks[name]
-                self._hooks.add_grad_hook(weight, lambda grad, _m=mask: grad.masked_fill(_m, 0))
+                self._hooks.add_post_accumulate_grad_hook(weight, self._masking_hook(self.masks[name]))
         return self
+
+    @staticmethod
+    def _masking_hook(mask: torch.Tensor):
+        def hook(param: torch.Tensor) -> None:
+            param.grad.masked_fill_(mask, 0)
+
+        return hook
 
     def __exit__(self, *exc: object) -> None:
         self._hooks.remove()

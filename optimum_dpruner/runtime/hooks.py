@@ -41,10 +41,6 @@ class HookManager:
     def add_post_accumulate_grad_hook(self, param: torch.Tensor, fn: Callable[[torch.Tensor], None]) -> None:
         self._handles.append(param.register_post_accumulate_grad_hook(fn))
 
-    def add_grad_hook(self, tensor: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor | None]) -> None:
-        """`fn(grad)` may return a replacement gradient, before it is accumulated into `.grad`."""
-        self._handles.append(tensor.register_hook(fn))
-
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()

@@ -46,6 +46,7 @@ def test_two_processes_give_the_single_process_weights(prune_tiny, tmp_path):
         with safe_open(str(tmp_path / f"rank{rank}.safetensors"), "pt") as f:
             meta = f.metadata()
             assert meta["num_processes"] == "2"
+            assert meta["unmasked_gradients"] == "0"  # the mask holds after the all-reduce, where the optimizer reads
             for key in f.keys():
                 got = f.get_tensor(key)
                 torch.testing.assert_close(got, expected[key], rtol=1e-4, atol=1e-5, msg=f"rank {rank} {key}")
