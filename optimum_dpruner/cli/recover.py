@@ -37,7 +37,7 @@ RECOVERY_FLAGS: dict[str, str] = {f.name: "--" + f.name.replace("_", "-") for f 
 _CHOICES = {"mode": list(RECOVERY_MODES), "lr_scheduler_type": list(SCHEDULERS), "train_params": ["targets", "all"]}
 
 _EXAMPLES = """
-  # recover a pruned model: masked LoRA merged without losing a zero, 75% domain windows, 96 steps of 256 tokens
+  # recover a pruned model: masked LoRA merged without losing a zero, 75% domain windows, 192 steps of 256 tokens
   optimum-cli dpruner recover -m smollm2-medical-50 --general-dataset builtin:general \\
       --domain-dataset builtin:medical -o smollm2-medical-50-recovered
 

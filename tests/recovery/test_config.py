@@ -38,7 +38,7 @@ def test_bad_values_are_one_line_config_errors(kwargs, message):
 
 
 def test_budget_in_steps_or_tokens():
-    assert RecoveryConfig().steps == 96
+    assert RecoveryConfig().steps == 192
     assert RecoveryConfig(max_steps=10, batch_size=2, seq_len=32).tokens == 640
     assert RecoveryConfig(max_tokens=1000, batch_size=2, seq_len=32).steps == 16  # ceil(1000 / 64)
     assert RecoveryConfig(batch_size=4, gradient_accumulation_steps=2).per_device_batch_size(2) == 1
