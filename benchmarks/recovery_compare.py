@@ -165,7 +165,9 @@ def markdown(record: dict) -> str:
     """Before / after per row, the share of the gap to the dense model each recovery closes, the paired comparisons of
     the recovered D-Pruner with the recovered baselines, throughput and memory."""
     rows = {r["row"]: r for r in record["rows"]}
-    dense = rows.get("dense", {}).get("before")
+    # the gap's reference is the unpruned model before fine-tuning: the dense row's "before", else its stored row
+    dense = rows.get("dense", {}).get("before") or {
+        k: v for k, v in _stored_row(record["domain"], record["pattern"], "dense").items() if k.startswith(SETS)}
     lines = [f"# Recovery on the full test sets ({record['domain']}, {record['pattern']})", "",
              f"Command: `{record['command']}`", "",
              *([f"Rows kept from earlier commands: {'; '.join(f'`{c}`' for c in record['earlier_commands'])}", ""]
