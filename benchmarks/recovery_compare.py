@@ -21,7 +21,7 @@ recovered one. Tokens/s is the throughput of the optimizer steps alone (evaluati
 (pruned rows) and without one (the dense row), in the same command: compare them only inside one file.
 
 A SmolLM2 step (one 256-token window, forward + backward + AdamW) takes ~4-5 s on 2 CPU cores; a row costs
-pruning (1-5 min) + the default budget (~8 min) + the full test sets (~10 min at 2 threads).
+pruning (1-5 min) + the default budget (~11 min) + the full test sets (~10 min at 2 threads).
 """
 
 from __future__ import annotations
