@@ -185,8 +185,8 @@ def markdown(record: dict) -> str:
         rec, cells = r["recovery"], [name]
         for key in SETS:
             cells += [_ppl_cell(r["before"], key), _ppl_cell(r["after"], key)]
-            gap = r["before"][key] - dense[key] if dense else math.nan
-            cells.append("-" if name == "dense" or not dense else f"{(r['before'][key] - r['after'][key]) / gap:.1%}")
+            gap = r["before"][key] - dense[key]
+            cells.append("-" if name == "dense" else f"{(r['before'][key] - r['after'][key]) / gap:.1%}")
         kept = "-" if name == "dense" else ("yes" if rec["unmasked_after"] == 0 and rec["verified"] is not False else
                                             f"NO ({rec['unmasked_after']})")
         peak = max(rec["peak_rss_bytes"].values(), default=0) / 2**20
