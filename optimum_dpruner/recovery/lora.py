@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from .masking import kept
 
 __all__ = ["MaskedLoraLinear", "add_masked_lora", "merge_masked_lora"]
 
@@ -44,12 +45,12 @@ class MaskedLoraLinear(_LoraLinear):
     def __init__(self, base_layer: nn.Module, adapter_name: str, **kwargs: Any) -> None:
         super().__init__(base_layer, adapter_name, **kwargs)
         weight = self.get_base_layer().weight
-        self.register_buffer("dpruner_pruned", weight.detach().eq(0), persistent=False)
-        self.dpruner_has_zeros = bool(self.dpruner_pruned.any())  # without zeros the mask is a no-op: peft's path
+        self.register_buffer("dpruner_keep", kept(weight.detach().eq(0)), persistent=False)  # 0 where pruned
+        self.dpruner_has_zeros = not bool(self.dpruner_keep.all())  # without zeros the mask is a no-op: peft's path
 
     def get_delta_weight(self, adapter: str) -> torch.Tensor:
         delta = super().get_delta_weight(adapter)
-        return delta.masked_fill(self.dpruner_pruned.to(delta.device), 0)
+        return delta * self.dpruner_keep.to(delta.device)
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         if not self.dpruner_has_zeros or self.disable_adapters or self.merged or kwargs.get("adapter_names") is not None:

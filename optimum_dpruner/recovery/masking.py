@@ -3,8 +3,8 @@
 A mask is the set of pruned positions of a target linear (`weight == 0` when training starts), held as a bool
 tensor that is `True` where the weight is pruned. `MaskKeeper` keeps them exact in a `transformers.Trainer`:
 
-- a post-accumulate-grad hook on each target weight zeroes the pruned entries of `weight.grad` in place as soon as
-  autograd has accumulated it, before DDP's reducer (a hook on the same accumulation node that runs after it) copies
+- a post-accumulate-grad hook on each target weight zeroes the pruned entries of `weight.grad` in place (`kept`) as
+  soon as autograd has accumulated it, before DDP's reducer (a hook on the same accumulation node that runs after it) copies
   the gradient for the all-reduce; so clipping, the all-reduce and the optimizer only ever see masked gradients,
   and no masked copy of a layer-size gradient is allocated;
 - after every optimizer step (`on_optimizer_step`) the pruned weights are set to zero again. With masked gradients
@@ -15,6 +15,11 @@ tensor that is `True` where the weight is pruned. `MaskKeeper` keeps them exact 
   use outside the Trainer's loop.
 
 An N:M pattern stays valid because no pruned position can become non-zero.
+
+Every mask of a recovery run is applied as a product with `kept(mask)` (1 where a weight is kept, 0 where pruned, one
+byte an entry), never with `masked_fill`: on a CPU `masked_fill` with a bool mask runs 4-10x slower than the product
+(`benchmarks/results/mask_ops.md`), and a full step applies two masks of the model's size. A product also carries a
+NaN or inf at a pruned position through instead of writing 0 over it, so `FiniteGradients` stops the run on it.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from ..checkpoint.verification import verify_sparsity
 from ..errors import CheckpointError, NumericalError, UnsupportedModelError
 from ..runtime.hooks import HookManager
 
-__all__ = ["target_names", "capture_masks", "check_masks", "count_unmasked", "MaskKeeper", "FiniteGradients"]
+__all__ = ["target_names", "capture_masks", "kept", "check_masks", "count_unmasked", "MaskKeeper", "FiniteGradients"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +66,12 @@ def capture_masks(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]
                                         "pass the pruned model the metadata was written for.") from None
         masks[name] = module.weight.detach().eq(0)
     return masks
+
+
+def kept(mask: torch.Tensor) -> torch.Tensor:
+    """The multiplier of a mask (`True` where pruned): `1` where the weight is kept, `0` where it is pruned, as uint8
+    (a product with it keeps the other operand's dtype)."""
+    return mask.logical_not().view(torch.uint8)
 
 
 def check_masks(model: nn.Module, masks: dict[str, torch.Tensor], allow_dense: bool = False) -> float:
@@ -114,20 +125,21 @@ class MaskKeeper(TrainerCallback):
     """
 
     def __init__(self, model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-        self.masks = {name: mask for name, mask in masks.items() if mask.any()}  # a layer without zeros: nothing to keep
-        self.weights = {name: model.get_submodule(name).weight for name in self.masks}
+        # a layer without zeros has nothing to keep; the masks are held as their multipliers (`kept`)
+        self.keep = {name: kept(mask) for name, mask in masks.items() if mask.any()}
+        self.weights = {name: model.get_submodule(name).weight for name in self.keep}
         self._hooks = HookManager()
 
     def __enter__(self) -> "MaskKeeper":
         for name, weight in self.weights.items():
             if weight.requires_grad:
-                self._hooks.add_post_accumulate_grad_hook(weight, self._masking_hook(self.masks[name]))
+                self._hooks.add_post_accumulate_grad_hook(weight, self._masking_hook(self.keep[name]))
         return self
 
     @staticmethod
-    def _masking_hook(mask: torch.Tensor):
+    def _masking_hook(keep: torch.Tensor):
         def hook(param: torch.Tensor) -> None:
-            param.grad.masked_fill_(mask, 0)
+            param.grad.mul_(keep)
 
         return hook
 
@@ -139,11 +151,11 @@ class MaskKeeper(TrainerCallback):
         """Zero the pruned weights, and the state of `optimizer` (if given) at the same positions."""
         state = getattr(getattr(optimizer, "optimizer", optimizer), "state", None) or {}
         for name, weight in self.weights.items():
-            mask = self.masks[name]
-            weight.masked_fill_(mask, 0)
+            keep = self.keep[name]
+            weight.mul_(keep)
             for value in state.get(weight, {}).values():
                 if torch.is_tensor(value) and value.shape == weight.shape:
-                    value.masked_fill_(mask, 0)
+                    value.mul_(keep)
 
     def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
         self.apply()  # the weights; AdamW's state stays zero from the masked gradients (module docstring)
