@@ -14,11 +14,12 @@ Arms (`--arms`), each "<model>-<mode>":
 - `dense-full` / `masked-full`: full fine-tuning of the target linears, without and with the mask (gradient hooks,
   re-zeroing after each step).
 
-Masked LoRA cannot cost what plain LoRA costs: the gradient of `delta W * M` needs `g^T x`, a matmul of the layer's
-size that plain LoRA never forms (its update stays rank r), so its reference for "the mask's overhead" is full
-fine-tuning, which forms that gradient too.
+`masked-lora` against `dense-lora` is not the same computation: the gradient of the masked update `delta W * M`
+needs `g^T x`, a matmul of the layer's size that plain LoRA never forms (its update stays rank r), while the masked
+forward runs one matmul with `W + delta W * M` where peft runs the base layer and two rank-r matmuls. The mask's own
+overhead is `masked-full` against `dense-full`, the same computation plus the gradient hooks and re-zeroing.
 
-A LoRA step of SmolLM2 on one 256-token window takes ~1.5-2 s on 2 CPU cores, a full one more: the default (24
+A LoRA step of SmolLM2 on one 256-token window takes ~1.4-2.5 s on 2 CPU cores, a full one ~30% more: the default (24
 steps, 3 repeats, 5 arms) runs ~15 minutes. Run it alone: another job on the machine shifts every number.
 """
 
@@ -68,8 +69,9 @@ def markdown(record: dict) -> str:
             cells.append(f"{r['median']:.3f}x [{r['min']:.3f}, {r['max']:.3f}]" if r else ("1" if arm == reference else "-"))
         lines.append(f"| {arm} | {a['median_seconds_per_step']:.3f} | {a['tokens_per_second']:.0f} | " + " | ".join(cells) + " |")
     lines += ["", "The mask's overhead is `masked-full` against `dense-full` (the same computation plus the mask's hooks and "
-              "re-zeroing). `masked-lora` against `dense-lora` is a different computation: the gradient of the masked "
-              "update `dW * M` needs `g^T x`, a matmul of the layer's size that plain LoRA does not form."]
+              "re-zeroing). `masked-lora` against `dense-lora` is a different computation: the masked update's gradient "
+              "needs `g^T x`, a layer-size matmul plain LoRA does not form, and its forward runs one fused matmul where "
+              "peft's runs the base layer and two rank-r ones."]
     return "\n".join(lines) + "\n"
 
 
