@@ -20,8 +20,9 @@ During training each row evaluates 8 windows of the *validation* texts (`common.
 recovered one. Tokens/s is the throughput of the optimizer steps alone (evaluations left out), with the mask kept
 (pruned rows) and without one (the dense row), in the same command: compare them only inside one file.
 
-A SmolLM2 step (one 256-token window, forward + backward + AdamW) takes ~4-5 s on 2 CPU cores; a row costs
-pruning (1-5 min) + the default budget (~11 min) + the full test sets (~10 min at 2 threads).
+A masked-LoRA SmolLM2 step (one 256-token window, forward + backward + AdamW) takes ~2.2 s on 2 CPU cores; a row costs
+pruning (1-5 min) + the default budget (~7 min of steps, ~10 with the validation evaluations) + the full test
+sets (~10 min at 2 threads).
 """
 
 from __future__ import annotations

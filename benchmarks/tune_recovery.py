@@ -13,7 +13,7 @@ against the default variant. Every row records steps, tokens, seconds and that e
         --out /tmp/smoke.json                                      # a smoke run of the script itself
 
 A masked-LoRA step of SmolLM2 over one 256-token window took ~3 s on 2 CPU cores here (a full fine-tuning step
-more): the default budget (192 steps of one window) is ~10 minutes per variant, plus ~1 minute of evaluation.
+more): the default budget (192 steps of one window) is ~7-10 minutes per variant, plus ~1 minute of evaluation.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ __all__ = ["RecoveryConfig", "RECOVERY_MODES", "SCHEDULERS", "DEFAULT_MAX_STEPS"
 RECOVERY_MODES = ("full", "lora")
 #: learning-rate schedules of `transformers.SchedulerType` that need no extra arguments
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt")
-#: budget when neither `max_steps` nor `max_tokens` is given: 192 one-window steps, ~10 minutes of masked LoRA for
+#: budget when neither `max_steps` nor `max_tokens` is given: 192 one-window steps, ~7 minutes of masked LoRA for
 #: SmolLM2 on 2 CPU cores (chosen on validation text: benchmarks/results/tune_recovery_{medical,legal}.md)
 DEFAULT_MAX_STEPS = 192
 #: peak learning rate per mode when `learning_rate` is not given (chosen on validation text:
@@ -36,7 +36,7 @@ class RecoveryConfig:
     The defaults were chosen on medical and legal validation text after the default D-Pruner at 50% on SmolLM2
     (`benchmarks/tune_recovery.py`): a masked LoRA adapter (r 16, lr 1e-3) closed more of the general-perplexity gap
     than masked full fine-tuning at its best learning rate, in less time; 192 steps closed more of both gaps than 96
-    and train for ~10 minutes on 2 CPU cores; distillation from the dense model changed nothing measurable, so it is
+    and train for ~7 minutes on 2 CPU cores; distillation from the dense model changed nothing measurable, so it is
     off.
 
     Args:
