@@ -4,8 +4,8 @@ A mask is the set of pruned positions of a target linear (`weight == 0` when tra
 tensor that is `True` where the weight is pruned. `MaskKeeper` keeps them exact in a `transformers.Trainer`:
 
 - a post-accumulate-grad hook on each target weight zeroes the pruned entries of `weight.grad` in place (`kept`) as
-  soon as autograd has accumulated it, before DDP's reducer (a hook on the same accumulation node that runs after it) copies
-  the gradient for the all-reduce; so clipping, the all-reduce and the optimizer only ever see masked gradients,
+  soon as autograd has accumulated it, before DDP's reducer (a hook on the same accumulation node that runs after
+  it) copies the gradient for the all-reduce; so clipping, the all-reduce and the optimizer only ever see masked gradients,
   and no masked copy of a layer-size gradient is allocated;
 - after every optimizer step (`on_optimizer_step`) the pruned weights are set to zero again. With masked gradients
   AdamW (the Trainer's optimizer here) leaves a zero weight at zero on its own and its moments there stay exactly

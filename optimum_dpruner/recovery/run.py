@@ -238,10 +238,9 @@ def recover(
                                   has_eval=evaluation is not None, gradient_checkpointing=gradient_checkpointing)
         trainer = RecoveryTrainer(model=train_model, args=args, train_dataset=stream, eval_dataset=evaluation,
                                   callbacks=callbacks, teacher=teacher_model, recovery_config=config)
-        sharded = [name for name, on in (("FSDP", trainer.is_fsdp_enabled), ("DeepSpeed", trainer.is_deepspeed_enabled))
-                   if on]
+        sharded = "FSDP" if trainer.is_fsdp_enabled else "DeepSpeed" if trainer.is_deepspeed_enabled else None
         if sharded:  # the mask's gradient hooks and re-zeroing work on whole parameters, which these shard
-            raise ConfigError(f"recovery does not run under {sharded[0]} (it shards the parameters whose pruned entries "
+            raise ConfigError(f"recovery does not run under {sharded} (it shards the parameters whose pruned entries "
                               "the mask keeps); launch it with DDP (accelerate launch --multi_gpu, or torchrun) or in one "
                               "process.")
         if not progress:
